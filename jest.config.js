@@ -1,0 +1,15 @@
+// Jest runs the TypeScript tests as ESM (node --experimental-vm-modules, see package.json):
+// @swc/jest strips types, and relative imports written with `.js` resolve to their `.ts` source.
+// Type checking is `npm run lint` (tsc), a separate step in .ci/run.
+export default {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: {
+    '^.+\\.ts$': ['@swc/jest', { jsc: { parser: { syntax: 'typescript' }, target: 'es2022' } }],
+  },
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
+  testTimeout: 30000,
+};

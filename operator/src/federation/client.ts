@@ -1,0 +1,164 @@
+import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
+import type { KeyObject } from 'node:crypto';
+import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { createClient, RpcError, type ClientOptions, type ServiceClient } from '../../../proto/grpc/index.js';
+import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
+import { sha256 } from './blob-store.js';
+import { openEnvelope, sealEnvelope } from './envelope.js';
+import { freshNonce, handshakeTranscript, sessionIdOf, signTranscript, verifyTranscript } from './handshake.js';
+import { encodePublicKey, publicKeyObject, type Identity } from './identity.js';
+import { Limits, PROTOCOL } from './limits.js';
+import { Refusal, refuse } from './refusal.js';
+import { ReplayWindow } from './replay-window.js';
+
+export interface PeerClientOptions {
+  identity: Identity;
+  runId: string;
+  /** `host:port` of the peer's federation endpoint. */
+  address: string;
+  /** The key the peer's `Peer` resource names: the server must prove it holds it. */
+  serverKey: Uint8Array;
+  metrics: FederationMetrics;
+  /** The round this side is in, stamped on every request. */
+  round?: () => bigint;
+  grpc?: ClientOptions;
+}
+
+interface ClientSession {
+  id: Buffer;
+  nextOutbound: bigint;
+  inbound: ReplayWindow;
+}
+
+/**
+ * This coordinator's connection to one peer: handshakes (again, when the peer forgot the
+ * session), signs every request and checks every response as strictly as the server checks
+ * requests. A refused response is counted like a refused request.
+ */
+export class PeerClient {
+  private readonly rpc: ServiceClient<(typeof FederationService)['method']> & { close(): void };
+  private readonly serverKey: Buffer;
+  private readonly serverKeyObject: KeyObject;
+  private session: ClientSession | undefined;
+
+  constructor(private readonly options: PeerClientOptions) {
+    this.serverKey = Buffer.from(options.serverKey);
+    this.serverKeyObject = publicKeyObject(this.serverKey);
+    this.rpc = createClient(FederationService, options.address, {
+      unaryTimeoutMs: 10_000, maxResponseBytes: Limits.transportMessageBytes, ...options.grpc,
+    });
+  }
+
+  /** Runs the handshake and keeps the session; returns its id. */
+  async handshake(timeoutMs?: number): Promise<Buffer> {
+    const { identity, runId, metrics } = this.options;
+    try {
+      const clientNonce = freshNonce();
+      const hello = await this.rpc.hello({ protocol: PROTOCOL, runId, clientKey: identity.publicKey, clientNonce }, { timeoutMs });
+      if (hello.serverKey.length !== Limits.publicKeyBytes || !this.serverKey.equals(hello.serverKey)) {
+        throw this.refused(refuse('UnknownPeer', `the server at ${this.options.address} presented key ${Buffer.from(hello.serverKey).toString('base64')}, expected ${encodePublicKey(this.serverKey)}`));
+      }
+      if (hello.serverNonce.length !== Limits.nonceBytes) throw this.refused(refuse('Malformed', `server nonce must be ${Limits.nonceBytes} bytes`));
+      const transcript = handshakeTranscript({ runId, clientKey: identity.publicKey, serverKey: this.serverKey, clientNonce, serverNonce: hello.serverNonce });
+      if (!verifyTranscript(this.serverKeyObject, 'server', transcript, hello.serverSignature)) {
+        throw this.refused(refuse('BadSignature', 'the server signature over the handshake transcript does not verify'));
+      }
+      const finish = await this.rpc.finish({ serverNonce: hello.serverNonce, clientSignature: signTranscript(identity, 'client', transcript) }, { timeoutMs });
+      const sessionId = sessionIdOf(transcript);
+      if (!sessionId.equals(finish.sessionId)) throw this.refused(refuse('Malformed', 'the server confirmed another session id'));
+      this.session = { id: sessionId, nextOutbound: 1n, inbound: new ReplayWindow() };
+      metrics.handshakes.inc({ role: 'client', result: 'ok' });
+      return sessionId;
+    } catch (error) {
+      metrics.handshakes.inc({ role: 'client', result: 'refused' });
+      throw error;
+    }
+  }
+
+  /** Asks the peer for its status: one signed message each way. */
+  async status(note = ''): Promise<{ status: MessageShape<typeof PeerStatusSchema>; round: bigint; sequence: bigint }> {
+    return this.withSession(async () => {
+      const request = this.seal(StatusQuerySchema, { note });
+      const response = await this.rpc.getStatus({ envelope: request });
+      const opened = this.openResponse(response.envelope, PeerStatusSchema);
+      return { status: opened.body, round: opened.header.round, sequence: opened.header.sequence };
+    });
+  }
+
+  /**
+   * Streams a contribution payload by hash, at most `maxBytes`, and checks the hash of what
+   * arrived. Chunks must be contiguous and agree on the total length.
+   */
+  async fetchContribution(payloadHash: Uint8Array, maxBytes: number): Promise<Buffer> {
+    return this.withSession(async () => {
+      const request = this.seal(ContributionQuerySchema, { payloadHash, offset: 0n });
+      let buffer: Buffer | undefined;
+      let received = 0;
+      for await (const chunk of this.rpc.fetchContribution({ envelope: request })) {
+        const total = Number(chunk.totalBytes);
+        if (buffer === undefined) {
+          if (total > maxBytes) throw this.refused(refuse('TooLarge', `payload of ${total} bytes exceeds the limit of ${maxBytes}`));
+          buffer = Buffer.allocUnsafe(total);
+        }
+        if (total !== buffer.length || Number(chunk.offset) !== received || chunk.data.length === 0 ||
+            chunk.data.length > Limits.chunkBytes || received + chunk.data.length > total) {
+          throw this.refused(refuse('Malformed', `chunk at offset ${chunk.offset} (${chunk.data.length} bytes, total ${chunk.totalBytes}) does not continue the payload at ${received}`));
+        }
+        buffer.set(chunk.data, received);
+        received += chunk.data.length;
+        this.options.metrics.payloadBytes.inc({ direction: 'received' }, chunk.data.length);
+      }
+      if (buffer === undefined || received !== buffer.length) throw this.refused(refuse('Malformed', `payload ended after ${received} bytes`));
+      if (!sha256(buffer).equals(payloadHash)) throw this.refused(refuse('BadSignature', 'payload does not match its hash'));
+      return buffer;
+    });
+  }
+
+  close(): void {
+    this.rpc.close();
+  }
+
+  /** Runs `call` in a session; handshakes first if needed, and once more if the peer forgot it. */
+  private async withSession<T>(call: () => Promise<T>): Promise<T> {
+    if (this.session === undefined) await this.handshake();
+    try {
+      return await call();
+    } catch (error) {
+      if (!(error instanceof RpcError) || error.reason !== 'UnknownSession') throw error;
+      await this.handshake();
+      return call();
+    }
+  }
+
+  private seal<Desc extends DescMessage>(schema: Desc, body: MessageInitShape<Desc>): Envelope {
+    const session = this.session!;
+    const sequence = session.nextOutbound++;
+    return sealEnvelope(this.options.identity, {
+      runId: this.options.runId, round: this.options.round?.() ?? 0n, schema, body, session: { id: session.id, sequence },
+    });
+  }
+
+  private openResponse<Desc extends DescMessage>(envelope: Envelope | undefined, schema: Desc) {
+    try {
+      const opened = openEnvelope(envelope, {
+        kind: 'session', runId: this.options.runId, schema,
+        keyFor: (signer) => (this.serverKey.equals(signer) ? this.serverKeyObject : undefined),
+      });
+      const session = this.session!;
+      if (!session.id.equals(opened.header.sessionId)) throw refuse('UnknownSession', 'the response belongs to another session');
+      const problem = session.inbound.check(opened.header.sequence);
+      if (problem !== undefined) throw refuse('Replay', problem);
+      session.inbound.accept(opened.header.sequence);
+      return opened;
+    } catch (error) {
+      if (error instanceof Refusal) throw this.refused(error);
+      throw error;
+    }
+  }
+
+  private refused(refusal: Refusal): Refusal {
+    countRefusal(this.options.metrics, refusal.reason);
+    return refusal;
+  }
+}

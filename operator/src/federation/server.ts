@@ -1,0 +1,173 @@
+import * as grpc from '@grpc/grpc-js';
+import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
+import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import {
+  AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
+  type PeerStatus,
+} from '../../../proto/gen/concord/v1/federation_pb.js';
+import { addService, RpcError, type ServiceImplementation } from '../../../proto/grpc/index.js';
+import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
+import { chunksOf, type BlobStore } from './blob-store.js';
+import { openEnvelope, sealEnvelope } from './envelope.js';
+import { HandshakeResponder, type HandshakeResponderOptions } from './handshake-responder.js';
+import type { Identity } from './identity.js';
+import { Limits } from './limits.js';
+import type { PeerDirectory } from './peers.js';
+import { Refusal, refuse } from './refusal.js';
+import { SessionTable, type Session, type SessionTableOptions } from './sessions.js';
+
+/** A message that passed every check, for logs and tests. */
+export interface AcceptedMessage {
+  method: string;
+  peerName: string;
+  round: bigint;
+  sequence: bigint;
+}
+
+export interface FederationServerOptions {
+  identity: Identity;
+  runId: string;
+  peers: PeerDirectory;
+  metrics: FederationMetrics;
+  /** What GetStatus answers. */
+  status: () => MessageInitShape<typeof PeerStatusSchema>;
+  /** Why a round is not accepted now (→ StaleRound), or undefined. Default: any round. */
+  checkRound?: (round: bigint) => string | undefined;
+  /** Contribution payloads by hash (FetchContribution). */
+  contributions?: BlobStore;
+  /** Checkpoints by model hash (FetchCheckpoint). */
+  checkpoints?: BlobStore;
+  /** Data per streamed chunk, 1 byte to 4 MiB (default 1 MiB). */
+  chunkBytes?: number;
+  onAccepted?: (message: AcceptedMessage) => void;
+  onRefused?: (refusal: Refusal, method: string) => void;
+  sessions?: SessionTableOptions;
+  handshake?: HandshakeResponderOptions;
+}
+
+/**
+ * The federation endpoint of one coordinator: handshakes, then session messages whose every
+ * request is a signed envelope checked before its handler runs, and whose every response is
+ * signed in turn. Refusals are counted in concord_rejected_messages_total{reason}.
+ */
+export class FederationServer {
+  private readonly server: grpc.Server;
+  private readonly sessions: SessionTable;
+  private readonly handshake: HandshakeResponder;
+  private readonly chunkBytes: number;
+
+  constructor(private readonly options: FederationServerOptions) {
+    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
+    if (!(this.chunkBytes >= 1 && this.chunkBytes <= Limits.chunkBytes)) throw new Error(`chunkBytes must be 1 to ${Limits.chunkBytes}`);
+    this.sessions = new SessionTable(options.sessions);
+    this.handshake = new HandshakeResponder(options.identity, options.runId, options.peers, this.sessions, options.handshake);
+    this.server = new grpc.Server({
+      'grpc.max_receive_message_length': Limits.transportMessageBytes,
+      'grpc.max_send_message_length': Limits.transportMessageBytes,
+    });
+    addService(this.server, FederationService, this.implementation(), {
+      maxRequestBytes: Limits.unaryMessageBytes,
+      onError: (error, method) => {
+        if (error instanceof Refusal) {
+          countRefusal(options.metrics, error.reason);
+          options.onRefused?.(error, method);
+        }
+      },
+      onInternalError: (error, method) => console.error(`internal error in ${method}:`, error),
+    });
+  }
+
+  /** Starts listening; returns the bound port (pass 0 for any free port). */
+  async listen(host: string, port: number): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+        if (error) reject(error);
+        else resolve(bound);
+      });
+    });
+  }
+
+  /** Stops accepting calls, lets running ones finish for up to `graceMs`, then cuts them. */
+  async close(graceMs = 2000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, graceMs);
+      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
+    });
+  }
+
+  private implementation(): ServiceImplementation<(typeof FederationService)['method']> {
+    const { options } = this;
+    return {
+      hello: async (request) => {
+        try {
+          return this.handshake.hello(request);
+        } catch (error) {
+          options.metrics.handshakes.inc({ role: 'server', result: 'refused' });
+          throw error;
+        }
+      },
+      finish: async (request) => {
+        try {
+          const { response } = this.handshake.finish(request);
+          options.metrics.handshakes.inc({ role: 'server', result: 'ok' });
+          return response;
+        } catch (error) {
+          options.metrics.handshakes.inc({ role: 'server', result: 'refused' });
+          throw error;
+        }
+      },
+      getStatus: async (request, context) => {
+        const { session, round } = this.admit(request.envelope, StatusQuerySchema, context.method);
+        return { envelope: this.reply(session, round, PeerStatusSchema, options.status()) };
+      },
+      // Rounds (announce, manifests) arrive with the federation work; until then these calls are
+      // authenticated like any other and then declined.
+      announce: async (request, context) => {
+        this.admit(request.envelope, AnnouncementSchema, context.method);
+        throw new RpcError(grpc.status.UNIMPLEMENTED, 'this coordinator does not take part in rounds yet');
+      },
+      exchangeManifest: async (request, context) => {
+        this.admit(request.envelope, EnvelopeSchema, context.method);
+        throw new RpcError(grpc.status.UNIMPLEMENTED, 'this coordinator does not take part in rounds yet');
+      },
+      fetchContribution: (request, context) => {
+        const { body } = this.admit(request.envelope, ContributionQuerySchema, context.method);
+        return this.streamBlob(options.contributions, 'contribution', body.payloadHash, body.offset);
+      },
+      fetchCheckpoint: (request, context) => {
+        const { body } = this.admit(request.envelope, CheckpointQuerySchema, context.method);
+        return this.streamBlob(options.checkpoints, 'checkpoint', body.modelHash, body.offset);
+      },
+    };
+  }
+
+  /** Every check of a session message, in order; returns the session and decoded body. */
+  private admit<Desc extends DescMessage>(envelope: Envelope | undefined, schema: Desc, method: string) {
+    const { options } = this;
+    const opened = openEnvelope(envelope, {
+      kind: 'session', runId: options.runId, schema, keyFor: options.peers.keyFor, checkRound: options.checkRound,
+    });
+    const session = this.sessions.admit(opened.header.sessionId, opened.signer, opened.header.sequence);
+    options.onAccepted?.({ method, peerName: session.peerName, round: opened.header.round, sequence: opened.header.sequence });
+    return { session, round: opened.header.round, body: opened.body };
+  }
+
+  private reply<Desc extends DescMessage>(session: Session, round: bigint, schema: Desc, body: MessageInitShape<Desc>): Envelope {
+    const sequence = session.nextOutbound++;
+    return sealEnvelope(this.options.identity, { runId: this.options.runId, round, schema, body, session: { id: session.id, sequence } });
+  }
+
+  private async *streamBlob(store: BlobStore | undefined, what: string, hash: Uint8Array, offset: bigint) {
+    if (hash.length !== Limits.hashBytes) throw refuse('Malformed', `${what} hash must be ${Limits.hashBytes} bytes, got ${hash.length}`);
+    const bytes = store?.get(hash);
+    if (bytes === undefined) throw new RpcError(grpc.status.NOT_FOUND, `no ${what} ${Buffer.from(hash).toString('hex')} here`);
+    if (offset > BigInt(bytes.length)) throw refuse('Malformed', `offset ${offset} is beyond the ${bytes.length}-byte ${what}`);
+    const totalBytes = BigInt(bytes.length);
+    for (const chunk of chunksOf(bytes, Number(offset), this.chunkBytes)) {
+      this.options.metrics.payloadBytes.inc({ direction: 'sent' }, chunk.data.length);
+      yield { offset: BigInt(chunk.offset), totalBytes, data: chunk.data };
+    }
+  }
+}
+
+export type { PeerStatus };
