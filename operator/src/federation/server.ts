@@ -13,7 +13,7 @@ import { HandshakeResponder, type HandshakeResponderOptions } from './handshake-
 import type { Identity } from './identity.js';
 import { Limits } from './limits.js';
 import type { PeerDirectory } from './peers.js';
-import { Refusal, refuse } from './refusal.js';
+import { isRefusalReason, refuse, type RefusalReason } from './refusal.js';
 import { SessionTable, type Session, type SessionTableOptions } from './sessions.js';
 
 /** A message that passed every check, for logs and tests. */
@@ -40,7 +40,7 @@ export interface FederationServerOptions {
   /** Data per streamed chunk, 1 byte to 4 MiB (default 1 MiB). */
   chunkBytes?: number;
   onAccepted?: (message: AcceptedMessage) => void;
-  onRefused?: (refusal: Refusal, method: string) => void;
+  onRefused?: (reason: RefusalReason, detail: string, method: string) => void;
   sessions?: SessionTableOptions;
   handshake?: HandshakeResponderOptions;
 }
@@ -67,10 +67,12 @@ export class FederationServer {
     });
     addService(this.server, FederationService, this.implementation(), {
       maxRequestBytes: Limits.unaryMessageBytes,
+      // The adapter refuses undecodable and oversized requests itself (Malformed, TooLarge):
+      // count those like the refusals thrown by Concord's checks.
       onError: (error, method) => {
-        if (error instanceof Refusal) {
+        if (isRefusalReason(error.reason)) {
           countRefusal(options.metrics, error.reason);
-          options.onRefused?.(error, method);
+          options.onRefused?.(error.reason, error.detail, method);
         }
       },
       onInternalError: (error, method) => console.error(`internal error in ${method}:`, error),
