@@ -5,6 +5,7 @@ import { generateIdentity, type Identity } from '../../operator/src/federation/i
 import { PeerDirectory } from '../../operator/src/federation/peers.js';
 import { FederationServer, type AcceptedMessage, type FederationServerOptions } from '../../operator/src/federation/server.js';
 import { MemoryBlobStore } from '../../operator/src/federation/blob-store.js';
+import { countsOf } from '../../operator/src/metrics/read.js';
 
 export const RUN_ID = 'team-a/gpt-small';
 
@@ -43,7 +44,7 @@ export async function startServer(peers: Identity[], options: Partial<Federation
   return {
     identity, server, registry, metrics, accepted, contributions,
     address: `127.0.0.1:${port}`,
-    rejected: () => countsByReason(registry),
+    rejected: () => countsOf(registry, 'concord_rejected_messages_total', 'reason'),
     close: () => server.close(100),
   };
 }
@@ -58,9 +59,4 @@ export function connect(server: TestServer, identity: Identity, options: { runId
     metrics: createFederationMetrics(registry),
     round: () => options.round ?? 4n,
   });
-}
-
-export async function countsByReason(registry: Registry): Promise<Record<string, number>> {
-  const metric = await registry.getSingleMetric('concord_rejected_messages_total')!.get();
-  return Object.fromEntries(metric.values.filter((v) => v.value > 0).map((v) => [String(v.labels.reason), v.value]));
 }

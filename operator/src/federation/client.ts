@@ -46,7 +46,12 @@ export class PeerClient {
     this.serverKey = Buffer.from(options.serverKey);
     this.serverKeyObject = publicKeyObject(this.serverKey);
     this.rpc = createClient(FederationService, options.address, {
-      unaryTimeoutMs: 10_000, maxResponseBytes: Limits.transportMessageBytes, ...options.grpc,
+      unaryTimeoutMs: 10_000,
+      maxResponseBytes: Limits.transportMessageBytes,
+      ...options.grpc,
+      // grpc-js waits 1 s (and more, growing) before redialling a peer that refused a connection;
+      // peers come and go, and the caller has its own backoff, so redial sooner.
+      channelOptions: { 'grpc.initial_reconnect_backoff_ms': 100, 'grpc.max_reconnect_backoff_ms': 5_000, ...options.grpc?.channelOptions },
     });
   }
 

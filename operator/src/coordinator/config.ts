@@ -1,0 +1,84 @@
+import { parse } from 'yaml';
+import { parsePublicKey } from '../federation/identity.js';
+import { Limits } from '../federation/limits.js';
+
+/** How one coordinator process is configured (a file; in Kubernetes, the run's ConfigMap). */
+export interface CoordinatorConfig {
+  /** A name for logs: the cluster or owner. */
+  name: string;
+  runId: string;
+  /** PEM file with the run identity's private key. */
+  identityFile: string;
+  /** Where the federation endpoint listens. */
+  listen: { host: string; port: number };
+  peers: PeerConfig[];
+}
+
+export interface PeerConfig {
+  name: string;
+  /** `host:port` of the peer's federation endpoint. */
+  endpoint: string;
+  publicKey: Buffer;
+}
+
+/** A configuration problem, naming the field at fault. */
+export class ConfigError extends Error {
+  constructor(readonly field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseCoordinatorConfig(text: string): CoordinatorConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    throw new ConfigError('(file)', `not valid YAML: ${(error as Error).message}`);
+  }
+  const root = object(raw, '(file)');
+  const name = string(root.name, 'name', 63);
+  const runId = string(root.runId, 'runId', Limits.runIdChars);
+  const identityFile = string(root.identityFile, 'identityFile', 4096);
+  const listen = hostPort(string(root.listen, 'listen', 300), 'listen');
+  const peersRaw = root.peers ?? [];
+  if (!Array.isArray(peersRaw)) throw new ConfigError('peers', 'must be a list');
+  const peers = peersRaw.map((entry, i): PeerConfig => {
+    const field = `peers[${i}]`;
+    const peer = object(entry, field);
+    const endpoint = string(peer.endpoint, `${field}.endpoint`, 300);
+    hostPort(endpoint, `${field}.endpoint`);
+    let publicKey: Buffer;
+    try {
+      publicKey = parsePublicKey(string(peer.publicKey, `${field}.publicKey`, 4096));
+    } catch (error) {
+      throw new ConfigError(`${field}.publicKey`, (error as Error).message);
+    }
+    return { name: string(peer.name, `${field}.name`, 63), endpoint, publicKey };
+  });
+  const seen = new Set<string>();
+  peers.forEach((peer, i) => {
+    if (seen.has(peer.name)) throw new ConfigError(`peers[${i}].name`, `"${peer.name}" is listed twice`);
+    seen.add(peer.name);
+  });
+  return { name, runId, identityFile, listen, peers };
+}
+
+function object(value: unknown, field: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping');
+  return value as Record<string, unknown>;
+}
+
+function string(value: unknown, field: string, maxLength: number): string {
+  if (value === undefined || value === null || value === '') throw new ConfigError(field, 'is required');
+  if (typeof value !== 'string') throw new ConfigError(field, `must be a string, got ${typeof value} ${JSON.stringify(value)}`);
+  if (value.length > maxLength) throw new ConfigError(field, `must be at most ${maxLength} characters`);
+  return value;
+}
+
+function hostPort(value: string, field: string): { host: string; port: number } {
+  const match = /^(.+):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) throw new ConfigError(field, `must be host:port, got "${value}"`);
+  return { host: match[1]!, port };
+}
