@@ -241,7 +241,7 @@ export type PeerStatus = Message<"concord.v1.PeerStatus"> & {
   modelHash: Uint8Array;
 
   /**
-   * What the peer is doing: "Handshaking", "Training", "Gathering", "Validating", "Agreeing",
+   * What the peer is doing: "Idle" (no round running), "Training", "Gathering", "Validating", "Agreeing",
    * "Applying", "Syncing"; at most 32 characters.
    *
    * @generated from field: string phase = 3;
