@@ -6,6 +6,7 @@ import { sealEnvelope } from '../../operator/src/federation/envelope.js';
 import { freshNonce, handshakeTranscript, signTranscript } from '../../operator/src/federation/handshake.js';
 import { generateIdentity, type Identity } from '../../operator/src/federation/identity.js';
 import { Limits, PROTOCOL } from '../../operator/src/federation/limits.js';
+import { countsOf } from '../../operator/src/metrics/read.js';
 import { connect, RUN_ID, startServer, type TestServer } from '../support/federation.js';
 
 /** Runs a call that must be refused and returns the error the real client saw. */
@@ -164,6 +165,20 @@ describe('federation handshake and signed messages over real gRPC', () => {
     const missing = await refusal(client.fetchContribution(Buffer.alloc(32), 1024));
     expect(missing.code).toBe(status.NOT_FOUND);
     client.close();
+  });
+
+  it('shares one handshake between concurrent first calls, and their sequence numbers never collide', async () => {
+    const own = await startServer([alice]);
+    const client = connect(own, alice);
+    try {
+      const replies = await Promise.all(Array.from({ length: 20 }, (_, i) => client.status(`call ${i}`)));
+      expect(new Set(replies.map((r) => r.sequence)).size).toBe(20);
+      expect(await countsOf(own.registry, 'concord_handshakes_total', 'role')).toEqual({ server: 1 });
+      expect(own.accepted).toHaveLength(20);
+    } finally {
+      client.close();
+      await own.close();
+    }
   });
 
   it('re-handshakes transparently after the server forgot the session', async () => {

@@ -9,7 +9,7 @@ import { openEnvelope, sealEnvelope } from './envelope.js';
 import { freshNonce, handshakeTranscript, sessionIdOf, signTranscript, verifyTranscript } from './handshake.js';
 import { encodePublicKey, publicKeyObject, type Identity } from './identity.js';
 import { Limits, PROTOCOL } from './limits.js';
-import { Refusal, refuse } from './refusal.js';
+import { isRefusalReason, Refusal, refuse } from './refusal.js';
 import { ReplayWindow } from './replay-window.js';
 
 export interface PeerClientOptions {
@@ -41,6 +41,7 @@ export class PeerClient {
   private readonly serverKey: Buffer;
   private readonly serverKeyObject: KeyObject;
   private session: ClientSession | undefined;
+  private handshaking: Promise<Buffer> | undefined;
 
   constructor(private readonly options: PeerClientOptions) {
     this.serverKey = Buffer.from(options.serverKey);
@@ -55,8 +56,15 @@ export class PeerClient {
     });
   }
 
-  /** Runs the handshake and keeps the session; returns its id. */
-  async handshake(timeoutMs?: number): Promise<Buffer> {
+  /** Runs the handshake and keeps the session; returns its id. Concurrent callers share one. */
+  handshake(timeoutMs?: number): Promise<Buffer> {
+    this.handshaking ??= this.runHandshake(timeoutMs).finally(() => {
+      this.handshaking = undefined;
+    });
+    return this.handshaking;
+  }
+
+  private async runHandshake(timeoutMs: number | undefined): Promise<Buffer> {
     const { identity, runId, metrics } = this.options;
     try {
       const clientNonce = freshNonce();
@@ -76,7 +84,9 @@ export class PeerClient {
       metrics.handshakes.inc({ role: 'client', result: 'ok' });
       return sessionId;
     } catch (error) {
-      metrics.handshakes.inc({ role: 'client', result: 'refused' });
+      // `refused`: one side refused the other; `failed`: the transport or a deadline failed.
+      const refused = error instanceof RpcError && isRefusalReason(error.reason);
+      metrics.handshakes.inc({ role: 'client', result: refused ? 'refused' : 'failed' });
       throw error;
     }
   }

@@ -23,7 +23,7 @@ export function createFederationMetrics(registry: Registry): FederationMetrics {
   for (const reason of REFUSAL_REASONS) rejectedMessages.inc({ reason }, 0);
   const handshakes = new Counter({
     name: 'concord_handshakes_total',
-    help: 'Federation handshakes, by the role this coordinator played (client or server) and result (ok or refused).',
+    help: 'Federation handshakes, by the role this coordinator played (client or server) and result (ok, refused, or failed in transport).',
     labelNames: ['role', 'result'] as const,
     registers: [registry],
   });
