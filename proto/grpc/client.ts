@@ -1,6 +1,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { asBuffer } from './encoded.js';
 import { RpcError, fromServiceError } from './errors.js';
 
 export interface CallOptions {
@@ -66,7 +67,7 @@ export function createClient<S extends GenServiceMethods>(
   for (const method of service.methods) {
     const path = `/${service.typeName}/${method.name}`;
     const serialize = (message: MessageInitShape<DescMessage>): Buffer =>
-      Buffer.from(toBinary(method.input, create(method.input, message)));
+      asBuffer(toBinary(method.input, create(method.input, message)));
     const deserialize = (bytes: Buffer): MessageShape<DescMessage> => {
       try {
         return fromBinary(method.output, bytes);

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import { create, fromBinary, toBinary, type DescMessage, type MessageInitShape, type MessageShape } from '@bufbuild/protobuf';
 import type { GenService, GenServiceMethods } from '@bufbuild/protobuf/codegenv2';
+import { asBuffer, EncodedMessage } from './encoded.js';
 import { RpcError, toServiceStatus } from './errors.js';
 
 type SurfaceCall = grpc.ServerUnaryCall<Buffer, Buffer> | grpc.ServerWritableStream<Buffer, Buffer>;
@@ -18,15 +19,18 @@ export interface CallContext {
   readonly requestBytes: number;
 }
 
+/** What a handler returns: a message to encode, or one it encoded itself. */
+type Output<O extends DescMessage> = MessageInitShape<O> | EncodedMessage;
+
 type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   context: CallContext,
-) => Promise<MessageInitShape<O>>;
+) => Promise<Output<O>>;
 
 type ServerStreamingHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   context: CallContext,
-) => AsyncIterable<MessageInitShape<O>>;
+) => AsyncIterable<Output<O>>;
 
 /** One handler per method of a protobuf-es service; the method kind decides the shape. */
 export type ServiceImplementation<S extends GenServiceMethods> = {
@@ -103,8 +107,8 @@ export function addService<S extends GenServiceMethods>(
       const context: CallContext = { peerAddress: call.getPeer(), method: path, signal, requestBytes: bytes.length };
       return { request, context };
     };
-    const encode = (message: MessageInitShape<DescMessage>): Buffer =>
-      Buffer.from(toBinary(method.output, create(method.output, message)));
+    const encode = (message: Output<DescMessage>): Buffer =>
+      asBuffer(message instanceof EncodedMessage ? message.bytes : toBinary(method.output, create(method.output, message)));
 
     if (!streaming) {
       const unary = handler as UnaryHandler<DescMessage, DescMessage>;

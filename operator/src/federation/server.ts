@@ -5,7 +5,7 @@ import {
   AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
   type PeerStatus,
 } from '../../../proto/gen/concord/v1/federation_pb.js';
-import { addService, RpcError, type ServiceImplementation } from '../../../proto/grpc/index.js';
+import { addService, encodeChunkMessage, RpcError, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import { chunksOf, type BlobStore } from './blob-store.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
@@ -164,10 +164,9 @@ export class FederationServer {
     const bytes = store?.get(hash);
     if (bytes === undefined) throw new RpcError(grpc.status.NOT_FOUND, `no ${what} ${Buffer.from(hash).toString('hex')} here`);
     if (offset > BigInt(bytes.length)) throw refuse('Malformed', `offset ${offset} is beyond the ${bytes.length}-byte ${what}`);
-    const totalBytes = BigInt(bytes.length);
     for (const chunk of chunksOf(bytes, Number(offset), this.chunkBytes)) {
       this.options.metrics.payloadBytes.inc({ direction: 'sent' }, chunk.data.length);
-      yield { offset: BigInt(chunk.offset), totalBytes, data: chunk.data };
+      yield encodeChunkMessage(chunk.offset, bytes.length, chunk.data);
     }
   }
 }

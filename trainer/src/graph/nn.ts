@@ -1,0 +1,102 @@
+// Neural-network ops for a GPT, built on ops.ts. LayerNorm and GELU bring their own gradient
+// rules (fewer, cheaper backward nodes than differentiating their primitives); RMSNorm and
+// cross-entropy are plain compositions and autodiff derives their gradients.
+
+import { attr, formatShape, isFloat, shapeError, type FloatDType, type Graph, type Tensor } from './graph.js';
+import { add, div, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sqrt, sub, sumTo, tanh } from './ops.js';
+
+function requireVector(op: string, v: Tensor | undefined, size: number, x: Tensor): void {
+  if (v !== undefined && (v.rank !== 1 || v.shape[0] !== size || v.dtype !== x.dtype)) {
+    shapeError(op, `expects a ${x.dtype} vector of length ${size} (the last dimension)`, [x, v]);
+  }
+}
+
+/** x @ w (+ b), with w stored [in, out]. */
+export function linear(x: Tensor, w: Tensor, b?: Tensor): Tensor {
+  const y = matmul(x, w);
+  return b === undefined ? y : add(y, b);
+}
+
+/** LayerNorm over the last axis: ONNX LayerNormalization (opset 17+) forward, one fused kernel.
+ * Backward recomputes mean and 1/std from x: ORT returns those side outputs as float32 even for
+ * float64 input, which would spoil float64 gradient checks.
+ *   x̂ = (x − μ)·r,  dx = r·(g − mean(g) − x̂·mean(g·x̂))  with g = dy·w,  dw = Σ dy·x̂,  db = Σ dy */
+export function layerNorm(x: Tensor, weight: Tensor, bias?: Tensor, eps = 1e-5): Tensor {
+  const op = 'LayerNormalization';
+  const c = x.shape.at(-1) ?? 0;
+  if (!isFloat(x.dtype)) shapeError(op, 'expects float tensors', [x]);
+  requireVector(op, weight, c, x);
+  requireVector(op, bias, c, x);
+  const epsilon = Math.fround(eps); // the attribute is stored as float32; use the same value below
+  return x.graph.op({
+    op,
+    inputs: [x, weight, bias],
+    outputs: [x],
+    attrs: { axis: attr.int(-1), epsilon: attr.float(epsilon) },
+    grad: ([gy]) => {
+      if (gy === undefined) throw new Error('internal: LayerNormalization gradient without upstream');
+      const xc = sub(x, reduceMean(x, [-1], true));
+      const rstd = div(1, sqrt(add(reduceMean(mul(xc, xc), [-1], true), epsilon)));
+      const xhat = mul(xc, rstd);
+      const g = mul(gy, weight);
+      const gx = mul(rstd, sub(sub(g, reduceMean(g, [-1], true)), mul(xhat, reduceMean(mul(g, xhat), [-1], true))));
+      const gw = sumTo(mul(gy, xhat), weight.shape);
+      return bias === undefined ? [gx, gw] : [gx, gw, sumTo(gy, bias.shape)];
+    },
+  });
+}
+
+/** RMSNorm over the last axis: x / sqrt(mean(x²) + eps) · w. */
+export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
+  requireVector('RMSNorm', weight, x.shape.at(-1) ?? 0, x);
+  const rms = sqrt(add(reduceMean(mul(x, x), [-1], true), eps));
+  return mul(div(x, rms), weight);
+}
+
+const GELU_C = Math.sqrt(2 / Math.PI);
+const GELU_K = 0.044715;
+
+/** GELU, tanh approximation (GPT-2's): 0.5·x·(1 + tanh(c·(x + k·x³))). Written from Tanh rather
+ * than ONNX Gelu (opset 20) or Erf, which has no float64 kernel in ORT.
+ *   dy/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3k·x²) */
+export function gelu(x: Tensor): Tensor {
+  if (!isFloat(x.dtype)) shapeError('Gelu', 'expects float tensors', [x]);
+  let t: Tensor | undefined;
+  const [y] = x.graph.composite(
+    'Gelu',
+    [x],
+    () => {
+      t = tanh(mul(add(x, mul(mul(x, mul(x, x)), GELU_K)), GELU_C));
+      return [mul(mul(x, 0.5), add(t, 1))];
+    },
+    ([gy]) => {
+      if (gy === undefined || t === undefined) throw new Error('internal: Gelu gradient before forward');
+      const dt = mul(mul(sub(1, mul(t, t)), GELU_C), add(mul(mul(x, x), 3 * GELU_K), 1));
+      return [mul(gy, mul(add(add(t, 1), mul(x, dt)), 0.5))];
+    },
+  );
+  return y as Tensor;
+}
+
+/** x[..., target] for each position: [..., V] and int [...] → [...]. */
+export function pick(x: Tensor, targets: Tensor): Tensor {
+  if (targets.rank !== x.rank - 1 || targets.shape.some((d, i) => d !== x.shape[i])) {
+    shapeError('Pick', `targets must have shape ${formatShape(x.shape.slice(0, -1))}`, [x, targets]);
+  }
+  return reshape(gatherElements(x, reshape(targets, [...targets.shape, 1]), -1), targets.shape);
+}
+
+/** Mean cross-entropy of logits [..., V] against int targets [...]: −mean(log_softmax(logits)[target]).
+ * Its gradient, softmax − onehot (÷ tokens), comes out of the LogSoftmax and GatherElements rules. */
+export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  return neg(mean(pick(logSoftmax(logits, -1), targets)));
+}
+
+/** Additive causal mask [T, T]: 0 where a position may attend (key ≤ query), −1e9 above the
+ * diagonal. Finite rather than −∞, so no inf·0 can turn into NaN in a backward product. Add it to
+ * attention scores [..., T, T] before the softmax. */
+export function causalMask(graph: Graph, t: number, dtype: FloatDType = graph.dtype): Tensor {
+  const data = new Float64Array(t * t);
+  for (let q = 0; q < t; q++) for (let k = q + 1; k < t; k++) data[q * t + k] = -1e9;
+  return graph.constant(data, dtype, [t, t]);
+}
