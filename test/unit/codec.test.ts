@@ -40,6 +40,21 @@ describe('SparseLoCo codec', () => {
     }
   });
 
+  it('breaks ties toward the lower index, on the sampled and on the exact path alike', () => {
+    const n = 8192;
+    const cases: Array<[string, Float32Array]> = [
+      ['all equal', new Float32Array(n).fill(0.5)],
+      ['zeros but a few', Float32Array.from({ length: n }, (_, i) => (i % 1000 === 7 ? 1 : 0))],
+      ['two levels', Float32Array.from({ length: n }, (_, i) => (i % 3 === 0 ? -2 : 1))],
+      ['steep', Float32Array.from({ length: n }, (_, i) => Math.exp(-i / 50) * (i % 2 ? 1 : -1))],
+    ];
+    for (const [, delta] of cases) {
+      const update = decodePayload(new SparseLoCoEncoder(n, TEMPLAR).encode(delta), n);
+      const expected = [...referenceTopK(delta.subarray(0, 4096), 64), ...referenceTopK(delta.subarray(4096), 64).map((i) => i + 4096)];
+      expect([...update.indices]).toEqual(expected);
+    }
+  });
+
   it('conserves mass with error feedback: Δ + decay·e_old = decode(c) + e_new', () => {
     for (const errorDecay of [1, 0.9]) {
       const n = 9000;

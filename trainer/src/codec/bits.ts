@@ -67,19 +67,24 @@ export class BitReader {
     return this.end - this.position;
   }
 
+  /** The next 32 bits from the current position (zeros past the end), without consuming them. */
+  private peek32(): number {
+    const b = this.bytes;
+    const i = this.position >>> 3;
+    const shift = this.position & 7;
+    const n = b.length;
+    const word = ((i < n ? b[i]! << 24 : 0) | (i + 1 < n ? b[i + 1]! << 16 : 0) | (i + 2 < n ? b[i + 2]! << 8 : 0) | (i + 3 < n ? b[i + 3]! : 0)) >>> 0;
+    if (shift === 0) return word;
+    const extra = i + 4 < n ? b[i + 4]! : 0;
+    return ((word << shift) | (extra >>> (8 - shift))) >>> 0;
+  }
+
+  /** Reads `count` bits (0 to 32) as an unsigned number. */
   read(count: number, what: string): number {
     if (this.position + count > this.end) throw new CodecError(`payload ends inside ${what}`);
-    let value = 0;
-    let remaining = count;
-    while (remaining > 0) {
-      const byte = this.bytes[this.position >>> 3]!;
-      const available = 8 - (this.position & 7);
-      const take = remaining < available ? remaining : available;
-      const bits = (byte >>> (available - take)) & ((1 << take) - 1);
-      value = value * (1 << take) + bits;
-      this.position += take;
-      remaining -= take;
-    }
+    if (count === 0) return 0;
+    const value = this.peek32() >>> (32 - count);
+    this.position += count;
     return value;
   }
 
@@ -87,11 +92,16 @@ export class BitReader {
   readRice(b: number, maxQuotient: number, what: string): number {
     let quotient = 0;
     for (;;) {
-      if (this.position >= this.end) throw new CodecError(`payload ends inside ${what}`);
-      const bit = (this.bytes[this.position >>> 3]! >>> (7 - (this.position & 7))) & 1;
-      this.position++;
-      if (bit === 0) break;
-      if (++quotient > maxQuotient) throw new CodecError(`${what} is out of range`);
+      // Leading ones of the next 32 bits: the unary part, ended by a zero.
+      const ones = Math.clz32(~this.peek32());
+      if (this.position + ones >= this.end) throw new CodecError(`payload ends inside ${what}`);
+      quotient += ones;
+      if (quotient > maxQuotient) throw new CodecError(`${what} is out of range`);
+      if (ones < 32) {
+        this.position += ones + 1;
+        break;
+      }
+      this.position += 32;
     }
     return quotient * 2 ** b + (b > 0 ? this.read(b, what) : 0);
   }

@@ -24,6 +24,7 @@ export class SparseLoCoEncoder {
   private readonly writer: BitWriter;
   private readonly selector: TopKSelector;
   private readonly kept: Uint32Array;
+  private readonly errorBits: Uint32Array;
   private readonly levels = new Float64Array(128);
   private readonly f32 = new Float32Array(1);
   private readonly u32 = new Uint32Array(this.f32.buffer);
@@ -35,6 +36,7 @@ export class SparseLoCoEncoder {
     if (!(errorDecay >= 0 && errorDecay <= 1)) throw new Error(`compression.errorDecay must be in [0, 1], got ${errorDecay}`);
     this.params = { chunk: options.chunk, k: options.k, bits: options.bits, errorDecay };
     this.error = new Float32Array(length);
+    this.errorBits = new Uint32Array(this.error.buffer);
     this.rice = riceParameter(options.chunk, options.k);
     this.writer = new BitWriter(maxPayloadBytes(length, options, this.rice));
     this.selector = new TopKSelector(options.chunk);
@@ -51,19 +53,19 @@ export class SparseLoCoEncoder {
     writer.reset(maxPayloadBytes(length, this.params, this.rice), HEADER_BYTES);
     writeHeader(writer.buffer, { chunk, k, bits, rice: this.rice, length });
 
-    if (errorDecay === 1) for (let i = 0; i < length; i++) error[i]! += delta[i]!;
-    else for (let i = 0; i < length; i++) error[i] = errorDecay * error[i]! + delta[i]!;
-
     for (let start = 0; start < length; start += chunk) {
-      const values = error.subarray(start, Math.min(start + chunk, length));
-      const keep = Math.min(k, values.length);
-      const bad = this.selector.select(values, keep, kept);
-      if (bad >= 0) throw new Error(`delta + error feedback is not finite at index ${start + bad}: ${values[bad]}`);
+      const end = Math.min(start + chunk, length);
+      // e ← decay·e + Δ, a chunk at a time so the selection below finds it in cache.
+      if (errorDecay === 1) for (let i = start; i < end; i++) error[i]! += delta[i]!;
+      else for (let i = start; i < end; i++) error[i] = errorDecay * error[i]! + delta[i]!;
+      const keep = Math.min(k, end - start);
+      const bad = this.selector.select(this.errorBits, start, end, keep, kept);
+      if (bad >= 0) throw new Error(`delta + error feedback is not finite at index ${start + bad}: ${error[start + bad]}`);
 
       let hi = 0;
       let lo = Infinity;
       for (let j = 0; j < keep; j++) {
-        const m = Math.abs(values[kept[j]!]!);
+        const m = Math.abs(error[start + kept[j]!]!);
         if (m > hi) hi = m;
         if (m < lo) lo = m;
       }
@@ -81,13 +83,13 @@ export class SparseLoCoEncoder {
         previous = index;
       }
       for (let j = 0; j < keep; j++) {
-        const index = kept[j]!;
-        const value = values[index]!;
+        const index = start + kept[j]!;
+        const value = error[index]!;
         const t = levelOf(Math.abs(value), hi, low, levelCount);
         const negative = value < 0 || Object.is(value, -0) ? 1 : 0;
         writer.write((negative << signShift) | t, bits);
         // What was sent leaves the error buffer; the quantisation error stays.
-        values[index] = value - (negative ? -levels[t]! : levels[t]!);
+        error[index] = value - (negative ? -levels[t]! : levels[t]!);
       }
     }
     return writer.buffer.subarray(0, writer.byteLength);
