@@ -9,6 +9,7 @@ export interface Benchmark {
 
 /** name → one-line description and module. A new benchmark adds one line here. */
 const BENCHMARKS = new Map<string, { about: string; load: () => Promise<Benchmark> }>([
+  ['codec', { about: 'SparseLoCo encode/decode MB/s on 64M float32 values vs copying them; compression ratio; bytes allocated per encode', load: () => import('./codec.js') }],
   ['wire', { about: 'envelope seal+open per second; gRPC payload streaming vs raw TCP (64 MiB in 1–4 MiB chunks)', load: () => import('./wire.js') }],
 ]);
 

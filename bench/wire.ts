@@ -26,6 +26,7 @@ import { generateIdentity, type Identity } from '../operator/src/federation/iden
 import { Limits } from '../operator/src/federation/limits.js';
 import { PeerDirectory } from '../operator/src/federation/peers.js';
 import { createFederationMetrics } from '../operator/src/metrics/federation.js';
+import { fmt, median, progress, progressDone, table } from './report.js';
 import type { ReadyMessage, WireServerConfig } from './wire-server.js';
 
 const MiB = 1024 * 1024;
@@ -66,15 +67,6 @@ export async function main(args: string[]): Promise<number> {
     console.error(`results written to ${values.json}`);
   }
   return 0;
-}
-
-// ---- progress: one live line on stderr when it is a terminal (logs get no \r noise) --------
-
-function progress(text: string): void {
-  if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K`);
-}
-function progressDone(): void {
-  if (process.stderr.isTTY) process.stderr.write('\r\x1b[K');
 }
 
 // ---- (a) envelopes ---------------------------------------------------------------------------
@@ -314,23 +306,4 @@ function streamingTable(result: StreamingResult, runs: number): string {
     '',
     table(['path', 'MiB/s', 'ratio to raw', `goal ≥ ${GOAL}`], rows),
   ].join('\n');
-}
-
-// ---- small helpers ---------------------------------------------------------------------------
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function fmt(value: number, digits: number): string {
-  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
-}
-
-/** A Markdown table: readable in a terminal and pasted as is into docs/benchmarks.md. */
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: string[]) => `| ${cells.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join(' | ')} |`;
-  return [line(header), `|${widths.map((w, i) => (i === 0 ? `${'-'.repeat(w + 1)}-` : `${'-'.repeat(w + 1)}:`)).join('|')}|`, ...rows.map(line)].join('\n');
 }

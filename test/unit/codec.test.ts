@@ -137,7 +137,7 @@ describe('SparseLoCo codec', () => {
     // A NaN scale in the first chunk (float32 bits 0x7fc00000).
     const nanScale = Buffer.from(payload);
     nanScale.writeUInt32BE(0x7fc00000, 24);
-    expect(() => decodePayload(nanScale, n)).toThrow(/chunk 0 has a scale that is not finite/);
+    expect(() => decodePayload(nanScale, n)).toThrow(/chunk 0: the scale is not finite/);
     // An index gap that runs past the chunk.
     const forgedGap = Buffer.from(payload);
     forgedGap.fill(0xff, 29, 40);

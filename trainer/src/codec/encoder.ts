@@ -55,11 +55,9 @@ export class SparseLoCoEncoder {
 
     for (let start = 0; start < length; start += chunk) {
       const end = Math.min(start + chunk, length);
-      // e ← decay·e + Δ, a chunk at a time so the selection below finds it in cache.
-      if (errorDecay === 1) for (let i = start; i < end; i++) error[i]! += delta[i]!;
-      else for (let i = start; i < end; i++) error[i] = errorDecay * error[i]! + delta[i]!;
       const keep = Math.min(k, end - start);
-      const bad = this.selector.select(this.errorBits, start, end, keep, kept);
+      // e ← decay·e + Δ over the chunk, and its top-k.
+      const bad = this.selector.accumulateAndSelect(error, this.errorBits, delta, errorDecay, start, end, keep, kept);
       if (bad >= 0) throw new Error(`delta + error feedback is not finite at index ${start + bad}: ${error[start + bad]}`);
 
       let hi = 0;

@@ -9,14 +9,15 @@
  * No allocation per call; the chunk is read twice while it sits in L1 cache.
  *
  * Fast path, tried first when k is a small part of the chunk: a threshold guessed from a sample of
- * 128 values keeps about 3.5·k candidates in one filtering pass, and only those are ranked. If
+ * 128 values keeps about 3.5·k candidates in one pass that also adds the delta into the error
+ * buffer (the chunk is read from memory once), and only those candidates are ranked. If
  * the guess keeps fewer than k or more than 8·k (ties, odd distributions), the exact histogram
  * path above runs instead. Both paths return the same positions: the top-k is defined exactly.
  */
 const BUCKET_SHIFT = 20; // 31 magnitude bits → 11-bit buckets
 const BUCKETS = 1 << 11;
 const SAMPLE = 128;
-/** selectBySample's answer when its guess did not work out. */
+/** accumulateAndSelectBySample's answer when its guess did not work out. */
 const FALLBACK = -2;
 /** Positions in a chunk are below 2^24 (the largest chunk). */
 const POSITION_SPAN = 2 ** 24;
@@ -25,8 +26,10 @@ export class TopKSelector {
   private readonly histograms = new Uint32Array(4 * BUCKETS);
   private readonly collected: Uint32Array;
   private readonly ranked: Uint32Array;
-  private readonly sampleTop = new Uint32Array(SAMPLE);
+  private readonly sampleTop = new Float64Array(SAMPLE);
   private readonly keys: Float64Array;
+  private readonly f32 = new Float32Array(1);
+  private readonly u32 = new Uint32Array(this.f32.buffer);
 
   constructor(maxChunk: number) {
     this.collected = new Uint32Array(maxChunk);
@@ -35,20 +38,24 @@ export class TopKSelector {
   }
 
   /**
-   * Writes the positions (relative to `start`, ascending) of the k largest |values| in
-   * [start, end) into `out`, reading the values' float32 bits from `bits`. Returns the relative
-   * position of the first non-finite value, or −1.
+   * Adds the delta into the error buffer over [start, end), e ← decay·e + Δ, and writes the
+   * positions (relative to `start`, ascending) of the k largest |e| there into `out`. `errorBits`
+   * is a Uint32Array over the error buffer's memory. Returns the relative position of the first
+   * non-finite value, or −1.
    */
-  select(bits: Uint32Array, start: number, end: number, k: number, out: Uint32Array): number {
+  accumulateAndSelect(error: Float32Array, errorBits: Uint32Array, delta: Float32Array, decay: number, start: number, end: number, k: number, out: Uint32Array): number {
     const n = end - start;
     if (k * 8 <= n && n >= SAMPLE * 4) {
-      const result = this.selectBySample(bits, start, end, k, out);
+      const result = this.accumulateAndSelectBySample(error, errorBits, delta, decay, start, end, k, out);
       if (result !== FALLBACK) return result;
+    } else {
+      for (let i = start; i < end; i++) error[i] = decay * error[i]! + delta[i]!;
     }
-    return this.selectByHistogram(bits, start, end, k, out);
+    return this.selectByHistogram(errorBits, start, end, k, out);
   }
 
-  private selectBySample(bits: Uint32Array, start: number, end: number, k: number, out: Uint32Array): number {
+  /** The fast path; always finishes the accumulation, returns FALLBACK if its guess failed. */
+  private accumulateAndSelectBySample(error: Float32Array, errorBits: Uint32Array, delta: Float32Array, decay: number, start: number, end: number, k: number, out: Uint32Array): number {
     const n = end - start;
     const stride = Math.floor(n / SAMPLE);
     // The j-th largest of the sample: about j·stride values of the chunk lie above it.
@@ -56,8 +63,9 @@ export class TopKSelector {
     const top = this.sampleTop;
     let held = 0;
     for (let s = 0; s < SAMPLE; s++) {
-      const m = bits[start + s * stride]! & 0x7fffffff;
-      if (held === j && m <= top[j - 1]!) continue;
+      const at = start + s * stride;
+      const m = Math.abs(Math.fround(decay * error[at]! + delta[at]!));
+      if (held === j && !(m > top[j - 1]!)) continue;
       let p = held < j ? held++ : j - 1;
       while (p > 0 && top[p - 1]! < m) {
         top[p] = top[p - 1]!;
@@ -65,31 +73,47 @@ export class TopKSelector {
       }
       top[p] = m;
     }
+    // The filter below compares the unrounded sum (rounding it to float32 first makes this loop
+    // 5× slower in V8). Rounding is monotonic, so comparing against the float32 just below the
+    // threshold still collects every value whose stored float32 magnitude reaches the threshold.
     const threshold = top[j - 1]!;
+    this.f32[0] = threshold;
+    if (this.u32[0]! > 0) this.u32[0]!--;
+    const below = this.f32[0]!;
+
+    // One pass: accumulate, and collect every position at or above the threshold. `poison`
+    // stays 0 unless a value is NaN or ±Inf (x·0 is NaN for those), without a branch per value.
     const collected = this.collected;
     const limit = 8 * k;
     let count = 0;
+    let overflow = false;
+    let poison = 0;
     for (let i = start; i < end; i++) {
-      if ((bits[i]! & 0x7fffffff) >= threshold) {
-        if (count === limit) return FALLBACK;
-        collected[count++] = i - start;
+      const v = decay * error[i]! + delta[i]!;
+      error[i] = v;
+      poison += v * 0;
+      if (Math.abs(v) >= below) {
+        if (count < limit) collected[count++] = i - start;
+        else overflow = true;
       }
     }
-    if (count < k) return FALLBACK;
-    // Rank by one number per candidate, magnitude·2^24 + (2^24 − 1 − position) (exact in a
+    if (poison !== 0) {
+      for (let i = start; i < end; i++) if (!Number.isFinite(error[i]!)) return i - start;
+    }
+    if (overflow || count < k) return FALLBACK;
+
+    // Rank by one number per candidate, magnitude bits·2^24 + (2^24 − 1 − position) (exact in a
     // double: < 2^55, and distinct), so the order is by magnitude, then by lower position.
     const keys = this.keys;
     for (let c = 0; c < count; c++) {
       const position = collected[c]!;
-      const m = bits[start + position]! & 0x7fffffff;
-      if (m >= 0x7f800000) return position;
-      keys[c] = m * POSITION_SPAN + (POSITION_SPAN - 1 - position);
+      keys[c] = (errorBits[start + position]! & 0x7fffffff) * POSITION_SPAN + (POSITION_SPAN - 1 - position);
     }
     const cutoff = kthLargest(keys, count, k);
     let o = 0;
     for (let c = 0; c < count; c++) {
       const position = collected[c]!;
-      if ((bits[start + position]! & 0x7fffffff) * POSITION_SPAN + (POSITION_SPAN - 1 - position) >= cutoff) out[o++] = position;
+      if ((errorBits[start + position]! & 0x7fffffff) * POSITION_SPAN + (POSITION_SPAN - 1 - position) >= cutoff) out[o++] = position;
     }
     return -1;
   }
