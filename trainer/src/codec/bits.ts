@@ -54,37 +54,41 @@ export class BitWriter {
   }
 }
 
+/**
+ * Reads bits most significant first through a 32-bit window refilled a byte at a time: a read
+ * or a Rice code costs a few shifts, not a loop over bytes.
+ */
 export class BitReader {
-  private position: number; // in bits
-  private readonly end: number; // in bits
+  /** Up to 32 valid bits, left-aligned; bits below the valid ones are zero. */
+  private window = 0;
+  private valid = 0;
+  private next: number;
 
   constructor(private readonly bytes: Uint8Array, startByte: number) {
-    this.position = startByte * 8;
-    this.end = bytes.length * 8;
+    this.next = startByte;
   }
 
   get bitsLeft(): number {
-    return this.end - this.position;
+    return (this.bytes.length - this.next) * 8 + this.valid;
   }
 
-  /** The next 32 bits from the current position (zeros past the end), without consuming them. */
-  private peek32(): number {
-    const b = this.bytes;
-    const i = this.position >>> 3;
-    const shift = this.position & 7;
-    const n = b.length;
-    const word = ((i < n ? b[i]! << 24 : 0) | (i + 1 < n ? b[i + 1]! << 16 : 0) | (i + 2 < n ? b[i + 2]! << 8 : 0) | (i + 3 < n ? b[i + 3]! : 0)) >>> 0;
-    if (shift === 0) return word;
-    const extra = i + 4 < n ? b[i + 4]! : 0;
-    return ((word << shift) | (extra >>> (8 - shift))) >>> 0;
+  private refill(): void {
+    const bytes = this.bytes;
+    while (this.valid <= 24 && this.next < bytes.length) {
+      this.window |= bytes[this.next++]! << (24 - this.valid);
+      this.valid += 8;
+    }
   }
 
   /** Reads `count` bits (0 to 32) as an unsigned number. */
   read(count: number, what: string): number {
-    if (this.position + count > this.end) throw new CodecError(`payload ends inside ${what}`);
+    if (count > 24) return this.read(count - 16, what) * 65536 + this.read(16, what);
     if (count === 0) return 0;
-    const value = this.peek32() >>> (32 - count);
-    this.position += count;
+    if (this.valid < count) this.refill();
+    if (this.valid < count) throw new CodecError(`payload ends inside ${what}`);
+    const value = this.window >>> (32 - count);
+    this.window <<= count;
+    this.valid -= count;
     return value;
   }
 
@@ -92,16 +96,23 @@ export class BitReader {
   readRice(b: number, maxQuotient: number, what: string): number {
     let quotient = 0;
     for (;;) {
-      // Leading ones of the next 32 bits: the unary part, ended by a zero.
-      const ones = Math.clz32(~this.peek32());
-      if (this.position + ones >= this.end) throw new CodecError(`payload ends inside ${what}`);
-      quotient += ones;
-      if (quotient > maxQuotient) throw new CodecError(`${what} is out of range`);
-      if (ones < 32) {
-        this.position += ones + 1;
+      if (this.valid < 25) this.refill();
+      // Leading ones of the window: the unary part, ended by a zero. Invalid bits are zero, so
+      // the count never runs past the valid ones.
+      const ones = Math.clz32(~this.window);
+      if (ones < this.valid) {
+        quotient += ones;
+        if (quotient > maxQuotient) throw new CodecError(`${what} is out of range`);
+        // (A shift by 32 is a shift by 0 in JavaScript.)
+        this.window = ones === 31 ? 0 : this.window << (ones + 1);
+        this.valid -= ones + 1;
         break;
       }
-      this.position += 32;
+      quotient += this.valid;
+      if (quotient > maxQuotient) throw new CodecError(`${what} is out of range`);
+      if (this.next >= this.bytes.length) throw new CodecError(`payload ends inside ${what}`);
+      this.window = 0;
+      this.valid = 0;
     }
     return quotient * 2 ** b + (b > 0 ? this.read(b, what) : 0);
   }
