@@ -24,7 +24,7 @@ describe('bit writer and reader', () => {
       if (item.kind === 'bits') writer.write(item.value, item.count);
       else writer.writeRice(item.value, item.b);
     }
-    const reader = new BitReader(writer.buffer.subarray(0, writer.byteLength), 3);
+    const reader = new BitReader(writer.finish(), 3);
     for (const item of items) {
       const got = item.kind === 'bits' ? reader.read(item.count, 'a field') : reader.readRice(item.b, 1000, 'a code');
       if (got !== item.value) throw new Error(`${JSON.stringify(item)} read back as ${got}`);
@@ -36,7 +36,7 @@ describe('bit writer and reader', () => {
     const writer = new BitWriter(16);
     writer.reset(16, 0);
     writer.writeRice(40 * 4 + 1, 2);
-    const bytes = writer.buffer.subarray(0, writer.byteLength);
+    const bytes = writer.finish();
     expect(() => new BitReader(bytes, 0).readRice(2, 39, 'an index')).toThrow(new CodecError('an index is out of range'));
     expect(new BitReader(bytes, 0).readRice(2, 40, 'an index')).toBe(161);
     expect(() => new BitReader(bytes.subarray(0, 2), 0).readRice(2, 100, 'an index')).toThrow(/payload ends inside an index/);

@@ -6,51 +6,67 @@ import { CodecError } from './errors.js';
 
 export class BitWriter {
   private bytes: Uint8Array;
-  private position = 0; // in bits
+  private position = 0; // next byte to write
+  /** Pending bits, right-aligned: the low `pending` bits of `window` are not yet written. */
+  private window = 0;
+  private pending = 0;
 
   constructor(capacityBytes: number) {
     this.bytes = new Uint8Array(capacityBytes);
   }
 
-  /** Starts over, keeping the buffer (grown to `capacityBytes` if needed). */
+  /** Starts over at `startByte`, keeping the buffer (grown to `capacityBytes` if needed). */
   reset(capacityBytes: number, startByte: number): void {
     if (this.bytes.length < capacityBytes) this.bytes = new Uint8Array(capacityBytes);
-    this.bytes.fill(0, startByte, Math.min(capacityBytes, this.bytes.length));
-    this.position = startByte * 8;
+    this.position = startByte;
+    this.window = 0;
+    this.pending = 0;
   }
 
+  /** The whole buffer, for writing a header in front of the bits. */
   get buffer(): Uint8Array {
     return this.bytes;
   }
 
-  /** Bytes written so far, the last one zero-padded. */
-  get byteLength(): number {
-    return Math.ceil(this.position / 8);
+  /** Writes the last partial byte, zero-padded, and returns a view of everything written. */
+  finish(): Uint8Array {
+    if (this.pending > 0) this.bytes[this.position] = (this.window << (8 - this.pending)) & 0xff;
+    return this.bytes.subarray(0, this.position + (this.pending > 0 ? 1 : 0));
   }
 
-  /** Writes the low `count` bits of `value` (count ≤ 32). The buffer must be zero beyond the position. */
+  /** Writes the low `count` bits of `value` (count ≤ 32). */
   write(value: number, count: number): void {
-    let remaining = count;
-    while (remaining > 0) {
-      const byte = this.position >>> 3;
-      const free = 8 - (this.position & 7);
-      const take = remaining < free ? remaining : free;
-      const bits = (value >>> (remaining - take)) & ((1 << take) - 1);
-      this.bytes[byte]! |= bits << (free - take);
-      this.position += take;
-      remaining -= take;
+    if (count > 24) {
+      this.write(Math.floor(value / 65536), count - 16);
+      this.write(value & 0xffff, 16);
+      return;
+    }
+    // At most 7 pending bits + 24 new ones fit in 31 bits; bits above them are shifted out.
+    this.window = (this.window << count) | (value & ((1 << count) - 1));
+    this.pending += count;
+    while (this.pending >= 8) {
+      this.pending -= 8;
+      this.bytes[this.position++] = (this.window >>> this.pending) & 0xff;
     }
   }
 
-  /** Rice code of `value` ≥ 0 with parameter `b`: unary quotient (ones, then a zero), then b bits. */
+  /**
+   * Rice code of `value` (0 ≤ value < 2^31) with parameter `b` (≤ 24): unary quotient (ones,
+   * then a zero), then b bits.
+   */
   writeRice(value: number, b: number): void {
     let quotient = value >>> b;
-    while (quotient >= 16) {
-      this.write(0xffff, 16);
-      quotient -= 16;
+    const remainder = value & ((1 << b) - 1);
+    if (quotient + 1 + b <= 24) {
+      this.write((((1 << quotient) - 1) << (1 + b)) | remainder, quotient + 1 + b);
+      return;
+    }
+    while (quotient >= 24) {
+      this.write(0xffffff, 24);
+      quotient -= 24;
     }
     this.write(((1 << quotient) - 1) << 1, quotient + 1);
-    if (b > 0) this.write(value & ((1 << b) - 1), b);
+    if (b > 0) this.write(remainder, b);
   }
 }
 
@@ -114,6 +130,6 @@ export class BitReader {
       this.window = 0;
       this.valid = 0;
     }
-    return quotient * 2 ** b + (b > 0 ? this.read(b, what) : 0);
+    return quotient * (1 << b) + (b > 0 ? this.read(b, what) : 0);
   }
 }

@@ -90,6 +90,6 @@ export class SparseLoCoEncoder {
         error[index] = value - (negative ? -levels[t]! : levels[t]!);
       }
     }
-    return writer.buffer.subarray(0, writer.byteLength);
+    return writer.finish();
   }
 }
