@@ -4,4 +4,4 @@
 export { addService, type CallContext, type ServeOptions, type ServiceImplementation } from './server.js';
 export { createClient, DEFAULT_MAX_MESSAGE_BYTES, type CallOptions, type ClientOptions, type ServiceClient } from './client.js';
 export { RpcError, REASON_METADATA_KEY, fromServiceError, toServiceStatus } from './errors.js';
-export { asBuffer, EncodedMessage, encodeChunkMessage } from './encoded.js';
+export { asBuffer, EncodedMessage, encodeChunkMessage, encodeChunkMessages } from './encoded.js';

@@ -1,8 +1,27 @@
 import { createHash } from 'node:crypto';
+import { encodeChunkMessages, type EncodedMessage } from '../../../proto/grpc/index.js';
 
 /** Content-addressed bytes: contribution payloads and checkpoints, keyed by their SHA-256. */
 export interface BlobStore {
-  get(sha256: Uint8Array): Uint8Array | undefined;
+  get(sha256: Uint8Array): Blob | undefined;
+}
+
+/** A stored payload and, made on first use and kept, its encoding as chunk messages. */
+export class Blob {
+  /** By chunk size; a server uses one. */
+  private readonly framed = new Map<number, EncodedMessage[]>();
+
+  constructor(readonly bytes: Uint8Array) {}
+
+  /** The chunk messages of this payload at `chunkBytes` per message (see encodeChunkMessages). */
+  chunkMessages(chunkBytes: number): readonly EncodedMessage[] {
+    let messages = this.framed.get(chunkBytes);
+    if (messages === undefined) {
+      messages = encodeChunkMessages(this.bytes, chunkBytes);
+      this.framed.set(chunkBytes, messages);
+    }
+    return messages;
+  }
 }
 
 export function sha256(bytes: Uint8Array): Buffer {
@@ -11,27 +30,20 @@ export function sha256(bytes: Uint8Array): Buffer {
 
 /** A BlobStore in memory; enough for payloads of the current round. */
 export class MemoryBlobStore implements BlobStore {
-  private readonly blobs = new Map<string, Uint8Array>();
+  private readonly blobs = new Map<string, Blob>();
 
   /** Stores `bytes` and returns their SHA-256. */
   put(bytes: Uint8Array): Buffer {
     const hash = sha256(bytes);
-    this.blobs.set(hash.toString('hex'), bytes);
+    this.blobs.set(hash.toString('hex'), new Blob(bytes));
     return hash;
   }
 
-  get(hash: Uint8Array): Uint8Array | undefined {
+  get(hash: Uint8Array): Blob | undefined {
     return this.blobs.get(Buffer.from(hash).toString('hex'));
   }
 
   delete(hash: Uint8Array): void {
     this.blobs.delete(Buffer.from(hash).toString('hex'));
-  }
-}
-
-/** Yields `bytes` from `offset` in chunks of at most `chunkBytes`, without copying. */
-export function* chunksOf(bytes: Uint8Array, offset: number, chunkBytes: number): Generator<{ offset: number; data: Uint8Array }> {
-  for (let at = offset; at < bytes.length; at += chunkBytes) {
-    yield { offset: at, data: bytes.subarray(at, Math.min(at + chunkBytes, bytes.length)) };
   }
 }
