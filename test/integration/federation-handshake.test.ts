@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { status } from '@grpc/grpc-js';
-import { FederationService, StatusQuerySchema } from '../../proto/gen/concord/v1/federation_pb.js';
+import { ContributionQuerySchema, FederationService, StatusQuerySchema } from '../../proto/gen/concord/v1/federation_pb.js';
 import { createClient, RpcError } from '../../proto/grpc/index.js';
 import { sealEnvelope } from '../../operator/src/federation/envelope.js';
 import { freshNonce, handshakeTranscript, signTranscript } from '../../operator/src/federation/handshake.js';
@@ -179,6 +179,26 @@ describe('federation handshake and signed messages over real gRPC', () => {
       client.close();
       await own.close();
     }
+  });
+
+  it('resumes a transfer from an offset inside a chunk', async () => {
+    const payload = Buffer.from(Array.from({ length: 9 * 1024 * 1024 + 17 }, (_, i) => (i * 7) % 256));
+    const payloadHash = server.contributions.put(payload);
+    const client = connect(server, alice);
+    const sessionId = await client.handshake();
+    client.close();
+    const envelope = sealEnvelope(alice, {
+      runId: RUN_ID, round: 4n, schema: ContributionQuerySchema, body: { payloadHash, offset: 5_000_000n }, session: { id: sessionId, sequence: 1n },
+    });
+    const parts: Buffer[] = [];
+    const offsets: bigint[] = [];
+    for await (const chunk of raw.fetchContribution({ envelope })) {
+      offsets.push(chunk.offset);
+      parts.push(Buffer.from(chunk.data));
+    }
+    // The rest of the first 4 MiB chunk, then whole chunks from the shared encoding.
+    expect(offsets).toEqual([5_000_000n, 8n * 1024n * 1024n]);
+    expect(Buffer.concat(parts).equals(payload.subarray(5_000_000))).toBe(true);
   });
 
   it('re-handshakes transparently after the server forgot the session', async () => {
