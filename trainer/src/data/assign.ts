@@ -260,9 +260,13 @@ export function batchTokens(
   tokens: TokenArray,
   offsets: readonly number[],
   seqLen: number,
+  into?: { input: Int32Array; target: Int32Array },
 ): { input: Int32Array; target: Int32Array } {
-  const input = new Int32Array(offsets.length * seqLen);
-  const target = new Int32Array(offsets.length * seqLen);
+  const input = into?.input ?? new Int32Array(offsets.length * seqLen);
+  const target = into?.target ?? new Int32Array(offsets.length * seqLen);
+  if (input.length !== offsets.length * seqLen || target.length !== input.length) {
+    throw new Error(`batchTokens: buffers hold ${input.length} and ${target.length} tokens, the batch needs ${offsets.length * seqLen}`);
+  }
   offsets.forEach((offset, r) => {
     if (!Number.isInteger(offset) || offset < 0 || offset + seqLen + 1 > tokens.length) {
       throw new Error(`assign: sequence at ${offset} does not fit ${tokens.length} tokens`);

@@ -1,0 +1,25 @@
+import type { TrainConfig } from '../train/config.js';
+import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
+
+/** Messages between a TrainerThread (main thread) and its worker (train-worker.ts). */
+export type ToWorker =
+  | { type: 'init'; config: TrainConfig; params: SharedArrayBuffer; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
+  | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number }
+  | { type: 'evaluate' }
+  | { type: 'close' };
+
+export interface WorkerReady {
+  provider: 'cuda' | 'cpu';
+  paramCount: number;
+  trainTokens: number;
+  validationTokens: number;
+  /** Entropy of the train tokens' unigram distribution, in nats: the loss of a model that knows only token frequencies. */
+  unigramEntropy: number;
+}
+
+export type FromWorker =
+  | ({ type: 'ready' } & WorkerReady)
+  | { type: 'progress'; progress: Progress }
+  | { type: 'trained'; result: InnerLoopResult; optimizerStep: number }
+  | { type: 'evaluated'; loss: number }
+  | { type: 'error'; message: string };

@@ -1,0 +1,81 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import type { ParamLayout } from '../params.js';
+
+export type Device = 'auto' | 'cuda' | 'cpu';
+
+export interface SessionOptions {
+  /** 'auto' tries CUDA and falls back to the CPU (default). */
+  device?: Device;
+  /** Threads of the CPU execution provider (default: all cores ORT sees). */
+  threads?: number;
+}
+
+/** An ORT session and the execution provider it actually runs on. */
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  provider: 'cuda' | 'cpu';
+}
+
+/**
+ * Opens an ONNX model on the best execution provider available. The CUDA provider exists only
+ * where onnxruntime-node was installed with its CUDA libraries (the trainer's GPU image); here
+ * the CPU build answers, and that is what the caller logs.
+ */
+export async function openSession(model: Uint8Array, options: SessionOptions = {}): Promise<OpenedSession> {
+  const device = options.device ?? 'auto';
+  const common: ort.InferenceSession.SessionOptions = {
+    graphOptimizationLevel: 'all',
+    ...(options.threads !== undefined ? { intraOpNumThreads: options.threads } : {}),
+  };
+  if (device === 'cuda' || (device === 'auto' && cudaProviderInstalled())) {
+    try {
+      return { session: await ort.InferenceSession.create(model, { ...common, executionProviders: ['cuda'] }), provider: 'cuda' };
+    } catch (error) {
+      if (device === 'cuda') throw new Error(`the CUDA execution provider is not available: ${(error as Error).message}`);
+    }
+  }
+  return { session: await ort.InferenceSession.create(model, { ...common, executionProviders: ['cpu'] }), provider: 'cpu' };
+}
+
+/**
+ * Whether onnxruntime-node's CUDA provider library was installed (by its install script with
+ * CUDA enabled, as in the GPU image). Checked before trying it, because a failed attempt makes
+ * ORT log an error that would alarm a reader of a CPU-only run.
+ */
+export function cudaProviderInstalled(): boolean {
+  try {
+    const packageRoot = dirname(createRequire(import.meta.url).resolve('onnxruntime-node/package.json'));
+    const bin = join(packageRoot, 'bin');
+    return readdirSync(bin).some((napi) => existsSync(join(bin, napi, process.platform, process.arch, 'libonnxruntime_providers_cuda.so')));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Feeds a model whose parameters are graph inputs named as in the layout, from views of one flat
+ * vector (ORT does not copy inputs), plus the other inputs it names.
+ */
+export class GraphRunner {
+  private readonly paramNames: ReadonlySet<string>;
+
+  constructor(readonly session: ort.InferenceSession, private readonly layout: ParamLayout) {
+    this.paramNames = new Set(layout.tensors.map((t) => t.name));
+    const missing = session.inputNames.filter((name) => !this.paramNames.has(name) && name !== 'tokens' && name !== 'targets');
+    if (missing.length > 0) throw new Error(`the model has inputs the trainer does not feed: ${missing.join(', ')}`);
+  }
+
+  async run(params: Float32Array, extra: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const t of this.layout.tensors) {
+      // The model may not use every parameter (e.g. an inference graph); feed only its inputs.
+      if (!this.session.inputNames.includes(t.name)) continue;
+      feeds[t.name] = new ort.Tensor('float32', params.subarray(t.offset, t.offset + t.size), t.shape);
+    }
+    for (const [name, tensor] of Object.entries(extra)) if (this.session.inputNames.includes(name)) feeds[name] = tensor;
+    return this.session.run(feeds);
+  }
+}

@@ -1,0 +1,120 @@
+// The worker thread of a trainer: owns the ORT sessions (whose run() blocks its thread), the
+// dataset and the optimizer; parameters and moments live in SharedArrayBuffers the main thread
+// also sees. onnxruntime-node refuses tensors over shared memory ("Invalid argument"), so the
+// worker trains on a private copy of the parameters and writes it back when a call ends: the
+// shared copy is current whenever the worker is idle. Started by TrainerThread; speaks the
+// messages of protocol.ts.
+import { parentPort } from 'node:worker_threads';
+import { assign, windowCount } from '../data/assign.js';
+import { loadDataset, type Dataset } from '../data/dataset.js';
+import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
+import { layoutOf } from '../params.js';
+import { AdamW } from '../train/adamw.js';
+import type { TrainConfig } from '../train/config.js';
+import { evaluate, evenlySpacedBatches, runInnerLoop } from '../train/inner-loop.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import { GraphRunner, openSession } from './session.js';
+
+if (parentPort === null) throw new Error('train-worker.ts runs as a worker thread');
+const port = parentPort;
+const send = (message: FromWorker) => port.postMessage(message);
+
+interface State {
+  config: TrainConfig;
+  dataset: Dataset;
+  /** Shared with the main thread. */
+  shared: Float32Array;
+  /** What ORT is fed: a private copy, synchronised at the start and end of each call. */
+  params: Float32Array;
+  optimizer: AdamW;
+  train: GraphRunner;
+  loss: GraphRunner;
+  validationBatches: number[][];
+}
+let state: State | undefined;
+
+async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void> {
+  const { config } = message;
+  const layout = layoutOf(gptParamSpecs(config.model));
+  const shared = new Float32Array(message.params);
+  const params = new Float32Array(shared.length);
+  const dataset = await loadDataset({
+    vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery,
+    ...(config.data.genres === 'all' ? {} : { genres: config.data.genres }),
+  });
+  const options = { device: config.train.device, ...(config.train.threads !== undefined ? { threads: config.train.threads } : {}) };
+  const { batch } = config.inner;
+  const trainSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'train' }), options);
+  const lossSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'loss' }), options);
+  const { beta1, beta2, weightDecay, gradClip } = config.inner;
+  state = {
+    config, dataset, shared, params,
+    optimizer: new AdamW(layout, isDecayed, { beta1, beta2, eps: 1e-8, weightDecay, gradClip }, {
+      m: new Float32Array(message.m), v: new Float32Array(message.v), step: message.optimizerStep,
+    }),
+    train: new GraphRunner(trainSession.session, layout),
+    loss: new GraphRunner(lossSession.session, layout),
+    validationBatches: evenlySpacedBatches(dataset.validation.length, { batch, seqLen: config.model.seqLen, count: config.train.evalBatches }),
+  };
+  send({
+    type: 'ready', provider: trainSession.provider, paramCount: layout.size,
+    trainTokens: dataset.train.length, validationTokens: dataset.validation.length, unigramEntropy: unigramEntropy(dataset.train, config.model.vocabSize),
+  });
+}
+
+async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<void> {
+  const s = ready();
+  const { config } = s;
+  const { batch } = config.inner;
+  const seqLen = config.model.seqLen;
+  // One peer, one replica: each epoch is one assignment round over every window of the corpus.
+  const perEpoch = Math.max(1, Math.floor(windowCount(s.dataset.train.length, seqLen) / batch));
+  s.params.set(s.shared);
+  const result = await runInnerLoop({
+    runner: s.train, params: s.params, optimizer: s.optimizer,
+    schedule: { lr: config.inner.lr, warmupSteps: config.inner.warmupSteps, decaySteps: config.train.steps, minLrRatio: config.inner.minLrRatio },
+    firstStep: message.firstStep, batch, seqLen, tokens: s.dataset.train,
+    offsets: (i) => {
+      const step = message.firstStep + i;
+      return assign({
+        runSeed: BigInt(config.seed), peers: ['local'], peerId: 'local', round: Math.floor(step / perEpoch), replica: 0, replicas: 1,
+        batchSize: batch, seqLen, tokens: s.dataset.train.length, batches: 1, firstBatch: step % perEpoch,
+      })[0]!;
+    },
+    ...(message.deadlineMs !== undefined ? { deadlineMs: message.deadlineMs } : {}),
+    ...(message.maxSteps !== undefined ? { maxSteps: message.maxSteps } : {}),
+    onProgress: (progress) => send({ type: 'progress', progress }),
+  });
+  s.shared.set(s.params);
+  send({ type: 'trained', result, optimizerStep: s.optimizer.step });
+}
+
+function ready(): State {
+  if (state === undefined) throw new Error('the trainer worker was not initialised');
+  return state;
+}
+
+/** Entropy in nats of the token frequencies of `tokens`. */
+function unigramEntropy(tokens: ArrayLike<number>, vocabSize: number): number {
+  const counts = new Float64Array(vocabSize);
+  for (let i = 0; i < tokens.length; i++) counts[tokens[i]!]!++;
+  let entropy = 0;
+  for (const count of counts) if (count > 0) entropy -= (count / tokens.length) * Math.log(count / tokens.length);
+  return entropy;
+}
+
+port.on('message', (message: ToWorker) => {
+  const handle = async () => {
+    switch (message.type) {
+      case 'init': return init(message);
+      case 'train': return train(message);
+      case 'evaluate': {
+        const s = ready();
+        s.params.set(s.shared);
+        return send({ type: 'evaluated', loss: await evaluate(s.loss, s.params, s.dataset.validation, { batch: s.config.inner.batch, seqLen: s.config.model.seqLen, batches: s.validationBatches }) });
+      }
+      case 'close': return port.close();
+    }
+  };
+  handle().catch((error: unknown) => send({ type: 'error', message: error instanceof Error ? error.message : String(error) }));
+});

@@ -1,0 +1,105 @@
+import { parse } from 'yaml';
+import { parseGptConfig, type GptConfig } from '../model/config.js';
+import type { Device } from '../engine/session.js';
+
+/** Everything one training process needs: `npm run train -- --config FILE.yaml`. */
+export interface TrainConfig {
+  /** Seeds the initialisation and the data order. */
+  seed: number;
+  model: GptConfig;
+  data: { genres: string; validationEvery: number };
+  inner: InnerConfig;
+  train: { steps: number; minutes: number; evalEvery: number; evalBatches: number; threads: number | undefined; device: Device };
+}
+
+/** The inner optimizer: AdamW with warmup and cosine decay (the `inner` part of a TrainingRun). */
+export interface InnerConfig {
+  batch: number;
+  lr: number;
+  warmupSteps: number;
+  minLrRatio: number;
+  weightDecay: number;
+  gradClip: number;
+  beta1: number;
+  beta2: number;
+}
+
+export const DEFAULT_INNER: InnerConfig = { batch: 16, lr: 3e-3, warmupSteps: 50, minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95 };
+
+/** A configuration problem; the message starts with the field's path. */
+export class ConfigError extends Error {
+  constructor(field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseTrainConfigYaml(text: string): TrainConfig {
+  let raw: unknown;
+  try {
+    raw = parse(text);
+  } catch (error) {
+    throw new ConfigError('(file)', `not valid YAML: ${(error as Error).message}`);
+  }
+  return parseTrainConfig(raw);
+}
+
+export function parseTrainConfig(raw: unknown): TrainConfig {
+  const root = fields(raw, '(file)', ['seed', 'model', 'data', 'inner', 'train']);
+  const data = fields(root.data ?? {}, 'data', ['genres', 'validationEvery']);
+  const inner = fields(root.inner ?? {}, 'inner', Object.keys(DEFAULT_INNER));
+  const train = fields(root.train ?? {}, 'train', ['steps', 'minutes', 'evalEvery', 'evalBatches', 'threads', 'device']);
+  if (root.model === undefined) throw new ConfigError('model', 'is required');
+  const device = train.device ?? 'auto';
+  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new ConfigError('train.device', `must be auto, cpu or cuda, got ${JSON.stringify(device)}`);
+  const genres = data.genres ?? 'all';
+  if (typeof genres !== 'string' || !/^(all|[a-r]+)$/.test(genres)) throw new ConfigError('data.genres', `must be "all" or Brown genre letters (a to r), got ${JSON.stringify(genres)}`);
+  const config: TrainConfig = {
+    seed: integer(root.seed ?? 1, 'seed', 0),
+    model: parseGptConfig(root.model, 'model'),
+    data: { genres, validationEvery: integer(data.validationEvery ?? 20, 'data.validationEvery', 2) },
+    inner: {
+      batch: integer(inner.batch ?? DEFAULT_INNER.batch, 'inner.batch', 1),
+      lr: number(inner.lr ?? DEFAULT_INNER.lr, 'inner.lr', 0, 1, false),
+      warmupSteps: integer(inner.warmupSteps ?? DEFAULT_INNER.warmupSteps, 'inner.warmupSteps', 0),
+      minLrRatio: number(inner.minLrRatio ?? DEFAULT_INNER.minLrRatio, 'inner.minLrRatio', 0, 1, true),
+      weightDecay: number(inner.weightDecay ?? DEFAULT_INNER.weightDecay, 'inner.weightDecay', 0, 1, true),
+      gradClip: number(inner.gradClip ?? DEFAULT_INNER.gradClip, 'inner.gradClip', 0, 1e6, true),
+      beta1: number(inner.beta1 ?? DEFAULT_INNER.beta1, 'inner.beta1', 0, 1, true),
+      beta2: number(inner.beta2 ?? DEFAULT_INNER.beta2, 'inner.beta2', 0, 1, true),
+    },
+    train: {
+      steps: integer(train.steps ?? 1000, 'train.steps', 1),
+      minutes: number(train.minutes ?? 10, 'train.minutes', 0, 24 * 60, false),
+      evalEvery: integer(train.evalEvery ?? 100, 'train.evalEvery', 1),
+      evalBatches: integer(train.evalBatches ?? 8, 'train.evalBatches', 1),
+      threads: train.threads === undefined ? undefined : integer(train.threads, 'train.threads', 1),
+      device,
+    },
+  };
+  if (config.inner.beta1 >= 1) throw new ConfigError('inner.beta1', 'must be below 1');
+  if (config.inner.beta2 >= 1) throw new ConfigError('inner.beta2', 'must be below 1');
+  return config;
+}
+
+function fields(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping');
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!known.includes(key)) throw new ConfigError(field === '(file)' ? key : `${field}.${key}`, `unknown field (known: ${known.join(', ')})`);
+  }
+  return record;
+}
+
+function integer(value: unknown, field: string, min: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new ConfigError(field, `must be an integer, got ${JSON.stringify(value)}`);
+  if (value < min) throw new ConfigError(field, `must be at least ${min}, got ${value}`);
+  return value;
+}
+
+function number(value: unknown, field: string, min: number, max: number, minInclusive: boolean): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(field, `must be a number, got ${JSON.stringify(value)}`);
+  if (minInclusive ? value < min : value <= min) throw new ConfigError(field, `must be ${minInclusive ? 'at least' : 'above'} ${min}, got ${value}`);
+  if (value > max) throw new ConfigError(field, `must be at most ${max}, got ${value}`);
+  return value;
+}
