@@ -1,0 +1,33 @@
+import { describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { parseTrainConfigYaml } from '../../trainer/src/train/config.js';
+
+const shipped = readFileSync('trainer/configs/small.yaml', 'utf8');
+
+describe('training config', () => {
+  it('parses the shipped default config with its defaults filled in', () => {
+    const config = parseTrainConfigYaml(shipped);
+    expect(config.model).toMatchObject({ layers: 4, dModel: 256, heads: 4, mlpRatio: 4, norm: 'layernorm' });
+    expect(config.inner.batch).toBe(16);
+    expect(config.inner.beta2).toBe(0.95);
+    expect(config.train.device).toBe('auto');
+    expect(config.data.genres).toBe('all');
+  });
+
+  it.each([
+    ['model:\n  vocabSize: 512\n', /^model\.\w+: /],
+    [shipped.replace('heads: 4', 'heads: 6'), /^model\.heads: 6 does not divide model\.dModel \(256\)/],
+    [shipped.replace('layers: 4', 'layers: 0'), /^model\.layers: /],
+    [shipped.replace('seed: 1', 'seed: 1\nsead: 2'), /^sead: unknown field/],
+    [shipped.replace('batch: 16', 'batch: 16\n  momentum: 0.9'), /^inner\.momentum: unknown field/],
+    [shipped.replace('batch: 16', 'batch: 0'), /^inner\.batch: must be at least 1, got 0/],
+    [shipped.replace('lr: 0.003', 'lr: -1'), /^inner\.lr: must be above 0, got -1/],
+    [shipped.replace('steps: 1500', 'steps: 1.5'), /^train\.steps: must be an integer, got 1\.5/],
+    [shipped.replace('genres: all', 'genres: xyz'), /^data\.genres: must be "all" or Brown genre letters/],
+    [`${shipped}\n  device: tpu\n`, /^train\.device: must be auto, cpu or cuda/],
+    ['seed: 1\n', /^model: is required/],
+    ['model: [', /^\(file\): not valid YAML/],
+  ])('refuses a bad config and names the field (%#)', (text, message) => {
+    expect(() => parseTrainConfigYaml(text)).toThrow(message);
+  });
+});
