@@ -22,7 +22,7 @@ describe('training config', () => {
     [shipped.replace('batch: 16', 'batch: 16\n  momentum: 0.9'), /^inner\.momentum: unknown field/],
     [shipped.replace('batch: 16', 'batch: 0'), /^inner\.batch: must be at least 1, got 0/],
     [shipped.replace('lr: 0.003', 'lr: -1'), /^inner\.lr: must be above 0, got -1/],
-    [shipped.replace('steps: 1500', 'steps: 1.5'), /^train\.steps: must be an integer, got 1\.5/],
+    [shipped.replace('steps: 1200', 'steps: 1.5'), /^train\.steps: must be an integer, got 1\.5/],
     [shipped.replace('genres: all', 'genres: xyz'), /^data\.genres: must be "all" or Brown genre letters/],
     [`${shipped}\n  device: tpu\n`, /^train\.device: must be auto, cpu or cuda/],
     ['seed: 1\n', /^model: is required/],

@@ -61,21 +61,27 @@ export function cudaProviderInstalled(): boolean {
  */
 export class GraphRunner {
   private readonly paramNames: ReadonlySet<string>;
+  private readonly inputs: ReadonlySet<string>;
 
   constructor(readonly session: ort.InferenceSession, private readonly layout: ParamLayout) {
     this.paramNames = new Set(layout.tensors.map((t) => t.name));
+    this.inputs = new Set(session.inputNames);
     const missing = session.inputNames.filter((name) => !this.paramNames.has(name) && name !== 'tokens' && name !== 'targets');
     if (missing.length > 0) throw new Error(`the model has inputs the trainer does not feed: ${missing.join(', ')}`);
   }
 
-  async run(params: Float32Array, extra: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+  /**
+   * Runs the model. `fetches` are preallocated output tensors: ORT writes into their buffers
+   * (read those buffers, not the returned tensors) instead of allocating new ones every run.
+   */
+  async run(params: Float32Array, extra: Record<string, ort.Tensor>, fetches?: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
     const feeds: Record<string, ort.Tensor> = {};
     for (const t of this.layout.tensors) {
       // The model may not use every parameter (e.g. an inference graph); feed only its inputs.
-      if (!this.session.inputNames.includes(t.name)) continue;
+      if (!this.inputs.has(t.name)) continue;
       feeds[t.name] = new ort.Tensor('float32', params.subarray(t.offset, t.offset + t.size), t.shape);
     }
-    for (const [name, tensor] of Object.entries(extra)) if (this.session.inputNames.includes(name)) feeds[name] = tensor;
-    return this.session.run(feeds);
+    for (const [name, tensor] of Object.entries(extra)) if (this.inputs.has(name)) feeds[name] = tensor;
+    return fetches === undefined ? this.session.run(feeds) : this.session.run(feeds, fetches);
   }
 }

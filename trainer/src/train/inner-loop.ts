@@ -65,6 +65,10 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
   const buffers = { input: new Int32Array(batch * seqLen), target: new Int32Array(batch * seqLen) };
   const tokenTensor = new ort.Tensor('int32', buffers.input, [batch, seqLen]);
   const targetTensor = new ort.Tensor('int32', buffers.target, [batch, seqLen]);
+  // Outputs land in these buffers every step: no fresh P-sized array per step for the GC.
+  const lossBuffer = new Float32Array(1);
+  const grads = new Float32Array(params.length);
+  const fetches = { loss: new ort.Tensor('float32', lossBuffer, []), grads: new ort.Tensor('float32', grads, [params.length]) };
   const started = now();
   const losses: number[] = [];
   let stepMs = 0;
@@ -79,11 +83,11 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
       break;
     }
     batchTokens(tokens, options.offsets(i), seqLen, buffers);
-    const outputs = await runner.run(params, { tokens: tokenTensor, targets: targetTensor });
-    const loss = Number((outputs.loss!.data as Float32Array)[0]);
+    await runner.run(params, { tokens: tokenTensor, targets: targetTensor }, fetches);
+    const loss = lossBuffer[0]!;
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${firstStep + i}: the run diverged`);
     const lr = learningRate(firstStep + i, schedule);
-    const gradNorm = optimizer.update(params, outputs.grads!.data as Float32Array, lr);
+    const gradNorm = optimizer.update(params, grads, lr);
     losses.push(loss);
     trained += batch * seqLen;
     const end = now();

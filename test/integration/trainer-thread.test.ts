@@ -1,0 +1,58 @@
+import { describe, expect, it } from '@jest/globals';
+import { modelHash } from '../../trainer/src/checkpoint.js';
+import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
+import { gptParamSpecs } from '../../trainer/src/model/gpt.js';
+import { layoutOf } from '../../trainer/src/params.js';
+import { parseTrainConfig } from '../../trainer/src/train/config.js';
+
+// The trainer as the CLI and the trainer pod run it: the inner loop on a worker thread (from the
+// build output; `npm test` builds first), on real Brown text.
+const config = parseTrainConfig({
+  seed: 7,
+  model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+  inner: { batch: 4, lr: 0.01, warmupSteps: 5 },
+  train: { steps: 60, minutes: 5, evalBatches: 2, threads: 1, device: 'cpu' },
+});
+const layout = layoutOf(gptParamSpecs(config.model));
+
+async function trainOnce(steps: number) {
+  const trainer = await TrainerThread.start(config);
+  try {
+    const before = await trainer.evaluate();
+    const progress: number[] = [];
+    const result = await trainer.train({ maxSteps: steps, onProgress: (p) => progress.push(p.step) });
+    return { trainer, before, after: await trainer.evaluate(), result, progress, hash: modelHash(layout, trainer.params).toString('hex') };
+  } finally {
+    await trainer.close();
+  }
+}
+
+describe('the trainer on a worker thread', () => {
+  it('trains real text: validation loss falls, every token is counted, progress is reported', async () => {
+    const run = await trainOnce(60);
+    expect(run.trainer.ready.provider).toBe('cpu');
+    expect(run.result.steps).toBe(60);
+    expect(run.result.tokens).toBe(60 * 4 * 32);
+    expect(run.after).toBeLessThan(run.before - 0.5);
+    expect(run.progress.at(-1)).toBe(60);
+  }, 60_000);
+
+  it('gives the same model hash for the same seed, config and data after N steps', async () => {
+    const [a, b] = [await trainOnce(12), await trainOnce(12)];
+    expect(a.hash).toBe(b.hash);
+    expect(a.result.losses).toEqual(b.result.losses);
+  }, 60_000);
+
+  it('stops at the wall-clock deadline, whatever the step budget', async () => {
+    const trainer = await TrainerThread.start(config);
+    try {
+      const started = Date.now();
+      const result = await trainer.train({ maxSteps: 1_000_000, deadlineMs: started + 1500 });
+      expect(result.stoppedBy).toBe('deadline');
+      expect(Date.now() - started).toBeLessThan(1500 + 1000);
+      expect(result.steps).toBeGreaterThan(0);
+    } finally {
+      await trainer.close();
+    }
+  }, 60_000);
+});
