@@ -1,0 +1,53 @@
+/** @jest-environment ./test/support/ort-environment.cjs */
+import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
+import { decodeSafetensors } from '../../trainer/src/export/safetensors.js';
+import { loadTrainedModel } from '../../trainer/src/export/trained-model.js';
+import { buildGptGraph } from '../../trainer/src/model/gpt.js';
+
+const run = promisify(execFile);
+
+// npm run train / export / sample, as a person runs them (from the build output).
+describe('the training CLIs', () => {
+  it('train a checkpoint with a loss curve, export it to safetensors and ONNX, and sample from it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'concord-cli-'));
+    try {
+      const config = join(dir, 'tiny.yaml');
+      await writeFile(config, 'seed: 5\nmodel: {vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2}\ninner: {batch: 4, lr: 0.01, warmupSteps: 5}\ntrain: {steps: 40, minutes: 2, evalEvery: 20, evalBatches: 2, threads: 1}\n');
+      const trained = await run(process.execPath, ['dist/trainer/src/cli/train.js', '--config', config, '--out', dir], { timeout: 120_000 });
+      expect(trained.stdout).toMatch(/validation loss \d+\.\d+ nats vs unigram entropy \d+\.\d+ nats/);
+      const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
+      expect(summary.steps).toBe(40);
+      expect(summary.validation.at(-1)[1]).toBeLessThan(summary.validation[0][1]);
+      expect(await readFile(join(dir, 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*<polyline[\s\S]*validation/);
+
+      await run(process.execPath, ['dist/trainer/src/cli/export.js', '--checkpoint', join(dir, 'model.ckpt'), '--out', dir]);
+      const model = await loadTrainedModel(join(dir, 'model.ckpt'));
+      const tensors = decodeSafetensors(await readFile(join(dir, 'model.safetensors'))).tensors;
+      expect([...tensors.get('wte')!.data.subarray(0, 8)]).toEqual([...model.params.subarray(0, 8)]);
+      // The exported ONNX model, weights inside, gives the logits of the fed model.
+      const tokens = new ort.Tensor('int32', Int32Array.from({ length: 32 }, (_, i) => (i * 37) % 512), [1, 32]);
+      const exported = await ort.InferenceSession.create(await readFile(join(dir, 'model.onnx')));
+      expect(exported.inputNames).toEqual(['tokens']);
+      const fed = new GraphRunner((await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }))).session, model.layout);
+      const a = (await exported.run({ tokens })).logits!.data as Float32Array;
+      const b = (await fed.run(model.params, { tokens })).logits!.data as Float32Array;
+      expect(a.length).toBe(32 * 512);
+      expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-5);
+
+      const sampled = await run(process.execPath, ['dist/trainer/src/cli/sample.js', '--checkpoint', join(dir, 'model.ckpt'), '--prompt', 'The jury', '--tokens', '20', '--seed', '3']);
+      const again = await run(process.execPath, ['dist/trainer/src/cli/sample.js', '--checkpoint', join(dir, 'model.ckpt'), '--prompt', 'The jury', '--tokens', '20', '--seed', '3']);
+      expect(sampled.stdout.startsWith('The jury')).toBe(true);
+      expect(sampled.stdout.length).toBeGreaterThan('The jury'.length + 5);
+      expect(again.stdout).toBe(sampled.stdout);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
+});

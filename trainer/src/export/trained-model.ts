@@ -1,0 +1,28 @@
+import { loadCheckpoint } from '../checkpoint.js';
+import { loadDataset } from '../data/dataset.js';
+import type { BpeTokenizer } from '../data/bpe.js';
+import { gptParamSpecs } from '../model/gpt.js';
+import { layoutOf, type ParamLayout } from '../params.js';
+import { parseTrainConfig, type TrainConfig } from '../train/config.js';
+
+export interface TrainedModel {
+  config: TrainConfig;
+  layout: ParamLayout;
+  params: Float32Array;
+  tokenizer: BpeTokenizer;
+  meta: Record<string, unknown>;
+}
+
+/**
+ * A checkpoint written by `npm run train`, with the tokenizer of its run (rebuilt from the
+ * corpus and the config: training the BPE is deterministic, and cached).
+ */
+export async function loadTrainedModel(path: string): Promise<TrainedModel> {
+  const checkpoint = await loadCheckpoint(path);
+  if (checkpoint.meta.config === undefined) throw new Error(`${path}: the checkpoint has no training config in its metadata`);
+  const config = parseTrainConfig(checkpoint.meta.config);
+  const layout = layoutOf(gptParamSpecs(config.model));
+  if (JSON.stringify(layout) !== JSON.stringify(checkpoint.layout)) throw new Error(`${path}: the parameter layout does not match its model config`);
+  const { tokenizer } = await loadDataset({ vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery });
+  return { config, layout, params: checkpoint.sections.get('params')!, tokenizer, meta: checkpoint.meta };
+}
