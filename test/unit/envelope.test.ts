@@ -5,7 +5,7 @@ import { PeerStatusSchema, StatusQuerySchema } from '../../proto/gen/concord/v1/
 import { openEnvelope, sealEnvelope, type OpenOptions } from '../../operator/src/federation/envelope.js';
 import { generateIdentity } from '../../operator/src/federation/identity.js';
 import { PeerDirectory } from '../../operator/src/federation/peers.js';
-import { Refusal } from '../../operator/src/federation/refusal.js';
+import { reasonOf } from '../support/refusal.js';
 
 const alice = generateIdentity();
 const mallory = generateIdentity();
@@ -13,15 +13,6 @@ const peers = new PeerDirectory([{ name: 'alice', publicKey: alice.publicKey }])
 const session = { id: Buffer.alloc(16, 7), sequence: 1n };
 const options: OpenOptions<typeof StatusQuerySchema> = { kind: 'session', runId: 'ns/run', schema: StatusQuerySchema, keyFor: peers.keyFor };
 
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof Refusal) return error.reason;
-    throw error;
-  }
-  return 'accepted';
-}
 
 describe('signed envelopes', () => {
   it('opens what was sealed and returns the decoded header and body', () => {

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { decodeSafetensors, encodeSafetensors } from '../../trainer/src/export/safetensors.js';
-import { sampleToken, seededRandom } from '../../trainer/src/export/sample.js';
+import { sampleToken } from '../../trainer/src/export/sample.js';
+import { seededRandom } from '../../trainer/src/random.js';
 import { layoutOf } from '../../trainer/src/params.js';
 
 describe('safetensors export', () => {

@@ -6,7 +6,7 @@ import { freshNonce, handshakeTranscript, sessionIdOf, signTranscript, verifyTra
 import { generateIdentity, publicKeyObject } from '../../operator/src/federation/identity.js';
 import { PROTOCOL } from '../../operator/src/federation/limits.js';
 import { PeerDirectory } from '../../operator/src/federation/peers.js';
-import { Refusal } from '../../operator/src/federation/refusal.js';
+import { reasonOf } from '../support/refusal.js';
 import { SessionTable } from '../../operator/src/federation/sessions.js';
 
 const server = generateIdentity();
@@ -22,15 +22,6 @@ function hello(over: Record<string, unknown> = {}) {
   return create(HelloRequestSchema, { protocol: PROTOCOL, runId: 'ns/run', clientKey: client.publicKey, clientNonce: freshNonce(), ...over });
 }
 
-function reasonOf(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof Refusal) return error.reason;
-    throw error;
-  }
-  return 'accepted';
-}
 
 describe('handshake', () => {
   it('binds run, both keys and both nonces: changing any one changes the transcript', () => {

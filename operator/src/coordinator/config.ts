@@ -1,4 +1,5 @@
 import { parse } from 'yaml';
+import { ConfigError } from '../../../trainer/src/config-error.js';
 import { parsePublicKey } from '../federation/identity.js';
 import { Limits } from '../federation/limits.js';
 
@@ -21,13 +22,7 @@ export interface PeerConfig {
   publicKey: Buffer;
 }
 
-/** A configuration problem, naming the field at fault. */
-export class ConfigError extends Error {
-  constructor(readonly field: string, problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export function parseCoordinatorConfig(text: string): CoordinatorConfig {
   let raw: unknown;

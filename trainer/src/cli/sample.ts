@@ -3,7 +3,8 @@
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { GraphRunner, openSession } from '../engine/session.js';
-import { sampleToken, seededRandom } from '../export/sample.js';
+import { sampleToken } from '../export/sample.js';
+import { seededRandom } from '../random.js';
 import { loadTrainedModel } from '../export/trained-model.js';
 import { buildGptGraph } from '../model/gpt.js';
 

@@ -22,15 +22,3 @@ export function sampleToken(logits: ArrayLike<number>, options: { temperature: n
   }
   return kept[kept.length - 1]!;
 }
-
-/** A small seeded generator (mulberry32): the same seed, prompt and model give the same text. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}

@@ -2,6 +2,7 @@
 // graph. Use a float64 graph: in float32 the difference quotient is mostly rounding noise.
 // Kept apart from index.ts so that building graphs does not load onnxruntime.
 
+import { seededRandom } from '../random.js';
 import * as ort from 'onnxruntime-node';
 import { gradients } from './autodiff.js';
 import type { Graph, Tensor, TensorData } from './graph.js';
@@ -123,14 +124,4 @@ function sample(size: number, count: number, random: () => number): number[] {
   return all.slice(0, count).sort((p, q) => p - q);
 }
 
-/** mulberry32: a small deterministic generator of uniform numbers in [0, 1). */
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { seededRandom };

@@ -1,5 +1,6 @@
 // The model part of a TrainingRun spec: a GPT's architecture as plain data, checked once, with
 // errors that name the field ("model.heads: 6 does not divide model.dModel (512)").
+import { ConfigError } from '../config-error.js';
 
 export type NormKind = 'layernorm' | 'rmsnorm';
 
@@ -35,12 +36,7 @@ export const DEFAULT_SMALL_GPT: Readonly<GptConfig> = Object.freeze({
 });
 
 /** A configuration problem; the message starts with the field path. */
-export class GptConfigError extends Error {
-  constructor(readonly field: string, problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = 'GptConfigError';
-  }
-}
+export { ConfigError as GptConfigError } from '../config-error.js';
 
 const NORMS: readonly NormKind[] = ['layernorm', 'rmsnorm'];
 const FIELDS: readonly (keyof GptConfig)[] = ['vocabSize', 'seqLen', 'layers', 'dModel', 'heads', 'mlpRatio', 'norm'];
@@ -53,21 +49,21 @@ const MAX_PARAMS = 2 ** 32 - 1;
 /** Validates the `model` part of a spec (a plain object, as parsed from YAML) and fills defaults. */
 export function parseGptConfig(raw: unknown, field = 'model'): GptConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new GptConfigError(field, `must be a mapping, got ${describe(raw)}`);
+    throw new ConfigError(field, `must be a mapping, got ${describe(raw)}`);
   }
   const obj = raw as Record<string, unknown>;
   for (const key of Object.keys(obj)) {
     if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new GptConfigError(`${field}.${key}`, `unknown field (allowed: ${FIELDS.join(', ')})`);
+      throw new ConfigError(`${field}.${key}`, `unknown field (allowed: ${FIELDS.join(', ')})`);
     }
   }
   const size = (key: keyof typeof LIMITS): number => {
     const value = obj[key];
     const path = `${field}.${key}`;
-    if (value === undefined || value === null) throw new GptConfigError(path, 'is required');
-    if (typeof value !== 'number' || !Number.isInteger(value)) throw new GptConfigError(path, `must be an integer, got ${describe(value)}`);
-    if (value < 1) throw new GptConfigError(path, `must be at least 1, got ${value}`);
-    if (value > LIMITS[key]) throw new GptConfigError(path, `must be at most ${LIMITS[key]}, got ${value}`);
+    if (value === undefined || value === null) throw new ConfigError(path, 'is required');
+    if (typeof value !== 'number' || !Number.isInteger(value)) throw new ConfigError(path, `must be an integer, got ${describe(value)}`);
+    if (value < 1) throw new ConfigError(path, `must be at least 1, got ${value}`);
+    if (value > LIMITS[key]) throw new ConfigError(path, `must be at most ${LIMITS[key]}, got ${value}`);
     return value;
   };
   const config: GptConfig = {
@@ -80,25 +76,25 @@ export function parseGptConfig(raw: unknown, field = 'model'): GptConfig {
     norm: 'layernorm',
   };
   if (config.dModel % config.heads !== 0) {
-    throw new GptConfigError(`${field}.heads`, `${config.heads} does not divide ${field}.dModel (${config.dModel})`);
+    throw new ConfigError(`${field}.heads`, `${config.heads} does not divide ${field}.dModel (${config.dModel})`);
   }
   if (obj.mlpRatio !== undefined) {
     const value = obj.mlpRatio;
     const path = `${field}.mlpRatio`;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new GptConfigError(path, `must be a positive number, got ${describe(value)}`);
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new ConfigError(path, `must be a positive number, got ${describe(value)}`);
     if (!Number.isInteger(value * config.dModel)) {
-      throw new GptConfigError(path, `${value} · ${field}.dModel (${config.dModel}) is not an integer MLP width`);
+      throw new ConfigError(path, `${value} · ${field}.dModel (${config.dModel}) is not an integer MLP width`);
     }
     config.mlpRatio = value;
   }
   if (obj.norm !== undefined) {
     if (typeof obj.norm !== 'string' || !(NORMS as readonly string[]).includes(obj.norm)) {
-      throw new GptConfigError(`${field}.norm`, `must be one of ${NORMS.join(', ')}, got ${describe(obj.norm)}`);
+      throw new ConfigError(`${field}.norm`, `must be one of ${NORMS.join(', ')}, got ${describe(obj.norm)}`);
     }
     config.norm = obj.norm as NormKind;
   }
   const count = gptParamCount(config);
-  if (count > MAX_PARAMS) throw new GptConfigError(field, `${count} parameters do not fit one Float32Array (at most ${MAX_PARAMS})`);
+  if (count > MAX_PARAMS) throw new ConfigError(field, `${count} parameters do not fit one Float32Array (at most ${MAX_PARAMS})`);
   return config;
 }
 

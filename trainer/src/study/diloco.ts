@@ -177,10 +177,10 @@ function meanOf(vectors: readonly Float32Array[]): Float32Array {
 
 const ARMS: Arm[] = [
   { name: 'sync data-parallel', kind: 'sync' },
-  { name: 'DiLoCo H=50', kind: 'diloco', innerSteps: 50 },
-  { name: 'SparseLoCo 64/4096 2-bit', kind: 'sparseloco', innerSteps: 50, codec: { chunk: 4096, k: 64, bits: 2 } },
-  { name: 'SparseLoCo 128/4096 2-bit', kind: 'sparseloco', innerSteps: 50, codec: { chunk: 4096, k: 128, bits: 2 } },
-  { name: 'SparseLoCo 64/4096 4-bit', kind: 'sparseloco', innerSteps: 50, codec: { chunk: 4096, k: 64, bits: 4 } },
+  { name: 'DiLoCo H=30', kind: 'diloco', innerSteps: 30 },
+  { name: 'SparseLoCo 64/4096 2-bit', kind: 'sparseloco', innerSteps: 30, codec: { chunk: 4096, k: 64, bits: 2 } },
+  { name: 'SparseLoCo 128/4096 2-bit', kind: 'sparseloco', innerSteps: 30, codec: { chunk: 4096, k: 128, bits: 2 } },
+  { name: 'SparseLoCo 64/4096 4-bit', kind: 'sparseloco', innerSteps: 30, codec: { chunk: 4096, k: 64, bits: 4 } },
 ];
 
 async function main(): Promise<number> {

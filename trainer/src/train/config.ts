@@ -1,4 +1,5 @@
 import { parse } from 'yaml';
+import { ConfigError } from '../config-error.js';
 import { parseGptConfig, type GptConfig } from '../model/config.js';
 import type { Device } from '../engine/session.js';
 
@@ -26,13 +27,7 @@ export interface InnerConfig {
 
 export const DEFAULT_INNER: InnerConfig = { batch: 16, lr: 3e-3, warmupSteps: 50, minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95 };
 
-/** A configuration problem; the message starts with the field's path. */
-export class ConfigError extends Error {
-  constructor(field: string, problem: string) {
-    super(`${field}: ${problem}`);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export function parseTrainConfigYaml(text: string): TrainConfig {
   let raw: unknown;

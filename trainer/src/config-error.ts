@@ -1,0 +1,7 @@
+/** A configuration problem; the message starts with the path of the field at fault. */
+export class ConfigError extends Error {
+  constructor(readonly field: string, problem: string) {
+    super(`${field}: ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
