@@ -5,11 +5,14 @@
 //     achieved FLOP/s with the usual count (3 × forward matmul FLOPs per token), against the peak
 //     of a bare ORT MatMul on the same threads, measured in the same run, interleaved: an
 //     MFU-style ratio. Goal ≥ 0.5.
-// (b) Memory: the process's peak RSS against a floor computed from the config: parameters,
+// (b) Memory: the peak RSS of a process that only trains (bench/trainer-memory.ts, 10 steps)
+//     against a floor computed from the config: parameters,
 //     gradients, both AdamW moments (4 × P float32), and the activations one step must keep for
 //     the backward pass (see activationFloorBytes). Goal ≤ 2× the floor.
+import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { parseArgs, promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { TrainerThread } from '../trainer/src/engine/trainer-thread.js';
 import { Graph, matmul, toOnnx } from '../trainer/src/graph/index.js';
@@ -35,12 +38,13 @@ export async function main(args: string[]): Promise<number> {
     console.error(USAGE);
     return 2;
   }
-  const config = parseTrainConfig({
+  const raw = {
     seed: 1,
     model: { vocabSize: 4096, seqLen: 128, layers: 4, dModel: 512, heads: 8 },
     inner: { batch: 8, lr: 1e-3, warmupSteps: 10 },
     train: { steps: 1_000_000, minutes: 60, threads: THREADS, device: 'cpu' },
-  });
+  };
+  const config = parseTrainConfig(raw);
   const model = config.model;
   const tokensPerStep = config.inner.batch * model.seqLen;
   const flopsPerToken = gptFlopsPerToken(model, 'train');
@@ -63,8 +67,10 @@ export async function main(args: string[]): Promise<number> {
     stepFlops.push((steps * tokensPerStep * flopsPerToken) / seconds);
   }
   await trainer.close();
+  progress('peak memory of a process that only trains');
+  const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./trainer-memory.js', import.meta.url)), JSON.stringify(raw), '10']);
+  const { maxRssBytes } = JSON.parse(stdout) as { maxRssBytes: number };
   progressDone();
-  const maxRssBytes = process.resourceUsage().maxRSS * 1024;
 
   const params = gptParamCount(model);
   const floor = { state: 16 * params, activations: activationFloorBytes(model, config.inner.batch) };

@@ -50,6 +50,8 @@ export function lineChart(options: LineChartOptions): string {
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${margin.left + plotWidth / 2}" y="${height - 10}" text-anchor="middle">${escape(options.xLabel)}</text>`);
   parts.push(`<text transform="translate(16 ${margin.top + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escape(options.yLabel)}</text>`);
+  // Legend in the top-right corner, as wide as its longest name (about 7 px a character).
+  const legendX = margin.left + plotWidth - 36 - 7 * Math.max(...options.series.map((s) => s.name.length));
   options.series.forEach((series, i) => {
     const color = COLORS[i % COLORS.length]!;
     const points = series.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).map(([x, y]) => `${px(x).toFixed(1)},${py(y).toFixed(1)}`);
@@ -57,8 +59,8 @@ export function lineChart(options: LineChartOptions): string {
       parts.push(`<polyline fill="none" stroke="${color}" stroke-width="1.5"${series.dashed ? ' stroke-dasharray="6 4"' : ''} points="${points.join(' ')}"/>`);
     }
     const ly = margin.top + 14 + i * 16;
-    parts.push(`<line x1="${margin.left + plotWidth - 170}" y1="${ly - 4}" x2="${margin.left + plotWidth - 150}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${margin.left + plotWidth - 145}" y="${ly}">${escape(series.name)}</text>`);
+    parts.push(`<line x1="${legendX}" y1="${ly - 4}" x2="${legendX + 20}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+    parts.push(`<text x="${legendX + 25}" y="${ly}">${escape(series.name)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
@@ -81,10 +83,15 @@ export function niceRange(min: number, max: number): { min: number; max: number;
   return { min: low, max: high, ticks };
 }
 
-function formatTick(value: number): string {
+/** 1500000 → "1.5M", 20000 → "20k", 0.25 → "0.25". */
+export function formatTick(value: number): string {
   if (value === 0) return '0';
   const abs = Math.abs(value);
-  if (abs >= 1e5 || abs < 1e-3) return value.toExponential(0);
+  const short = (v: number) => Number(v.toPrecision(3)).toString();
+  if (abs >= 1e9) return `${short(value / 1e9)}G`;
+  if (abs >= 1e6) return `${short(value / 1e6)}M`;
+  if (abs >= 1e4) return `${short(value / 1e3)}k`;
+  if (abs < 1e-3) return value.toExponential(1);
   return Number(value.toPrecision(6)).toString();
 }
 
