@@ -1,0 +1,245 @@
+// Agreement: each coordinator signs a manifest of the contributions it accepts; after the
+// exchange every coordinator runs `agree` over the manifests it holds. The function is pure and
+// canonical (everything is sorted, integer arithmetic), so coordinators holding the same
+// manifests compute the same set and weights, whatever order the manifests arrived in.
+import type { KeyObject } from 'node:crypto';
+import { create } from '@bufbuild/protobuf';
+import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { ManifestSchema, type Manifest } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { clip, openEnvelope } from '../federation/envelope.js';
+import { peerIdOf } from '../federation/identity.js';
+import { Limits } from '../federation/limits.js';
+import { Refusal } from '../federation/refusal.js';
+import type { EquivocationEvidence } from './equivocation.js';
+import { reject, RejectionReason, type Rejection } from './reasons.js';
+
+/** At most this many entries in one manifest (federation.proto). */
+export const MAX_MANIFEST_ENTRIES = 1024;
+/** Scores are integer millionths. */
+export const PPM = 1_000_000;
+
+export interface AcceptedContribution {
+  /** SHA-256 of the payload (32 bytes). */
+  payloadHash: Uint8Array;
+  /** The contributor's raw public key (32 bytes). */
+  contributor: Uint8Array;
+  /** Its score in millionths, 1 to 1,000,000 (a score of 0 is a rejection, not an entry). */
+  scorePpm: number;
+}
+
+/**
+ * This coordinator's manifest for a round, ready for sealEnvelope (schema ManifestSchema): the
+ * accepted contributions sorted by payload hash (byte order). Throws on what the coordinator
+ * should never produce: a wrong-sized hash or key, a score outside 1..1,000,000 or not an
+ * integer, two entries with one payload hash (a Duplicate left unresolved), too many entries.
+ */
+export function buildManifest(runId: string, round: bigint, accepted: readonly AcceptedContribution[]): Manifest {
+  if (accepted.length > MAX_MANIFEST_ENTRIES) throw new Error(`a manifest holds at most ${MAX_MANIFEST_ENTRIES} entries, got ${accepted.length}`);
+  const entries = accepted.map((a) => {
+    if (a.payloadHash.length !== Limits.hashBytes) throw new Error(`payload hash must be ${Limits.hashBytes} bytes, got ${a.payloadHash.length}`);
+    if (a.contributor.length !== Limits.publicKeyBytes) throw new Error(`contributor must be a ${Limits.publicKeyBytes}-byte key, got ${a.contributor.length} bytes`);
+    if (!Number.isInteger(a.scorePpm) || a.scorePpm < 1 || a.scorePpm > PPM) throw new Error(`score must be an integer from 1 to ${PPM} ppm, got ${a.scorePpm}`);
+    return { payloadHash: Buffer.from(a.payloadHash), contributor: Buffer.from(a.contributor), scorePpm: a.scorePpm };
+  }).sort((a, b) => Buffer.compare(a.payloadHash, b.payloadHash));
+  for (let i = 1; i < entries.length; i++) {
+    if (entries[i]!.payloadHash.equals(entries[i - 1]!.payloadHash)) throw new Error(`payload ${entries[i]!.payloadHash.toString('hex').slice(0, 16)}… is listed twice`);
+  }
+  return create(ManifestSchema, { runId, round, entries });
+}
+
+/** What is wrong with a manifest's entries, or undefined: the shape buildManifest produces. */
+export function manifestProblem(manifest: Manifest): Rejection | undefined {
+  const { entries } = manifest;
+  if (entries.length > MAX_MANIFEST_ENTRIES) return reject(RejectionReason.TooLarge, `manifest has ${entries.length} entries, at most ${MAX_MANIFEST_ENTRIES}`);
+  for (const [i, e] of entries.entries()) {
+    if (e.payloadHash.length !== Limits.hashBytes) return reject(RejectionReason.Malformed, `entry ${i}: payload hash must be ${Limits.hashBytes} bytes, got ${e.payloadHash.length}`);
+    if (e.contributor.length !== Limits.publicKeyBytes) return reject(RejectionReason.Malformed, `entry ${i}: contributor must be a ${Limits.publicKeyBytes}-byte key, got ${e.contributor.length} bytes`);
+    if (e.scorePpm > PPM) return reject(RejectionReason.Malformed, `entry ${i}: score ${e.scorePpm} ppm is above ${PPM}`);
+    // Strictly ascending: sorted, and no payload listed twice (with two contributors or scores).
+    if (i > 0 && Buffer.compare(entries[i - 1]!.payloadHash, e.payloadHash) >= 0) return reject(RejectionReason.Malformed, `entry ${i}: entries must be sorted by payload hash, each once`);
+  }
+  return undefined;
+}
+
+export interface ExpectedManifest {
+  runId: string;
+  round: bigint;
+  keyFor: (signer: Buffer) => KeyObject | undefined;
+}
+
+/** A manifest statement whose signature verified. */
+export interface SignedManifest {
+  signer: Buffer;
+  manifest: Manifest;
+  /** The statement as received; with it, `agree` can return evidence of equivocation. */
+  envelope?: Envelope;
+}
+
+export type ManifestCheck = ({ ok: true } & SignedManifest) | (Rejection & { signed?: SignedManifest });
+
+/**
+ * Opens a manifest statement (envelope without a session, body Manifest) and checks it: the
+ * envelope as openEnvelope does, then run and round as the envelope's, the round, the entries.
+ * Whether the signer is active in the round is `agree`'s question. `signed` as in
+ * checkContributionHeader: present when the signature verified, for the EquivocationDetector.
+ */
+export function checkManifest(envelope: Envelope | undefined, expected: ExpectedManifest): ManifestCheck {
+  let opened;
+  try {
+    opened = openEnvelope(envelope, { kind: 'statement', runId: expected.runId, schema: ManifestSchema, keyFor: expected.keyFor });
+  } catch (error) {
+    if (error instanceof Refusal) {
+      const reason = error.reason === 'UnknownPeer' || error.reason === 'BadSignature' || error.reason === 'WrongRun' || error.reason === 'TooLarge' ? error.reason : RejectionReason.Malformed;
+      return reject(reason, error.message);
+    }
+    throw error;
+  }
+  const { header, signer, body: manifest } = opened;
+  if (manifest.runId !== header.runId || manifest.round !== header.round) {
+    return reject(RejectionReason.Malformed, `manifest says run "${clip(manifest.runId)}" round ${manifest.round}, its envelope run "${clip(header.runId)}" round ${header.round}`);
+  }
+  const signed: SignedManifest = { signer, manifest, envelope: envelope! };
+  if (manifest.round !== expected.round) return { ...reject(RejectionReason.WrongRound, `manifest is for round ${manifest.round}, this is round ${expected.round}`), signed };
+  const problem = manifestProblem(manifest);
+  if (problem !== undefined) return { ...problem, signed };
+  return { ok: true, ...signed };
+}
+
+export interface AgreedContribution {
+  payloadHash: Buffer;
+  contributor: Buffer;
+  /** peerIdOf(contributor): the aggregate's canonical order. */
+  peerId: string;
+  /** Median of the including manifests' scores (integer ppm). */
+  scorePpm: number;
+  /** scorePpm / 1e6, for trainer/src/outer/aggregate.ts. */
+  score: number;
+  /** Number of active peers whose manifests include it. */
+  votes: number;
+}
+
+export interface RefusedManifest {
+  /** peerIdOf(signer). */
+  peerId: string;
+  reason: RejectionReason;
+  detail: string;
+  /** For Equivocation with envelopes given: two of the signer's conflicting manifests. */
+  evidence?: EquivocationEvidence;
+}
+
+export interface Agreement {
+  /** The round's contributions, sorted by contributor peer id. */
+  accepted: AgreedContribution[];
+  /** Manifests not counted, sorted by peer id, then reason, then detail; repeats listed once. */
+  refused: RefusedManifest[];
+  /**
+   * Contributors with more than one payload in the majority set: none of them is applied. Only
+   * a contributor that signed two payloads can get there (with dishonest manifests voting for
+   * both), so this is equivocation seen through the manifests. Sorted by peer id.
+   */
+  conflicts: Array<{ peerId: string; payloadHashes: string[] }>;
+  /** Distinct active peers, and the votes a contribution needed: more than half of them. */
+  active: number;
+  needed: number;
+}
+
+/**
+ * The contributions of the round. Rules:
+ *  - a manifest counts if it is for this run and round, its signer is one of `activePeers`
+ *    (peer ids), and its entries are well-formed; otherwise it is refused with a reason;
+ *  - one manifest per signer: copies of the same manifest count once; two different ones are
+ *    equivocation, and none of that signer's manifests counts (the signer still counts in the
+ *    denominator, as an active peer that includes nothing);
+ *  - a contribution (payload hash, contributor) is in iff MORE THAN HALF of the active peers'
+ *    manifests include it (votes · 2 > active; exactly half is not enough). Active peers that
+ *    sent no manifest count as not including it, so silence cannot lower the bar;
+ *  - its score is the median of the including manifests' score_ppm (the middle one, or the
+ *    integer floor of the mean of the two middle ones), so a minority cannot drag it outside
+ *    the range of the honest scores when the honest peers are most of those including it;
+ *  - a contribution whose combined score is 0 is left out: it would carry no weight, but would
+ *    still count in the median norm the aggregate clips to;
+ *  - a contributor with two or more payloads in the set has all of them left out (conflicts).
+ * Everything is sorted canonically; the same inputs in any order give the same result.
+ */
+export function agree(manifests: readonly SignedManifest[], activePeers: readonly string[], options: { runId: string; round: bigint }): Agreement {
+  const active = new Set(activePeers);
+  const needed = Math.floor(active.size / 2) + 1;
+  const refused: RefusedManifest[] = [];
+  // Per signer, its distinct manifests by canonical content.
+  const bySigner = new Map<string, Map<string, SignedManifest>>();
+  for (const signed of manifests) {
+    const peerId = peerIdOf(signed.signer);
+    const { manifest } = signed;
+    const problem =
+      signed.signer.length !== Limits.publicKeyBytes ? reject(RejectionReason.Malformed, `signer must be a ${Limits.publicKeyBytes}-byte key`)
+      : manifest.runId !== options.runId ? reject(RejectionReason.WrongRun, `manifest is for run "${clip(manifest.runId)}", this is run "${options.runId}"`)
+      : manifest.round !== options.round ? reject(RejectionReason.WrongRound, `manifest is for round ${manifest.round}, this is round ${options.round}`)
+      : !active.has(peerId) ? reject(RejectionReason.NotActive, `signer ${peerId} is not an active peer of round ${options.round}`)
+      : manifestProblem(manifest);
+    if (problem !== undefined) {
+      refused.push({ peerId, reason: problem.reason, detail: problem.detail });
+      continue;
+    }
+    let versions = bySigner.get(peerId);
+    if (versions === undefined) bySigner.set(peerId, (versions = new Map()));
+    const content = manifest.entries.map((e) => `${hex(e.payloadHash)}:${hex(e.contributor)}:${e.scorePpm}`).join(',');
+    // Of identical copies keep one that has its envelope, for evidence.
+    if (!versions.has(content) || versions.get(content)!.envelope === undefined) versions.set(content, signed);
+  }
+
+  const votes = new Map<string, { payloadHash: Buffer; contributor: Buffer; scores: number[] }>();
+  for (const [peerId, versions] of bySigner) {
+    if (versions.size > 1) {
+      const [a, b] = [...versions.keys()].sort().map((content) => versions.get(content)!);
+      const evidence: EquivocationEvidence | undefined = a!.envelope !== undefined && b!.envelope !== undefined ? [a!.envelope, b!.envelope] : undefined;
+      refused.push({ peerId, reason: RejectionReason.Equivocation, detail: `signed ${versions.size} different manifests for round ${options.round}`, ...(evidence ? { evidence } : {}) });
+      continue;
+    }
+    const [only] = versions.values();
+    for (const entry of only!.manifest.entries) {
+      const key = `${hex(entry.payloadHash)}:${hex(entry.contributor)}`;
+      let vote = votes.get(key);
+      if (vote === undefined) votes.set(key, (vote = { payloadHash: Buffer.from(entry.payloadHash), contributor: Buffer.from(entry.contributor), scores: [] }));
+      vote.scores.push(entry.scorePpm);
+    }
+  }
+
+  const majority: AgreedContribution[] = [];
+  for (const vote of votes.values()) {
+    if (vote.scores.length * 2 <= active.size) continue;
+    const scorePpm = medianPpm(vote.scores);
+    if (scorePpm === 0) continue;
+    majority.push({ payloadHash: vote.payloadHash, contributor: vote.contributor, peerId: peerIdOf(vote.contributor), scorePpm, score: scorePpm / PPM, votes: vote.scores.length });
+  }
+  majority.sort((a, b) => compareText(a.peerId, b.peerId) || Buffer.compare(a.payloadHash, b.payloadHash));
+
+  const accepted: AgreedContribution[] = [];
+  const conflicts: Agreement['conflicts'] = [];
+  for (let i = 0; i < majority.length;) {
+    let j = i + 1;
+    while (j < majority.length && majority[j]!.peerId === majority[i]!.peerId) j++;
+    if (j - i === 1) accepted.push(majority[i]!);
+    else conflicts.push({ peerId: majority[i]!.peerId, payloadHashes: majority.slice(i, j).map((c) => c.payloadHash.toString('hex')) });
+    i = j;
+  }
+  refused.sort((a, b) => compareText(a.peerId, b.peerId) || compareText(a.reason, b.reason) || compareText(a.detail, b.detail));
+  // A refused manifest received twice (relayed) is one refusal.
+  const distinctRefusals = refused.filter((r, i) => i === 0 || r.peerId !== refused[i - 1]!.peerId || r.reason !== refused[i - 1]!.reason || r.detail !== refused[i - 1]!.detail);
+  return { accepted, refused: distinctRefusals, conflicts, active: active.size, needed };
+}
+
+/** Median of integer scores in integer arithmetic: the middle one, or ⌊(a + b) / 2⌋ of the two middle ones. */
+export function medianPpm(scores: readonly number[]): number {
+  if (scores.length === 0) throw new Error('median of no scores');
+  const sorted = [...scores].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : Math.floor((sorted[middle - 1]! + sorted[middle]!) / 2);
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes).toString('hex');
+}
