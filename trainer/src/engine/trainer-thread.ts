@@ -33,7 +33,7 @@ export class TrainerThread {
     const size = gptParamCount(config.model);
     const shared = () => new Float32Array(new SharedArrayBuffer(size * 4));
     const buffers = { params: shared(), m: shared(), v: shared() };
-    buffers.params.set(initGptParams(config.model as GptConfig, config.seed));
+    initGptParams(config.model as GptConfig, config.seed, buffers.params);
     const worker = new Worker(compiledPath('./train-worker.js', import.meta.url));
     const thread = await new Promise<TrainerThread>((resolve, reject) => {
       const fail = (error: Error) => reject(error);

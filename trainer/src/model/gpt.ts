@@ -75,11 +75,14 @@ const INIT_STD = 0.02;
  * GPT-2 initialisation, deterministic from the seed: weights and embeddings N(0, 0.02²), the
  * residual projections (proj.w, fc2.w) N(0, (0.02/√(2·layers))²) so the residual stream's
  * variance does not grow with depth, biases 0, norm gains 1. Each tensor draws from its own
- * Philox stream keyed by (seed, name): see random.ts.
+ * Philox stream keyed by (seed, name): see random.ts. Writes into `into` when given (e.g. shared
+ * memory), else into a new array.
  */
-export function initGptParams(config: GptConfig, seed: number | string): Float32Array {
+export function initGptParams(config: GptConfig, seed: number | string, into?: Float32Array): Float32Array {
   const layout = layoutOf(gptParamSpecs(config));
-  const flat = new Float32Array(layout.size); // zeros: biases
+  if (into !== undefined && into.length !== layout.size) throw new Error(`initGptParams: the target holds ${into.length} values, the model has ${layout.size}`);
+  const flat = into ?? new Float32Array(layout.size);
+  flat.fill(0); // biases
   for (const t of layout.tensors) {
     const role = paramRole(t.name);
     if (role === 'gain') flat.fill(1, t.offset, t.offset + t.size);
