@@ -8,14 +8,14 @@
 import { getHeapStatistics } from 'node:v8';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { decodePayload, SparseLoCoEncoder } from '../trainer/src/codec/index.js';
+import { decodePayload, ParallelSparseLoCoEncoder, SparseLoCoEncoder } from '../trainer/src/codec/index.js';
 import { fmt, median, progress, progressDone, table } from './report.js';
 
 const PARAMS = { chunk: 4096, k: 64, bits: 2 };
 const GOALS = { encode: 0.08, decode: 0.3 };
 const USAGE = 'usage: npm run bench -- codec [--values N (default 67108864)] [--runs N (default 5)] [--json FILE]';
 
-type Path = 'copy' | 'encode' | 'decode' | 'quickselect';
+type Path = 'copy' | 'encode' | 'encode2' | 'decode' | 'quickselect';
 
 export async function main(args: string[]): Promise<number> {
   let values;
@@ -36,6 +36,10 @@ export async function main(args: string[]): Promise<number> {
   const delta = pseudoGradient(n);
   const copyTarget = new Float32Array(n);
   const encoder = new SparseLoCoEncoder(n, PARAMS);
+  // The parallel encoder reads Δ from shared memory; a coordinator computes Δ there directly.
+  const parallel = await ParallelSparseLoCoEncoder.create(n, PARAMS, 2);
+  parallel.sharedDelta().set(delta);
+  await parallel.encode(parallel.sharedDelta());
   const selectOut = new Uint32Array(PARAMS.k);
   const scratch = new Float32Array(PARAMS.chunk);
   // Warm up every path once (JIT, page faults of fresh buffers), and keep one payload to decode.
@@ -44,10 +48,11 @@ export async function main(args: string[]): Promise<number> {
   decodePayload(payload, n);
   quickselectAll(delta, scratch, selectOut);
 
-  const seconds: Record<Path, number[]> = { copy: [], encode: [], decode: [], quickselect: [] };
-  const paths: Array<[Path, () => void]> = [
+  const seconds: Record<Path, number[]> = { copy: [], encode: [], encode2: [], decode: [], quickselect: [] };
+  const paths: Array<[Path, () => unknown]> = [
     ['copy', () => copyTarget.set(delta)],
     ['encode', () => encoder.encode(delta)],
+    ['encode2', () => parallel.encode(parallel.sharedDelta())],
     ['decode', () => decodePayload(payload, n)],
     ['quickselect', () => quickselectAll(delta, scratch, selectOut)],
   ];
@@ -55,27 +60,33 @@ export async function main(args: string[]): Promise<number> {
     for (const [path, op] of paths) {
       progress(`run ${run}/${runs}: ${path}`);
       const started = performance.now();
-      op();
+      await op();
       seconds[path].push((performance.now() - started) / 1000);
     }
   }
-  const allocated = allocatedPerEncode(encoder, delta);
+  const allocated = allocatedPerEncode(() => encoder.encode(delta));
+  const allocatedParallel = await allocatedPerEncodeAsync(async () => (await parallel.encode(parallel.sharedDelta())).length);
+  await parallel.close();
   progressDone();
 
   const inputMB = (n * 4) / 1e6;
   const rate = (path: Path) => inputMB / median(seconds[path]);
   const ratio = (path: Path) => rate(path) / rate('copy');
-  const verdict = (path: 'encode' | 'decode') => (ratio(path) >= GOALS[path] ? `≥ ${GOALS[path]} MET` : `≥ ${GOALS[path]} MISSED`);
+  const verdict = (path: 'encode' | 'encode2' | 'decode') => {
+    const goal = GOALS[path === 'encode2' ? 'encode' : path];
+    return ratio(path) >= goal ? `≥ ${goal} MET` : `≥ ${goal} MISSED`;
+  };
   console.log(`codec: ${fmt(n / 2 ** 20, 0)} Mi float32 values, chunk ${PARAMS.chunk}, top ${PARAMS.k}, ${PARAMS.bits} bits; median of ${runs} interleaved runs\n`);
   console.log(table(['path', 'MB/s of float32 input', 'ratio to copy', 'goal'], [
     ['copy (TypedArray.set), baseline', fmt(rate('copy'), 0), '1.000', ''],
     ['encode (error feedback, top-k, quantise, pack)', fmt(rate('encode'), 0), fmt(ratio('encode'), 3), verdict('encode')],
+    ['encode, 2 worker threads (same bytes)', fmt(rate('encode2'), 0), fmt(ratio('encode2'), 3), verdict('encode2')],
     ['decode (to sparse indices + values)', fmt(rate('decode'), 0), fmt(ratio('decode'), 3), verdict('decode')],
     ['plain per-chunk quickselect top-k in JS', fmt(rate('quickselect'), 0), fmt(ratio('quickselect'), 3), ''],
   ]));
   const compression = (n * 4) / payload.length;
   console.log(`\npayload ${fmt(payload.length / 1e6, 2)} MB: ${fmt(compression, 1)}× smaller than float32 (goal > 146×, aim 200×)`);
-  console.log(`allocated per encode besides its output: ${fmt(allocated, 0)} bytes (goal: none)`);
+  console.log(`allocated per encode besides its output: ${fmt(allocated, 0)} bytes; 2 threads: ${fmt(allocatedParallel, 0)} bytes on the main thread (goal: none)`);
 
   if (values.json !== undefined) {
     writeFileSync(values.json, `${JSON.stringify({ benchmark: 'codec', date: new Date().toISOString(), values: n, params: PARAMS, seconds, payloadBytes: payload.length, compression, allocatedPerEncode: allocated }, null, 2)}\n`);
@@ -100,17 +111,31 @@ function pseudoGradient(n: number): Float32Array {
  * between forced collections (needs --expose-gc, which bench/run.js is started with; without it,
  * reported as NaN).
  */
-function allocatedPerEncode(encoder: SparseLoCoEncoder, delta: Float32Array): number {
+function allocatedPerEncode(encode: () => unknown): number {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (gc === undefined) return NaN;
   gc();
   const before = getHeapStatistics();
   const calls = 3;
-  for (let i = 0; i < calls; i++) encoder.encode(delta);
+  for (let i = 0; i < calls; i++) encode();
   const after = getHeapStatistics();
   const heap = after.used_heap_size - before.used_heap_size;
   const external = after.external_memory - before.external_memory;
   return Math.max(0, (heap + external) / calls);
+}
+
+/** The same for an encoder that resolves to its payload's length; the payload itself is subtracted. */
+async function allocatedPerEncodeAsync(encode: () => Promise<number>): Promise<number> {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return NaN;
+  gc();
+  const before = getHeapStatistics();
+  const calls = 3;
+  let output = 0;
+  for (let i = 0; i < calls; i++) output += await encode();
+  const after = getHeapStatistics();
+  const total = after.used_heap_size - before.used_heap_size + after.external_memory - before.external_memory;
+  return Math.max(0, (total - output) / calls);
 }
 
 /** The baseline: per chunk, a plain quickselect of the k-th largest magnitude, then a scan. */

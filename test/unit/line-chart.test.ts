@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { lineChart, niceRange } from '../../trainer/src/report/line-chart.js';
+import { formatTick, lineChart, niceRange } from '../../trainer/src/report/line-chart.js';
 
 describe('line chart', () => {
   it('picks round ticks that cover the data', () => {
@@ -8,6 +8,10 @@ describe('line chart', () => {
     expect(r.min).toBeLessThanOrEqual(3.14);
     expect(r.max).toBeGreaterThanOrEqual(3.2);
     expect(r.ticks.length).toBeGreaterThanOrEqual(3);
+  });
+
+  it('labels ticks briefly', () => {
+    expect([1_500_000, 20_000, 500, 0.25, 0].map(formatTick)).toEqual(['1.5M', '20k', '500', '0.25', '0']);
   });
 
   it('draws one polyline per series with its points inside the plot, and a legend', () => {

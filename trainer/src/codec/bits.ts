@@ -11,8 +11,9 @@ export class BitWriter {
   private window = 0;
   private pending = 0;
 
-  constructor(capacityBytes: number) {
-    this.bytes = new Uint8Array(capacityBytes);
+  /** A buffer of `capacity` bytes, or the given memory (e.g. shared with another thread). */
+  constructor(capacity: number | Uint8Array) {
+    this.bytes = typeof capacity === 'number' ? new Uint8Array(capacity) : capacity;
   }
 
   /** Starts over at `startByte`, keeping the buffer (grown to `capacityBytes` if needed). */
@@ -26,6 +27,24 @@ export class BitWriter {
   /** The whole buffer, for writing a header in front of the bits. */
   get buffer(): Uint8Array {
     return this.bytes;
+  }
+
+  /** Bits written since the start of the buffer (the header's bytes included). */
+  get bitLength(): number {
+    return this.position * 8 + this.pending;
+  }
+
+  /** Appends the first `bitLength` bits of `bytes` (a bit stream another writer finished). */
+  append(bytes: Uint8Array, bitLength: number): void {
+    const whole = bitLength >>> 3;
+    if (this.pending === 0) {
+      this.bytes.set(bytes.subarray(0, whole), this.position);
+      this.position += whole;
+    } else {
+      for (let i = 0; i < whole; i++) this.write(bytes[i]!, 8);
+    }
+    const rest = bitLength & 7;
+    if (rest > 0) this.write(bytes[whole]! >>> (8 - rest), rest);
   }
 
   /** Writes the last partial byte, zero-padded, and returns a view of everything written. */

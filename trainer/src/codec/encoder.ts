@@ -1,11 +1,13 @@
 import { BitWriter } from './bits.js';
-import { checkParams, HEADER_BYTES, maxPayloadBytes, riceParameter, writeHeader, type CodecParams } from './format.js';
+import { checkParams, HEADER_BYTES, maxPayloadBytes, riceParameter, writeHeader, type CodecParams, type PayloadHeader } from './format.js';
 import { fillLevels, levelOf, lowFromRatio, ratioFor } from './quantize.js';
 import { TopKSelector } from './topk.js';
 
 export interface EncoderOptions extends CodecParams {
   /** Error feedback: the buffer is multiplied by this before the next delta is added (default 1). */
   errorDecay?: number;
+  /** The error-feedback buffer to use (e.g. shared memory); a new zeroed one by default. */
+  error?: Float32Array;
 }
 
 /**
@@ -19,7 +21,7 @@ export interface EncoderOptions extends CodecParams {
  */
 export class SparseLoCoEncoder {
   readonly error: Float32Array;
-  readonly params: Required<EncoderOptions>;
+  readonly params: Required<Omit<EncoderOptions, 'error'>>;
   private readonly rice: number;
   private readonly writer: BitWriter;
   private readonly selector: TopKSelector;
@@ -35,8 +37,9 @@ export class SparseLoCoEncoder {
     const errorDecay = options.errorDecay ?? 1;
     if (!(errorDecay >= 0 && errorDecay <= 1)) throw new Error(`compression.errorDecay must be in [0, 1], got ${errorDecay}`);
     this.params = { chunk: options.chunk, k: options.k, bits: options.bits, errorDecay };
-    this.error = new Float32Array(length);
-    this.errorBits = new Uint32Array(this.error.buffer);
+    if (options.error !== undefined && options.error.length !== length) throw new Error(`the error buffer holds ${options.error.length} values, the vector ${length}`);
+    this.error = options.error ?? new Float32Array(length);
+    this.errorBits = new Uint32Array(this.error.buffer, this.error.byteOffset, length);
     this.rice = riceParameter(options.chunk, options.k);
     this.writer = new BitWriter(maxPayloadBytes(length, options, this.rice));
     this.selector = new TopKSelector(options.chunk);
@@ -45,15 +48,32 @@ export class SparseLoCoEncoder {
 
   /** Compresses Δ (plus the error buffer) and updates the error buffer. Refuses non-finite input. */
   encode(delta: Float32Array): Uint8Array {
-    const { length, error, writer, kept, levels } = this;
-    const { chunk, k, bits, errorDecay } = this.params;
+    const { length, writer } = this;
+    const { chunk, k, bits } = this.params;
     if (delta.length !== length) throw new Error(`delta has ${delta.length} values, the encoder was made for ${length}`);
-    const levelCount = 1 << (bits - 1);
-    const signShift = bits - 1;
     writer.reset(maxPayloadBytes(length, this.params, this.rice), HEADER_BYTES);
     writeHeader(writer.buffer, { chunk, k, bits, rice: this.rice, length });
+    this.encodeChunks(delta, 0, Math.ceil(length / chunk), writer);
+    return writer.finish();
+  }
 
-    for (let start = 0; start < length; start += chunk) {
+  /** The header this encoder writes (for assembling a payload from chunk ranges). */
+  get header(): PayloadHeader {
+    const { chunk, k, bits } = this.params;
+    return { chunk, k, bits, rice: this.rice, length: this.length };
+  }
+
+  /**
+   * Encodes chunks [firstChunk, endChunk) into `writer`, updating their part of the error buffer:
+   * the bit stream of a whole payload is these ranges back to back, so disjoint ranges can be
+   * encoded on different threads (parallel-encoder.ts).
+   */
+  encodeChunks(delta: Float32Array, firstChunk: number, endChunk: number, writer: BitWriter): void {
+    const { length, error, kept, levels } = this;
+    const { chunk, k, bits, errorDecay } = this.params;
+    const levelCount = 1 << (bits - 1);
+    const signShift = bits - 1;
+    for (let start = firstChunk * chunk; start < Math.min(length, endChunk * chunk); start += chunk) {
       const end = Math.min(start + chunk, length);
       const keep = Math.min(k, end - start);
       // e ← decay·e + Δ over the chunk, and its top-k.
@@ -90,6 +110,5 @@ export class SparseLoCoEncoder {
         error[index] = value - (negative ? -levels[t]! : levels[t]!);
       }
     }
-    return writer.finish();
   }
 }

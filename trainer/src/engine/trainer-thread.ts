@@ -3,7 +3,7 @@ import { gptParamCount, type GptConfig } from '../model/config.js';
 import { initGptParams } from '../model/gpt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
-import { compiledPath } from './compiled.js';
+import { compiledPath } from '../compiled.js';
 import type { FromWorker, ToWorker, WorkerReady } from './protocol.js';
 
 /**
