@@ -50,4 +50,23 @@ describe('the training CLIs', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 180_000);
+
+  it('explains a missing or damaged checkpoint or config instead of crashing', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'concord-cli-'));
+    try {
+      const failure = async (args: string[]) => (await run(process.execPath, args).then(() => undefined, (error: { code: number; stderr: string }) => error))!;
+      const missing = await failure(['dist/trainer/src/cli/sample.js', '--checkpoint', join(dir, 'none.ckpt')]);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toMatch(/none\.ckpt: ENOENT/);
+      await writeFile(join(dir, 'bad.ckpt'), 'not a checkpoint');
+      const damaged = await failure(['dist/trainer/src/cli/export.js', '--checkpoint', join(dir, 'bad.ckpt'), '--out', dir]);
+      expect(damaged.stderr).toMatch(/bad\.ckpt: not a Concord checkpoint \(bad magic\)/);
+      await writeFile(join(dir, 'bad.yaml'), 'model: {vocabSize: 512, seqLen: 32, layers: 1, dModel: 30, heads: 4}\n');
+      const config = await failure(['dist/trainer/src/cli/train.js', '--config', join(dir, 'bad.yaml'), '--out', dir]);
+      expect(config.code).toBe(2);
+      expect(config.stderr).toMatch(/model\.heads: 4 does not divide model\.dModel \(30\)/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

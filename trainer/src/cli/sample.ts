@@ -22,7 +22,14 @@ async function main(): Promise<number> {
     console.error('usage: npm run sample -- --checkpoint FILE --prompt TEXT [--tokens N ≥ 1] [--temperature T ≥ 0] [--top-k K ≥ 0] [--seed S]');
     return 2;
   }
-  const model = await loadTrainedModel(values.checkpoint!);
+  let model;
+  try {
+    model = await loadTrainedModel(values.checkpoint!);
+  } catch (error) {
+    // A missing or damaged checkpoint is the user's to fix: say which and why, no stack trace.
+    console.error(`${values.checkpoint}: ${(error as Error).message}`);
+    return 1;
+  }
   const { seqLen, vocabSize } = model.config.model;
   const { session } = await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }));
   const runner = new GraphRunner(session, model.layout);
