@@ -67,7 +67,7 @@ export class GraphRunner {
   private readonly paramNames: ReadonlySet<string>;
   private readonly inputs: ReadonlySet<string>;
 
-  constructor(readonly session: ort.InferenceSession, private readonly layout: ParamLayout) {
+  constructor(readonly session: ort.InferenceSession, readonly layout: ParamLayout) {
     this.paramNames = new Set(layout.tensors.map((t) => t.name));
     this.inputs = new Set(session.inputNames);
     const missing = session.inputNames.filter((name) => !this.paramNames.has(name) && name !== 'tokens' && name !== 'targets');

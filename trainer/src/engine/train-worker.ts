@@ -44,7 +44,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
   });
   const options = { device: config.train.device, ...(config.train.threads !== undefined ? { threads: config.train.threads } : {}) };
   const { batch } = config.inner;
-  const trainSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'train' }), options);
+  const trainSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'train', gradients: 'per-tensor' }), options);
   const lossSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'loss' }), options);
   const { beta1, beta2, weightDecay, gradClip } = config.inner;
   state = {

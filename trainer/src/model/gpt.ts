@@ -109,6 +109,10 @@ export interface GptGraphOptions {
    * specs, for a self-contained inference model: its only inputs are then `tokens` (and
    * `targets` for 'loss'). Not for 'train'. */
   readonly weights?: Float32Array;
+  /** 'train' only: one flat `grads` output (default), or one output `grad.<name>` per parameter,
+   * which a caller can bind to views of one flat buffer so ORT writes each gradient in place
+   * instead of holding them all and a concatenated copy (half the gradient memory). */
+  readonly gradients?: 'flat' | 'per-tensor';
 }
 
 /**
@@ -174,6 +178,9 @@ export function buildGptGraph(config: GptConfig, options: GptGraphOptions): Uint
   const loss = G.crossEntropy(logits, targets);
   if (outputs === 'loss') return G.toOnnx(g, { outputs: { loss }, name: 'gpt-loss' });
 
-  const grads = G.gradients(loss, g.params).map((t) => G.reshape(t, [t.size]));
-  return G.toOnnx(g, { outputs: { loss, grads: G.concat(grads, 0) }, name: 'gpt-train' });
+  const grads = G.gradients(loss, g.params);
+  if (options.gradients === 'per-tensor') {
+    return G.toOnnx(g, { outputs: { loss, ...Object.fromEntries(g.params.map((param, i) => [`grad.${param.name}`, grads[i]!])) }, name: 'gpt-train' });
+  }
+  return G.toOnnx(g, { outputs: { loss, grads: G.concat(grads.map((t) => G.reshape(t, [t.size])), 0) }, name: 'gpt-train' });
 }

@@ -17,7 +17,7 @@ export interface Progress {
 }
 
 export interface InnerLoopOptions {
-  /** The 'train' graph: inputs params, tokens, targets; outputs loss and grads (flat). */
+  /** The 'train' graph with per-tensor gradients: inputs params, tokens, targets; outputs loss and grad.<name>. */
   runner: GraphRunner;
   /** Updated in place. */
   params: Float32Array;
@@ -68,7 +68,8 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
   // Outputs land in these buffers every step: no fresh P-sized array per step for the GC.
   const lossBuffer = new Float32Array(1);
   const grads = new Float32Array(params.length);
-  const fetches = { loss: new ort.Tensor('float32', lossBuffer, []), grads: new ort.Tensor('float32', grads, [params.length]) };
+  const fetches: Record<string, ort.Tensor> = { loss: new ort.Tensor('float32', lossBuffer, []) };
+  for (const t of runner.layout.tensors) fetches[`grad.${t.name}`] = new ort.Tensor('float32', grads.subarray(t.offset, t.offset + t.size), t.shape);
   const started = now();
   const losses: number[] = [];
   let stepMs = 0;
