@@ -21,7 +21,7 @@ async function trainOnce(steps: number) {
     const before = await trainer.evaluate();
     const progress: number[] = [];
     const result = await trainer.train({ maxSteps: steps, onProgress: (p) => progress.push(p.step) });
-    return { trainer, before, after: await trainer.evaluate(), result, progress, hash: modelHash(layout, trainer.params).toString('hex') };
+    return { trainer, before, after: await trainer.evaluate(), result, progress, hash: modelHash(layout, await trainer.readParams()).toString('hex') };
   } finally {
     await trainer.close();
   }

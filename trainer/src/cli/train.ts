@@ -62,9 +62,10 @@ async function main(): Promise<number> {
   const seconds = (Date.now() - started) / 1000;
   const finalLoss = validation.at(-1)![1];
   const layout = layoutOf(gptParamSpecs(model));
-  const hash = modelHash(layout, trainer.params);
+  const params = await trainer.readParams();
+  const hash = modelHash(layout, params);
   await saveCheckpoint(join(out, 'model.ckpt'), {
-    layout, sections: new Map([['params', trainer.params], ['adam_m', trainer.m], ['adam_v', trainer.v]]),
+    layout, sections: new Map([['params', params], ['adam_m', trainer.m], ['adam_v', trainer.v]]),
     meta: { config, step: trainer.optimizerStep, tokens, validationLoss: finalLoss },
   });
   await writeFile(join(out, 'loss.svg'), lineChart({

@@ -3,7 +3,8 @@ import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 
 /** Messages between a TrainerThread (main thread) and its worker (train-worker.ts). */
 export type ToWorker =
-  | { type: 'init'; config: TrainConfig; params: SharedArrayBuffer; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
+  | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
+  | { type: 'read-params' }
   | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number }
   | { type: 'evaluate' }
   | { type: 'close' };
@@ -22,4 +23,5 @@ export type FromWorker =
   | { type: 'progress'; progress: Progress }
   | { type: 'trained'; result: InnerLoopResult; optimizerStep: number }
   | { type: 'evaluated'; loss: number }
+  | { type: 'params'; params: Float32Array }
   | { type: 'error'; message: string };

@@ -1,9 +1,8 @@
 // The worker thread of a trainer: owns the ORT sessions (whose run() blocks its thread), the
-// dataset and the optimizer; parameters and moments live in SharedArrayBuffers the main thread
-// also sees. onnxruntime-node refuses tensors over shared memory ("Invalid argument"), so the
-// worker trains on a private copy of the parameters and writes it back when a call ends: the
-// shared copy is current whenever the worker is idle. Started by TrainerThread; speaks the
-// messages of protocol.ts.
+// dataset, the optimizer and the parameters. onnxruntime-node refuses tensors over shared memory
+// ("Invalid argument"), so the parameters live here in ordinary memory and the main thread gets a
+// copy when it asks ('read-params'); the AdamW moments, which ORT never sees, live in
+// SharedArrayBuffers. Started by TrainerThread; speaks the messages of protocol.ts.
 import { parentPort } from 'node:worker_threads';
 import { assign, windowCount } from '../data/assign.js';
 import { loadDataset, type Dataset } from '../data/dataset.js';
@@ -22,9 +21,6 @@ const send = (message: FromWorker) => port.postMessage(message);
 interface State {
   config: TrainConfig;
   dataset: Dataset;
-  /** Shared with the main thread. */
-  shared: Float32Array;
-  /** What ORT is fed: a private copy, synchronised at the start and end of each call. */
   params: Float32Array;
   optimizer: AdamW;
   train: GraphRunner;
@@ -36,8 +32,7 @@ let state: State | undefined;
 async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { config } = message;
   const layout = layoutOf(gptParamSpecs(config.model));
-  const shared = new Float32Array(message.params);
-  const params = new Float32Array(shared.length);
+  const params = message.params;
   const dataset = await loadDataset({
     vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery,
     ...(config.data.genres === 'all' ? {} : { genres: config.data.genres }),
@@ -48,7 +43,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
   const lossSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'loss' }), options);
   const { beta1, beta2, weightDecay, gradClip } = config.inner;
   state = {
-    config, dataset, shared, params,
+    config, dataset, params,
     optimizer: new AdamW(layout, isDecayed, { beta1, beta2, eps: 1e-8, weightDecay, gradClip }, {
       m: new Float32Array(message.m), v: new Float32Array(message.v), step: message.optimizerStep,
     }),
@@ -69,7 +64,6 @@ async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<voi
   const seqLen = config.model.seqLen;
   // One peer, one replica: each epoch is one assignment round over every window of the corpus.
   const perEpoch = Math.max(1, Math.floor(windowCount(s.dataset.train.length, seqLen) / batch));
-  s.params.set(s.shared);
   const result = await runInnerLoop({
     runner: s.train, params: s.params, optimizer: s.optimizer,
     schedule: { lr: config.inner.lr, warmupSteps: config.inner.warmupSteps, decaySteps: config.train.steps, minLrRatio: config.inner.minLrRatio },
@@ -85,7 +79,6 @@ async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<voi
     ...(message.maxSteps !== undefined ? { maxSteps: message.maxSteps } : {}),
     onProgress: (progress) => send({ type: 'progress', progress }),
   });
-  s.shared.set(s.params);
   send({ type: 'trained', result, optimizerStep: s.optimizer.step });
 }
 
@@ -110,8 +103,11 @@ port.on('message', (message: ToWorker) => {
       case 'train': return train(message);
       case 'evaluate': {
         const s = ready();
-        s.params.set(s.shared);
         return send({ type: 'evaluated', loss: await evaluate(s.loss, s.params, s.dataset.validation, { batch: s.config.inner.batch, seqLen: s.config.model.seqLen, batches: s.validationBatches }) });
+      }
+      case 'read-params': {
+        const copy = ready().params.slice();
+        return port.postMessage({ type: 'params', params: copy } satisfies FromWorker, [copy.buffer as ArrayBuffer]);
       }
       case 'close': return port.close();
     }

@@ -8,12 +8,11 @@ import type { FromWorker, ToWorker, WorkerReady } from './protocol.js';
 
 /**
  * A trainer on its own thread: ORT's run() blocks the thread it runs on, so the inner loop runs
- * in a worker and this (main) thread stays free for gRPC, metrics and progress. Parameters and
- * optimizer moments are SharedArrayBuffers: the main thread reads them (to hash, checkpoint,
- * take the outer step) while the worker is idle, without copies.
+ * in a worker and this (main) thread stays free for gRPC, metrics and progress. The worker owns
+ * the parameters (ORT cannot read shared memory); `readParams` returns a copy. The optimizer
+ * moments are SharedArrayBuffers the main thread reads while the worker is idle.
  */
 export class TrainerThread {
-  readonly params: Float32Array;
   readonly m: Float32Array;
   readonly v: Float32Array;
   optimizerStep = 0;
@@ -21,9 +20,8 @@ export class TrainerThread {
   private pending: { resolve: (message: FromWorker) => void; reject: (error: Error) => void; expect: FromWorker['type'] } | undefined;
   private onProgress: ((progress: Progress) => void) | undefined;
 
-  private constructor(readonly config: TrainConfig, readonly ready: WorkerReady, worker: Worker, buffers: { params: Float32Array; m: Float32Array; v: Float32Array }) {
+  private constructor(readonly config: TrainConfig, readonly ready: WorkerReady, worker: Worker, buffers: { m: Float32Array; v: Float32Array }) {
     this.worker = worker;
-    this.params = buffers.params;
     this.m = buffers.m;
     this.v = buffers.v;
   }
@@ -32,8 +30,9 @@ export class TrainerThread {
   static async start(config: TrainConfig): Promise<TrainerThread> {
     const size = gptParamCount(config.model);
     const shared = () => new Float32Array(new SharedArrayBuffer(size * 4));
-    const buffers = { params: shared(), m: shared(), v: shared() };
-    initGptParams(config.model as GptConfig, config.seed, buffers.params);
+    const buffers = { m: shared(), v: shared() };
+    // Made here and handed over (transferred, not copied) to the worker, which owns them.
+    const params = initGptParams(config.model as GptConfig, config.seed);
     const worker = new Worker(compiledPath('./train-worker.js', import.meta.url));
     const thread = await new Promise<TrainerThread>((resolve, reject) => {
       const fail = (error: Error) => reject(error);
@@ -43,8 +42,8 @@ export class TrainerThread {
         if (message.type === 'ready') resolve(new TrainerThread(config, message, worker, buffers));
         else reject(new Error(message.type === 'error' ? message.message : `unexpected ${message.type} from the trainer worker`));
       });
-      const init: ToWorker = { type: 'init', config, params: buffers.params.buffer as SharedArrayBuffer, m: buffers.m.buffer as SharedArrayBuffer, v: buffers.v.buffer as SharedArrayBuffer, optimizerStep: 0 };
-      worker.postMessage(init);
+      const init: ToWorker = { type: 'init', config, params, m: buffers.m.buffer as SharedArrayBuffer, v: buffers.v.buffer as SharedArrayBuffer, optimizerStep: 0 };
+      worker.postMessage(init, [params.buffer as ArrayBuffer]);
     });
     thread.listen();
     return thread;
@@ -61,6 +60,13 @@ export class TrainerThread {
     } finally {
       this.onProgress = undefined;
     }
+  }
+
+  /** A copy of the current parameters (flat layout order). */
+  async readParams(): Promise<Float32Array> {
+    const message = await this.request({ type: 'read-params' }, 'params');
+    if (message.type !== 'params') throw new Error('unreachable');
+    return message.params;
   }
 
   /** Mean validation loss over the fixed validation batches. */
