@@ -508,15 +508,25 @@ export function bpeCacheKey(text: string | readonly string[], vocabSize: number)
   return h.digest('hex');
 }
 
-/** Loads the tokenizer for (text, vocabSize) from the cache, or trains and caches it. */
-export function loadOrTrainBpe(text: string | readonly string[], options: BpeCacheOptions): LoadedBpe {
+/**
+ * Loads the tokenizer for (text, vocabSize) from the cache, or trains and caches it. `text` may
+ * be a function, called only when training is needed, together with `options.key`: a cache key
+ * the caller derived from the text's source (e.g. bpeCacheKey over the raw files' hash), so a
+ * warm cache never builds the text.
+ */
+export function loadOrTrainBpe(
+  text: string | readonly string[] | (() => string | readonly string[]),
+  options: BpeCacheOptions & { key?: string },
+): LoadedBpe {
   checkVocabSize(options.vocabSize);
+  const texts = () => (typeof text === 'function' ? text() : text);
+  if (typeof text === 'function' && options.key === undefined) throw new Error('loadOrTrainBpe: text given as a function needs options.key');
   if (options.cache === false) {
     const t0 = performance.now();
-    const tokenizer = BpeTokenizer.train(text, options);
+    const tokenizer = BpeTokenizer.train(texts(), options);
     return { tokenizer, cached: false, path: undefined, trainSeconds: (performance.now() - t0) / 1000 };
   }
-  const key = bpeCacheKey(text, options.vocabSize);
+  const key = options.key ?? bpeCacheKey(texts(), options.vocabSize);
   const dir = options.cacheDir ?? defaultCacheDir();
   const path = join(dir, `bpe-v${BPE_ALGORITHM_VERSION}-${options.vocabSize}-${key.slice(0, 16)}.json`);
   try {
@@ -526,7 +536,7 @@ export function loadOrTrainBpe(text: string | readonly string[], options: BpeCac
     // absent or unreadable: train below and overwrite
   }
   const t0 = performance.now();
-  const tokenizer = BpeTokenizer.train(text, options);
+  const tokenizer = BpeTokenizer.train(texts(), options);
   const trainSeconds = (performance.now() - t0) / 1000;
   writeFileAtomic(path, JSON.stringify({ key, tokenizer: tokenizer.toJSON() }) + '\n');
   return { tokenizer, cached: false, path, trainSeconds };

@@ -77,8 +77,8 @@ export function parseGenres(genres: string | readonly string[] | undefined): str
 
 const FILE_NAME = /^c([a-r])(\d\d)$/;
 
-/** Reads the Brown corpus documents of the selected genres, in file-name order. */
-export function loadBrown(options: LoadCorpusOptions = {}): CorpusDocument[] {
+/** The corpus files of the selected genres (id and genre, from the names), in file-name order. */
+export function listBrown(options: LoadCorpusOptions = {}): Array<{ id: string; genre: string }> {
   const dir = options.dir ?? brownDir();
   const genres = new Set(parseGenres(options.genres));
   let names: string[];
@@ -89,13 +89,26 @@ export function loadBrown(options: LoadCorpusOptions = {}): CorpusDocument[] {
   }
   const files = names.filter((n) => FILE_NAME.test(n)).sort();
   if (files.length === 0) throw new Error(`corpus: no Brown corpus files (ca01 … cr09) in ${dir}`);
-  const docs: CorpusDocument[] = [];
-  for (const id of files) {
-    const genre = id.charAt(1);
-    if (!genres.has(genre)) continue;
-    docs.push({ id, genre, text: detagDocument(readFileSync(join(dir, id), 'utf8')) });
-  }
-  return docs;
+  return files.map((id) => ({ id, genre: id.charAt(1) })).filter((f) => genres.has(f.genre));
+}
+
+/** Bump when the text made from the files changes (detagging, spacing): it keys every cache. */
+export const CORPUS_TEXT_VERSION = 1;
+
+/**
+ * SHA-256 of the raw corpus files (names and bytes) and CORPUS_TEXT_VERSION: a cache key that
+ * needs no parsing, so a process whose caches are warm never builds the corpus text.
+ */
+export function brownFilesHash(ids: readonly string[], dir: string = brownDir()): string {
+  const hash = createHash('sha256').update(`brown-text-v${CORPUS_TEXT_VERSION}\0`);
+  for (const id of ids) hash.update(`${id}\0`).update(readFileSync(join(dir, id))).update('\0');
+  return hash.digest('hex');
+}
+
+/** Reads the Brown corpus documents of the selected genres, in file-name order. */
+export function loadBrown(options: LoadCorpusOptions = {}): CorpusDocument[] {
+  const dir = options.dir ?? brownDir();
+  return listBrown({ ...options, dir }).map(({ id, genre }) => ({ id, genre, text: detagDocument(readFileSync(join(dir, id), 'utf8')) }));
 }
 
 /** Turns one tagged file (form C) into running text on one line. Sentences (paragraphs of the
