@@ -7,19 +7,13 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { encodeSafetensors } from '../export/safetensors.js';
-import { loadTrainedModel } from '../export/trained-model.js';
+import { loadTrainedModelForCli } from '../export/trained-model.js';
 import { buildGptGraph } from '../model/gpt.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { checkpoint: { type: 'string', default: 'out/train/model.ckpt' }, out: { type: 'string', default: 'out/export' } } });
-  let model;
-  try {
-    model = await loadTrainedModel(values.checkpoint!);
-  } catch (error) {
-    // A missing or damaged checkpoint is the user's to fix: say which and why, no stack trace.
-    console.error(`${values.checkpoint}: ${(error as Error).message}`);
-    return 1;
-  }
+  const model = await loadTrainedModelForCli(values.checkpoint!);
+  if (model === undefined) return 1;
   await mkdir(values.out!, { recursive: true });
   const metadata = { format: 'concord-gpt', config: JSON.stringify(model.config.model) };
   await writeFile(join(values.out!, 'model.safetensors'), encodeSafetensors(model.layout, model.params, metadata));

@@ -5,7 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphRunner, openSession } from '../engine/session.js';
 import { sampleToken } from '../export/sample.js';
 import { seededRandom } from '../random.js';
-import { loadTrainedModel } from '../export/trained-model.js';
+import { loadTrainedModelForCli } from '../export/trained-model.js';
 import { buildGptGraph } from '../model/gpt.js';
 
 async function main(): Promise<number> {
@@ -22,14 +22,8 @@ async function main(): Promise<number> {
     console.error('usage: npm run sample -- --checkpoint FILE --prompt TEXT [--tokens N ≥ 1] [--temperature T ≥ 0] [--top-k K ≥ 0] [--seed S]');
     return 2;
   }
-  let model;
-  try {
-    model = await loadTrainedModel(values.checkpoint!);
-  } catch (error) {
-    // A missing or damaged checkpoint is the user's to fix: say which and why, no stack trace.
-    console.error(`${values.checkpoint}: ${(error as Error).message}`);
-    return 1;
-  }
+  const model = await loadTrainedModelForCli(values.checkpoint!);
+  if (model === undefined) return 1;
   const { seqLen, vocabSize } = model.config.model;
   const { session } = await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }));
   const runner = new GraphRunner(session, model.layout);

@@ -26,3 +26,16 @@ export async function loadTrainedModel(path: string): Promise<TrainedModel> {
   const { tokenizer } = await loadDataset({ vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery });
   return { config, layout, params: checkpoint.sections.get('params')!, tokenizer, meta: checkpoint.meta };
 }
+
+/**
+ * For the command-line tools: the model, or undefined after printing why it could not be loaded
+ * (a missing or damaged checkpoint is the user's to fix: the path and the reason, no stack trace).
+ */
+export async function loadTrainedModelForCli(path: string): Promise<TrainedModel | undefined> {
+  try {
+    return await loadTrainedModel(path);
+  } catch (error) {
+    console.error(`${path}: ${(error as Error).message}`);
+    return undefined;
+  }
+}
