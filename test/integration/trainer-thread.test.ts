@@ -55,4 +55,22 @@ describe('the trainer on a worker thread', () => {
       await trainer.close();
     }
   }, 60_000);
+
+  it('starts a round from loaded base parameters and gives the pseudo-gradient θ_base − θ_local', async () => {
+    const trainer = await TrainerThread.start(config);
+    try {
+      await trainer.train({ maxSteps: 3 });
+      const base = await trainer.readParams();
+      base[0] = 0.125; // a recognisable base, as a coordinator's agreed θ_r would be
+      await trainer.loadParams(base.slice());
+      expect((await trainer.readParams())[0]).toBe(0.125);
+      await trainer.train({ maxSteps: 3 });
+      const local = await trainer.readParams();
+      const delta = base.map((v, i) => v - local[i]!);
+      expect(Math.max(...delta.map(Math.abs))).toBeGreaterThan(0);
+      await expect(trainer.loadParams(new Float32Array(3))).rejects.toThrow(/load-params: got 3 values, the model has \d+/);
+    } finally {
+      await trainer.close();
+    }
+  }, 60_000);
 });

@@ -5,6 +5,7 @@ import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 export type ToWorker =
   | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
   | { type: 'read-params' }
+  | { type: 'load-params'; params: Float32Array }
   | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number }
   | { type: 'evaluate' }
   | { type: 'close' };
@@ -24,4 +25,5 @@ export type FromWorker =
   | { type: 'trained'; result: InnerLoopResult; optimizerStep: number }
   | { type: 'evaluated'; loss: number }
   | { type: 'params'; params: Float32Array }
+  | { type: 'params-loaded' }
   | { type: 'error'; message: string };

@@ -109,6 +109,14 @@ port.on('message', (message: ToWorker) => {
         const copy = ready().params.slice();
         return port.postMessage({ type: 'params', params: copy } satisfies FromWorker, [copy.buffer as ArrayBuffer]);
       }
+      case 'load-params': {
+        // A round starts from the agreed base θ_r. The sessions keep feeding the same array; the
+        // inner optimizer's moments carry over, as DiLoCo keeps them across rounds.
+        const s = ready();
+        if (message.params.length !== s.params.length) throw new Error(`load-params: got ${message.params.length} values, the model has ${s.params.length}`);
+        s.params.set(message.params);
+        return send({ type: 'params-loaded' });
+      }
       case 'close': return port.close();
     }
   };

@@ -69,6 +69,12 @@ export class TrainerThread {
     return message.params;
   }
 
+  /** Replaces the parameters (e.g. with a round's base θ_r); the array is transferred. */
+  async loadParams(params: Float32Array): Promise<void> {
+    const message = await this.requestWithTransfer({ type: 'load-params', params }, 'params-loaded', [params.buffer as ArrayBuffer]);
+    if (message.type !== 'params-loaded') throw new Error('unreachable');
+  }
+
   /** Mean validation loss over the fixed validation batches. */
   async evaluate(): Promise<number> {
     const message = await this.request({ type: 'evaluate' }, 'evaluated');
@@ -82,10 +88,14 @@ export class TrainerThread {
   }
 
   private request(message: ToWorker, expect: FromWorker['type']): Promise<FromWorker> {
+    return this.requestWithTransfer(message, expect, []);
+  }
+
+  private requestWithTransfer(message: ToWorker, expect: FromWorker['type'], transfer: ArrayBuffer[]): Promise<FromWorker> {
     if (this.pending !== undefined) return Promise.reject(new Error('the trainer is busy'));
     return new Promise((resolve, reject) => {
       this.pending = { resolve, reject, expect };
-      this.worker.postMessage(message);
+      this.worker.postMessage(message, transfer);
     });
   }
 
