@@ -1,12 +1,22 @@
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 
+/** Whose data a round trains on: the arguments of assign() that a coordinator decides. */
+export interface Assignment {
+  runSeed: bigint;
+  peers: string[];
+  peerId: string;
+  round: number;
+  replica: number;
+  replicas: number;
+}
+
 /** Messages between a TrainerThread (main thread) and its worker (train-worker.ts). */
 export type ToWorker =
   | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
   | { type: 'read-params' }
   | { type: 'load-params'; params: Float32Array }
-  | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number }
+  | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number; assignment?: Assignment }
   | { type: 'evaluate' }
   | { type: 'close' };
 

@@ -69,10 +69,15 @@ async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<voi
     schedule: { lr: config.inner.lr, warmupSteps: config.inner.warmupSteps, decaySteps: config.train.steps, minLrRatio: config.inner.minLrRatio },
     firstStep: message.firstStep, batch, seqLen, tokens: s.dataset.train,
     offsets: (i) => {
+      const tokens = s.dataset.train.length;
+      // In a federation the coordinator says whose data this is (batches counted from the round's
+      // start); alone, each epoch is one round of a single peer over every window.
+      const a = message.assignment;
+      if (a !== undefined) return assign({ ...a, batchSize: batch, seqLen, tokens, batches: 1, firstBatch: i })[0]!;
       const step = message.firstStep + i;
       return assign({
         runSeed: BigInt(config.seed), peers: ['local'], peerId: 'local', round: Math.floor(step / perEpoch), replica: 0, replicas: 1,
-        batchSize: batch, seqLen, tokens: s.dataset.train.length, batches: 1, firstBatch: step % perEpoch,
+        batchSize: batch, seqLen, tokens, batches: 1, firstBatch: step % perEpoch,
       })[0]!;
     },
     ...(message.deadlineMs !== undefined ? { deadlineMs: message.deadlineMs } : {}),

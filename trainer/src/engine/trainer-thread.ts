@@ -4,7 +4,7 @@ import { initGptParams } from '../model/gpt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 import { compiledPath } from '../compiled.js';
-import type { FromWorker, ToWorker, WorkerReady } from './protocol.js';
+import type { Assignment, FromWorker, ToWorker, WorkerReady } from './protocol.js';
 
 /**
  * A trainer on its own thread: ORT's run() blocks the thread it runs on, so the inner loop runs
@@ -50,7 +50,7 @@ export class TrainerThread {
   }
 
   /** Trains until the deadline or the step budget; progress arrives on `onProgress`. */
-  async train(options: { maxSteps?: number; deadlineMs?: number; onProgress?: (progress: Progress) => void }): Promise<InnerLoopResult> {
+  async train(options: { maxSteps?: number; deadlineMs?: number; assignment?: Assignment; onProgress?: (progress: Progress) => void }): Promise<InnerLoopResult> {
     this.onProgress = options.onProgress;
     try {
       const message = await this.request({ type: 'train', firstStep: this.optimizerStep, ...withDefined(options) }, 'trained');

@@ -1,0 +1,58 @@
+import { describe, expect, it } from '@jest/globals';
+import { TaskFailedError, TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
+import { MemoryBlobStore } from '../../operator/src/federation/blob-store.js';
+import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
+import { gptParamCount } from '../../trainer/src/model/config.js';
+import { initGptParams } from '../../trainer/src/model/gpt.js';
+import { parseTrainConfig } from '../../trainer/src/train/config.js';
+
+// A trainer pod's loop against a coordinator's gateway, over real gRPC on loopback, training a
+// tiny GPT on its worker thread (from the build output; npm test builds first).
+describe('the trainer agent', () => {
+  it('trains a round from the base it is sent, on its assigned data, and uploads θ_base − θ_local', async () => {
+    const config = parseTrainConfig({
+      seed: 7, model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+      inner: { batch: 4, lr: 0.01, warmupSteps: 2 }, train: { steps: 1000, minutes: 5, threads: 1, device: 'cpu' },
+    });
+    const paramCount = gptParamCount(config.model);
+    const blobs = new MemoryBlobStore();
+    const base = initGptParams(config.model, 99);
+    const baseHash = blobs.put(new Uint8Array(base.buffer));
+    const gateway = new TrainerGateway({ paramCount, blobs });
+    const port = await gateway.listen('127.0.0.1', 0);
+    const leave = new AbortController();
+    const trained: number[] = [];
+    const agent = runTrainerAgent({
+      coordinator: `127.0.0.1:${port}`, identity: { trainerId: 'trainer-0', group: 'cpu', replica: 0, device: 'cpu' },
+      config, signal: leave.signal, onTrained: (s) => trained.push(s.steps),
+    });
+    try {
+      await gateway.waitForTrainers(1, 30_000);
+      const outcome = await gateway.run('trainer-0', {
+        case: 'train',
+        value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + 1500), peerId: 'peer-a', peers: ['peer-a', 'peer-b'], replicas: 1, runSeed: 42n },
+      });
+      expect(outcome.result.case).toBe('train');
+      if (outcome.result.case !== 'train') throw new Error('unreachable');
+      const steps = Number(outcome.result.value.steps);
+      expect(steps).toBeGreaterThan(0);
+      expect(Number(outcome.result.value.tokens)).toBe(steps * 4 * 32);
+      // The agent logs the task after the coordinator has its result.
+      for (let i = 0; i < 100 && trained.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(trained).toEqual([steps]);
+      const delta = outcome.delta!;
+      expect(delta).toHaveLength(paramCount);
+      expect(delta.every(Number.isFinite)).toBe(true);
+      // Training moved the parameters away from the base it was sent.
+      expect(delta.some((v) => Math.abs(v) > 1e-4)).toBe(true);
+
+      const refused = await gateway.run('trainer-0', { case: 'evaluate', value: { round: 3n, baseHash } }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(TaskFailedError);
+      expect((refused as TaskFailedError).message).toMatch(/evaluate tasks are not implemented/);
+    } finally {
+      leave.abort();
+      await agent;
+      await gateway.close(100);
+    }
+  }, 60_000);
+});

@@ -1,0 +1,63 @@
+import type { JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
+import { TrainerThread } from '../engine/trainer-thread.js';
+import type { TrainConfig } from '../train/config.js';
+import { CoordinatorClient, type TrainerIdentity } from './coordinator-client.js';
+
+export interface TrainerAgentOptions {
+  /** `host:port` of the coordinator's TrainerService. */
+  coordinator: string;
+  identity: TrainerIdentity;
+  config: TrainConfig;
+  /** Leaving: the agent finishes its current task's bookkeeping, leaves and stops its thread. */
+  signal: AbortSignal;
+  /** Called with each finished train task, for logs. */
+  onTrained?: (summary: { taskId: string; round: bigint; steps: number; tokens: number; loss: number }) => void;
+}
+
+/**
+ * A trainer pod's main loop: joins its coordinator and works through the tasks it is given.
+ * A train task runs from the round's base parameters (fetched by hash) on the data assign()
+ * gives this peer and replica, until the task's wall-clock deadline, then uploads
+ * Δ = θ_base − θ_local and reports the tokens it trained. Evaluate and apply tasks are refused
+ * (CompleteTask with an error) until the trainer implements them.
+ */
+export async function runTrainerAgent(options: TrainerAgentOptions): Promise<void> {
+  const { identity, config, signal } = options;
+  const trainer = await TrainerThread.start(config);
+  const client = new CoordinatorClient(options.coordinator);
+  try {
+    await client.join({ ...identity, device: trainer.ready.provider }, async (task: JoinResponse) => {
+      if (task.task.case !== 'train') throw new Error(`${task.task.case ?? 'unknown'} tasks are not implemented by this trainer yet`);
+      await train(task.taskId, task.task.value);
+    }, { signal });
+  } finally {
+    client.close();
+    await trainer.close();
+  }
+
+  async function train(taskId: string, task: TrainTask): Promise<void> {
+    const base = await client.fetchParams(task.baseHash, trainer.ready.paramCount, { signal });
+    await trainer.loadParams(base.slice());
+    let lastReport = 0;
+    const result = await trainer.train({
+      deadlineMs: Number(task.deadlineUnixMs),
+      assignment: {
+        runSeed: task.runSeed, peers: task.peers, peerId: task.peerId, round: Number(task.round),
+        replica: identity.replica, replicas: Math.max(1, task.replicas),
+      },
+      onProgress: (p) => {
+        // At most one report a second: progress is for people and status, not for control.
+        if (p.elapsedMs - lastReport < 1000) return;
+        lastReport = p.elapsedMs;
+        void client.reportProgress(taskId, { step: p.step, loss: p.loss, tokens: p.tokens, tokensPerSecond: p.tokensPerSecond }).catch(() => undefined);
+      },
+    });
+    const local = await trainer.readParams();
+    const delta = new Float32Array(base.length);
+    for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - local[i]!;
+    await client.uploadDelta(taskId, delta, undefined, { signal });
+    const finalLoss = result.losses.at(-1) ?? Number.NaN;
+    await client.complete(taskId, { case: 'train', value: { tokens: BigInt(result.tokens), steps: BigInt(result.steps), finalLoss } });
+    options.onTrained?.({ taskId, round: task.round, steps: result.steps, tokens: result.tokens, loss: finalLoss });
+  }
+}
