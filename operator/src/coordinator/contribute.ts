@@ -1,0 +1,100 @@
+import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { ContributionHeaderSchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import type { ParallelSparseLoCoEncoder, SparseLoCoEncoder } from '../../../trainer/src/codec/index.js';
+import { sha256 } from '../federation/blob-store.js';
+import { sealEnvelope } from '../federation/envelope.js';
+import type { Identity } from '../federation/identity.js';
+import type { TrainerGateway } from './trainer-gateway.js';
+
+/** What the cluster trained in a round: Δ = θ_base − θ_local, token-weighted over its trainers. */
+export interface ClusterDelta {
+  delta: Float32Array;
+  tokens: bigint;
+  /** Trainers whose deltas are in it, and those that failed (left, errored) with why. */
+  trained: string[];
+  failed: Array<{ trainerId: string; error: string }>;
+}
+
+export interface TrainRoundOptions {
+  round: bigint;
+  baseHash: Uint8Array;
+  deadlineUnixMs: number;
+  runSeed: bigint;
+  peerId: string;
+  /** The round's active peers (for assign()). */
+  peers: string[];
+  /** Where the weighted mean is written (e.g. a ParallelSparseLoCoEncoder's sharedDelta()). */
+  into: Float32Array;
+}
+
+/**
+ * Runs the round's train task on every given trainer and combines what they upload into the
+ * cluster's pseudo-gradient, weighted by the tokens each processed. Deltas are added into `into`
+ * as they arrive, so the coordinator holds one trainer's delta at a time beside the sum. A
+ * trainer that fails does not fail the round: its tokens are simply absent. `replicas` in each
+ * task is the number of trainers given: their replica indices (StatefulSet ordinals) must be
+ * 0 … n − 1, since assign() splits the peer's data into that many slices.
+ */
+export async function trainRound(gateway: TrainerGateway, trainerIds: readonly string[], options: TrainRoundOptions): Promise<ClusterDelta> {
+  const { into } = options;
+  into.fill(0);
+  const sum = new Float64Array(into.length);
+  let tokens = 0n;
+  const trained: string[] = [];
+  const failed: ClusterDelta['failed'] = [];
+  await Promise.all(trainerIds.map(async (trainerId) => {
+    try {
+      const outcome = await gateway.run(trainerId, {
+        case: 'train',
+        value: {
+          round: options.round, baseHash: options.baseHash, deadlineUnixMs: BigInt(options.deadlineUnixMs),
+          peerId: options.peerId, peers: options.peers, replicas: trainerIds.length, runSeed: options.runSeed,
+        },
+      });
+      if (outcome.result.case !== 'train' || outcome.delta === undefined) throw new Error(`trainer ${trainerId} answered a train task with ${outcome.result.case}`);
+      const weight = Number(outcome.result.value.tokens);
+      if (weight > 0) {
+        const { delta } = outcome;
+        for (let i = 0; i < sum.length; i++) sum[i]! += weight * delta[i]!;
+        tokens += outcome.result.value.tokens;
+        trained.push(trainerId);
+      }
+    } catch (error) {
+      failed.push({ trainerId, error: error instanceof Error ? error.message : String(error) });
+    }
+  }));
+  if (tokens > 0n) {
+    const total = Number(tokens);
+    for (let i = 0; i < sum.length; i++) into[i] = sum[i]! / total;
+  }
+  trained.sort();
+  return { delta: into, tokens, trained, failed };
+}
+
+/** A cluster's contribution for a round: the payload and the statement that commits to it. */
+export interface Contribution {
+  payload: Uint8Array;
+  payloadHash: Buffer;
+  /** Envelope without session, body ContributionHeader, signed by the cluster's identity. */
+  statement: Envelope;
+}
+
+/**
+ * Compresses the cluster's pseudo-gradient (plus error feedback) and signs the header
+ * {run, round, base hash, tokens, payload hash, payload size}: the statement every peer checks
+ * before it fetches the payload, and keeps as evidence.
+ */
+export async function makeContribution(
+  identity: Identity,
+  encoder: SparseLoCoEncoder | ParallelSparseLoCoEncoder,
+  options: { runId: string; round: bigint; baseHash: Uint8Array; tokens: bigint; delta: Float32Array },
+): Promise<Contribution> {
+  // The single-threaded encoder returns a view of its reusable buffer: keep a copy.
+  const payload = (await encoder.encode(options.delta)).slice();
+  const payloadHash = sha256(payload);
+  const statement = sealEnvelope(identity, {
+    runId: options.runId, round: options.round, schema: ContributionHeaderSchema,
+    body: { runId: options.runId, round: options.round, baseHash: options.baseHash, tokens: options.tokens, payloadHash, payloadBytes: BigInt(payload.length) },
+  });
+  return { payload, payloadHash, statement };
+}
