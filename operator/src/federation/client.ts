@@ -1,7 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { KeyObject } from 'node:crypto';
-import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { AnnouncementReceiptSchema, AnnouncementSchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { createClient, RpcError, type ClientOptions, type ServiceClient } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import { sha256 } from './blob-store.js';
@@ -98,6 +98,34 @@ export class PeerClient {
       const response = await this.rpc.getStatus({ envelope: request });
       const opened = this.openResponse(response.envelope, PeerStatusSchema);
       return { status: opened.body, round: opened.header.round, sequence: opened.header.sequence };
+    });
+  }
+
+  /**
+   * Announces contribution statements (signed by their authors) for the current round; returns
+   * the payload hashes the peer wants to fetch.
+   */
+  async announce(statements: readonly Envelope[]): Promise<Uint8Array[]> {
+    return this.withSession(async () => {
+      const response = await this.rpc.announce({ envelope: this.seal(AnnouncementSchema, { contributions: [...statements] }) });
+      const receipt = this.openResponse(response.envelope, AnnouncementReceiptSchema).body;
+      if (receipt.wanted.length > statements.length || receipt.wanted.some((hash) => hash.length !== Limits.hashBytes)) {
+        throw this.refused(refuse('Malformed', `the receipt wants ${receipt.wanted.length} payloads of ${statements.length} announced, or a hash that is not ${Limits.hashBytes} bytes`));
+      }
+      return receipt.wanted;
+    });
+  }
+
+  /**
+   * Sends this coordinator's signed manifest statement and returns the peer's for the same round,
+   * or undefined when it has none yet (an empty envelope). The peer's statement is returned as
+   * received: the caller verifies it (its signature is the peer's, not the session's).
+   */
+  async exchangeManifest(ours: Envelope): Promise<Envelope | undefined> {
+    return this.withSession(async () => {
+      const response = await this.rpc.exchangeManifest({ envelope: this.seal(EnvelopeSchema, ours) });
+      const theirs = this.openResponse(response.envelope, EnvelopeSchema).body;
+      return theirs.header.length === 0 && theirs.signature.length === 0 ? undefined : theirs;
     });
   }
 

@@ -27,6 +27,8 @@ export const Limits = {
   sessionIdBytes: 16,
   hashBytes: 32,
   bodyTypeChars: 128,
+  /** Contribution statements in one Announcement (federation.proto). */
+  announcedContributions: 256,
 } as const;
 
 export const PROTOCOL = 'concord/1';

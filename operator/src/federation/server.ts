@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import {
-  AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
+  AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
   type PeerStatus,
 } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { addService, encodeChunkMessage, RpcError, type ServiceImplementation } from '../../../proto/grpc/index.js';
@@ -24,6 +24,25 @@ export interface AcceptedMessage {
   sequence: bigint;
 }
 
+/** Who sent a round message (an authenticated session's peer) and for which round. */
+export interface RoundMessageSource {
+  peerName: string;
+  peerKey: Buffer;
+  round: bigint;
+}
+
+/** What the round driver does with round messages; the server has authenticated them. */
+export interface RoundHandlers {
+  /**
+   * A peer announces contribution statements (envelopes without session, body
+   * ContributionHeader, signed by their authors: its own or relayed). Returns the payload hashes
+   * this coordinator wants to fetch.
+   */
+  announced(statements: readonly Envelope[], from: RoundMessageSource): Promise<Uint8Array[]> | Uint8Array[];
+  /** A peer sends its signed manifest statement; returns ours for the same round, if we have one. */
+  manifestReceived(manifest: Envelope, from: RoundMessageSource): Promise<Envelope | undefined> | Envelope | undefined;
+}
+
 export interface FederationServerOptions {
   identity: Identity;
   runId: string;
@@ -39,6 +58,8 @@ export interface FederationServerOptions {
   checkpoints?: BlobStore;
   /** Data per streamed chunk, 1 byte to 4 MiB (default 4 MiB: fewer, larger messages stream fastest). */
   chunkBytes?: number;
+  /** The round driver; without it, Announce and ExchangeManifest are declined (UNIMPLEMENTED). */
+  rounds?: RoundHandlers;
   onAccepted?: (message: AcceptedMessage) => void;
   onRefused?: (reason: RefusalReason, detail: string, method: string) => void;
   sessions?: SessionTableOptions;
@@ -122,15 +143,18 @@ export class FederationServer {
         const { session, round } = this.admit(request.envelope, StatusQuerySchema, context.method);
         return { envelope: this.reply(session, round, PeerStatusSchema, options.status()) };
       },
-      // Rounds (announce, manifests) arrive with the federation work; until then these calls are
-      // authenticated like any other and then declined.
+      // Round messages are authenticated here like any other; what they mean is the round
+      // driver's to decide (options.rounds). Without one the coordinator takes no part in rounds.
       announce: async (request, context) => {
-        this.admit(request.envelope, AnnouncementSchema, context.method);
-        throw new RpcError(grpc.status.UNIMPLEMENTED, 'this coordinator does not take part in rounds yet');
+        const { session, round, body } = this.admit(request.envelope, AnnouncementSchema, context.method);
+        if (body.contributions.length > Limits.announcedContributions) throw refuse('TooLarge', `announcement of ${body.contributions.length} contributions exceeds ${Limits.announcedContributions}`);
+        const wanted = await this.rounds().announced(body.contributions, { peerName: session.peerName, peerKey: session.peerKey, round });
+        return { envelope: this.reply(session, round, AnnouncementReceiptSchema, { wanted }) };
       },
       exchangeManifest: async (request, context) => {
-        this.admit(request.envelope, EnvelopeSchema, context.method);
-        throw new RpcError(grpc.status.UNIMPLEMENTED, 'this coordinator does not take part in rounds yet');
+        const { session, round, body } = this.admit(request.envelope, EnvelopeSchema, context.method);
+        const ours = await this.rounds().manifestReceived(body, { peerName: session.peerName, peerKey: session.peerKey, round });
+        return { envelope: this.reply(session, round, EnvelopeSchema, ours ?? {}) };
       },
       fetchContribution: (request, context) => {
         const { body } = this.admit(request.envelope, ContributionQuerySchema, context.method);
@@ -141,6 +165,11 @@ export class FederationServer {
         return this.streamBlob(options.checkpoints, 'checkpoint', body.modelHash, body.offset);
       },
     };
+  }
+
+  private rounds(): RoundHandlers {
+    if (this.options.rounds === undefined) throw new RpcError(grpc.status.UNIMPLEMENTED, 'this coordinator does not take part in rounds yet');
+    return this.options.rounds;
   }
 
   /** Every check of a session message, in order; returns the session and decoded body. */
