@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { TaskFailedError, TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
 import { MemoryBlobStore } from '../../operator/src/federation/blob-store.js';
 import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
+import { SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
 import { gptParamCount } from '../../trainer/src/model/config.js';
 import { initGptParams } from '../../trainer/src/model/gpt.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
@@ -46,9 +47,26 @@ describe('the trainer agent', () => {
       // Training moved the parameters away from the base it was sent.
       expect(delta.some((v) => Math.abs(v) > 1e-4)).toBe(true);
 
-      const refused = await gateway.run('trainer-0', { case: 'evaluate', value: { round: 3n, baseHash } }).catch((e: unknown) => e);
+      // Scoring (Gauntlet): the update it trained, compressed as its cluster would send it, helps
+      // its own assigned data, and helps it more than the same update sign-flipped.
+      const scoreOf = async (update: Float32Array) => {
+        const payloadHash = blobs.put(new SparseLoCoEncoder(paramCount, { chunk: 4096, k: 256, bits: 4 }).encode(update).slice());
+        const scored = await gateway.run('trainer-0', {
+          case: 'evaluate',
+          value: { round: 3n, baseHash, payloadHash, contributorPeerId: 'peer-a', randomSeed: 5n, step: 0.5, peers: ['peer-a', 'peer-b'], runSeed: 42n, batches: 4 },
+        });
+        if (scored.result.case !== 'evaluate') throw new Error(`expected an evaluate result, got ${scored.result.case}`);
+        return scored.result.value;
+      };
+      const honest = await scoreOf(delta);
+      expect(honest.ownLossAfter).toBeLessThan(honest.ownLossBefore);
+      const flipped = await scoreOf(delta.map((v) => -v));
+      expect(flipped.ownLossAfter).toBeGreaterThan(honest.ownLossAfter);
+      expect(flipped.ownLossBefore).toBe(honest.ownLossBefore);
+
+      const refused = await gateway.run('trainer-0', { case: 'apply', value: { round: 3n, baseHash } }).catch((e: unknown) => e);
       expect(refused).toBeInstanceOf(TaskFailedError);
-      expect((refused as TaskFailedError).message).toMatch(/evaluate tasks are not implemented/);
+      expect((refused as TaskFailedError).message).toMatch(/apply tasks are not implemented/);
     } finally {
       leave.abort();
       await agent;

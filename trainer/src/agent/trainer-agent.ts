@@ -1,4 +1,5 @@
-import type { JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
+import type { EvaluateTask, JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
+import { decodePayload } from '../codec/index.js';
 import { TrainerThread } from '../engine/trainer-thread.js';
 import type { TrainConfig } from '../train/config.js';
 import { CoordinatorClient, type TrainerIdentity } from './coordinator-client.js';
@@ -18,25 +19,48 @@ export interface TrainerAgentOptions {
  * A trainer pod's main loop: joins its coordinator and works through the tasks it is given.
  * A train task runs from the round's base parameters (fetched by hash) on the data assign()
  * gives this peer and replica, until the task's wall-clock deadline, then uploads
- * Δ = θ_base − θ_local and reports the tokens it trained. Evaluate and apply tasks are refused
- * (CompleteTask with an error) until the trainer implements them.
+ * Δ = θ_base − θ_local and reports the tokens it trained. An evaluate task scores another peer's
+ * contribution (losses before and after applying it, on that peer's data and on random data).
+ * Apply tasks are refused (CompleteTask with an error) until the trainer implements them.
  */
 export async function runTrainerAgent(options: TrainerAgentOptions): Promise<void> {
   const { identity, config, signal } = options;
   const trainer = await TrainerThread.start(config);
   const client = new CoordinatorClient(options.coordinator);
+  /** The round's base, fetched once per round and kept for the evaluate tasks that follow. */
+  let cachedBase: { hash: string; params: Float32Array } | undefined;
   try {
     await client.join({ ...identity, device: trainer.ready.provider }, async (task: JoinResponse) => {
-      if (task.task.case !== 'train') throw new Error(`${task.task.case ?? 'unknown'} tasks are not implemented by this trainer yet`);
-      await train(task.taskId, task.task.value);
+      if (task.task.case === 'train') return train(task.taskId, task.task.value);
+      if (task.task.case === 'evaluate') return evaluate(task.taskId, task.task.value);
+      throw new Error(`${task.task.case ?? 'unknown'} tasks are not implemented by this trainer yet`);
     }, { signal });
   } finally {
     client.close();
     await trainer.close();
   }
 
+  async function baseOf(hash: Uint8Array): Promise<Float32Array> {
+    const key = Buffer.from(hash).toString('hex');
+    if (cachedBase?.hash !== key) cachedBase = { hash: key, params: await client.fetchParams(hash, trainer.ready.paramCount, { signal }) };
+    return cachedBase.params;
+  }
+
+  async function evaluate(taskId: string, task: EvaluateTask): Promise<void> {
+    const params = await baseOf(task.baseHash);
+    // The payload is decoded by the codec, which checks every bound (it comes from another peer).
+    const update = decodePayload(await client.fetchBlob(task.payloadHash, Math.max(1024, params.length * 4), { signal }), params.length);
+    const losses = await trainer.scoreContribution({
+      base: params, indices: update.indices, values: update.values, step: task.step,
+      // The contributor's whole slice of the round: all of its replicas' data.
+      assignment: { runSeed: task.runSeed, peers: task.peers, peerId: task.contributorPeerId, round: Number(task.round), replica: 0, replicas: 1 },
+      randomSeed: task.randomSeed, batches: Math.min(64, Math.max(1, task.batches)),
+    });
+    await client.complete(taskId, { case: 'evaluate', value: losses });
+  }
+
   async function train(taskId: string, task: TrainTask): Promise<void> {
-    const base = await client.fetchParams(task.baseHash, trainer.ready.paramCount, { signal });
+    const base = await baseOf(task.baseHash);
     await trainer.loadParams(base.slice());
     let lastReport = 0;
     const result = await trainer.train({

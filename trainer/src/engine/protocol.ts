@@ -11,11 +11,20 @@ export interface Assignment {
   replicas: number;
 }
 
+/** Losses before and after applying θ − λ·decode(c), on the contributor's data and on random data. */
+export interface ContributionLosses {
+  ownLossBefore: number;
+  ownLossAfter: number;
+  randomLossBefore: number;
+  randomLossAfter: number;
+}
+
 /** Messages between a TrainerThread (main thread) and its worker (train-worker.ts). */
 export type ToWorker =
   | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
   | { type: 'read-params' }
   | { type: 'load-params'; params: Float32Array }
+  | { type: 'score'; base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number }
   | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number; assignment?: Assignment }
   | { type: 'evaluate' }
   | { type: 'close' };
@@ -36,4 +45,5 @@ export type FromWorker =
   | { type: 'evaluated'; loss: number }
   | { type: 'params'; params: Float32Array }
   | { type: 'params-loaded' }
+  | { type: 'scored'; losses: ContributionLosses }
   | { type: 'error'; message: string };

@@ -4,14 +4,14 @@
 // copy when it asks ('read-params'); the AdamW moments, which ORT never sees, live in
 // SharedArrayBuffers. Started by TrainerThread; speaks the messages of protocol.ts.
 import { parentPort } from 'node:worker_threads';
-import { assign, windowCount } from '../data/assign.js';
+import { assign, randomBatches, windowCount } from '../data/assign.js';
 import { loadDataset, type Dataset } from '../data/dataset.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
 import { layoutOf } from '../params.js';
 import { AdamW } from '../train/adamw.js';
 import type { TrainConfig } from '../train/config.js';
 import { evaluate, evenlySpacedBatches, runInnerLoop } from '../train/inner-loop.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { ContributionLosses, FromWorker, ToWorker } from './protocol.js';
 import { GraphRunner, openSession } from './session.js';
 
 if (parentPort === null) throw new Error('train-worker.ts runs as a worker thread');
@@ -87,6 +87,32 @@ async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<voi
   send({ type: 'trained', result, optimizerStep: s.optimizer.step });
 }
 
+let scratch: Float32Array | undefined;
+
+/**
+ * Scores a contribution (Gauntlet): mean loss before and after θ − λ·decode(c), on batches of the
+ * contributor's slice of this round's data and on random batches from a seed fixed only after
+ * every contribution was committed. Works on a scratch copy: the trainer's parameters are left
+ * as they are.
+ */
+async function score(message: Extract<ToWorker, { type: 'score' }>): Promise<ContributionLosses> {
+  const s = ready();
+  const { batch } = s.config.inner;
+  const seqLen = s.config.model.seqLen;
+  if (message.base.length !== s.params.length) throw new Error(`score: the base has ${message.base.length} values, the model ${s.params.length}`);
+  const tokens = s.dataset.train.length;
+  const own = assign({ ...message.assignment, batchSize: batch, seqLen, tokens, batches: message.batches });
+  const random = randomBatches(message.randomSeed, { tokens, seqLen, batchSize: batch, batches: message.batches });
+  const loss = (params: Float32Array, batches: number[][]) => evaluate(s.loss, params, s.dataset.train, { batch, seqLen, batches });
+  const ownLossBefore = await loss(message.base, own);
+  const randomLossBefore = await loss(message.base, random);
+  scratch ??= new Float32Array(s.params.length);
+  scratch.set(message.base);
+  const { indices, values, step } = message;
+  for (let j = 0; j < indices.length; j++) scratch[indices[j]!] = scratch[indices[j]!]! - step * values[j]!;
+  return { ownLossBefore, ownLossAfter: await loss(scratch, own), randomLossBefore, randomLossAfter: await loss(scratch, random) };
+}
+
 function ready(): State {
   if (state === undefined) throw new Error('the trainer worker was not initialised');
   return state;
@@ -122,6 +148,7 @@ port.on('message', (message: ToWorker) => {
         s.params.set(message.params);
         return send({ type: 'params-loaded' });
       }
+      case 'score': return send({ type: 'scored', losses: await score(message) });
       case 'close': return port.close();
     }
   };

@@ -4,7 +4,7 @@ import { initGptParams } from '../model/gpt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 import { compiledPath } from '../compiled.js';
-import type { Assignment, FromWorker, ToWorker, WorkerReady } from './protocol.js';
+import type { Assignment, ContributionLosses, FromWorker, ToWorker, WorkerReady } from './protocol.js';
 
 /**
  * A trainer on its own thread: ORT's run() blocks the thread it runs on, so the inner loop runs
@@ -73,6 +73,17 @@ export class TrainerThread {
   async loadParams(params: Float32Array): Promise<void> {
     const message = await this.requestWithTransfer({ type: 'load-params', params }, 'params-loaded', [params.buffer as ArrayBuffer]);
     if (message.type !== 'params-loaded') throw new Error('unreachable');
+  }
+
+  /**
+   * Scores a decoded contribution against `base` (its indices and values as decodePayload
+   * returns them): losses before and after base − step·update on the contributor's assigned
+   * batches and on random ones. The trainer's own parameters are not touched.
+   */
+  async scoreContribution(options: { base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number }): Promise<ContributionLosses> {
+    const message = await this.request({ type: 'score', ...options }, 'scored');
+    if (message.type !== 'scored') throw new Error('unreachable');
+    return message.losses;
   }
 
   /** Mean validation loss over the fixed validation batches. */
