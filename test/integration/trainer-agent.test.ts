@@ -1,8 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
-import { TaskFailedError, TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
+import { TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
 import { MemoryBlobStore } from '../../operator/src/federation/blob-store.js';
 import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
-import { SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
+import { decodePayload, SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
+import { modelHash } from '../../trainer/src/checkpoint.js';
+import { gptParamSpecs } from '../../trainer/src/model/gpt.js';
+import { aggregate } from '../../trainer/src/outer/aggregate.js';
+import { OuterOptimizer } from '../../trainer/src/outer/optimizer.js';
+import { layoutOf } from '../../trainer/src/params.js';
 import { gptParamCount } from '../../trainer/src/model/config.js';
 import { initGptParams } from '../../trainer/src/model/gpt.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
@@ -10,7 +15,7 @@ import { parseTrainConfig } from '../../trainer/src/train/config.js';
 // A trainer pod's loop against a coordinator's gateway, over real gRPC on loopback, training a
 // tiny GPT on its worker thread (from the build output; npm test builds first).
 describe('the trainer agent', () => {
-  it('trains a round from the base it is sent, on its assigned data, and uploads θ_base − θ_local', async () => {
+  it('trains a round from the base it is sent, scores contributions, and applies the outer step to the same bits on every trainer', async () => {
     const config = parseTrainConfig({
       seed: 7, model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
       inner: { batch: 4, lr: 0.01, warmupSteps: 2 }, train: { steps: 1000, minutes: 5, threads: 1, device: 'cpu' },
@@ -27,8 +32,10 @@ describe('the trainer agent', () => {
       coordinator: `127.0.0.1:${port}`, identity: { trainerId: 'trainer-0', group: 'cpu', replica: 0, device: 'cpu' },
       config, signal: leave.signal, onTrained: (s) => trained.push(s.steps),
     });
+    // A second trainer, for the outer step below.
+    const second = runTrainerAgent({ coordinator: `127.0.0.1:${port}`, identity: { trainerId: 'trainer-1', group: 'cpu', replica: 1, device: 'cpu' }, config, signal: leave.signal });
     try {
-      await gateway.waitForTrainers(1, 30_000);
+      await gateway.waitForTrainers(2, 30_000);
       const outcome = await gateway.run('trainer-0', {
         case: 'train',
         value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + 1500), peerId: 'peer-a', peers: ['peer-a', 'peer-b'], replicas: 1, runSeed: 42n },
@@ -64,12 +71,23 @@ describe('the trainer agent', () => {
       expect(flipped.ownLossAfter).toBeGreaterThan(honest.ownLossAfter);
       expect(flipped.ownLossBefore).toBe(honest.ownLossBefore);
 
-      const refused = await gateway.run('trainer-0', { case: 'apply', value: { round: 3n, baseHash } }).catch((e: unknown) => e);
-      expect(refused).toBeInstanceOf(TaskFailedError);
-      expect((refused as TaskFailedError).message).toMatch(/apply tasks are not implemented/);
+      // The outer step, on two trainers: the same inputs give the same model hash, and the same
+      // bits as applying them here with the same code.
+      const payloads = [delta, delta.map((v) => 0.5 * v)].map((update) => new SparseLoCoEncoder(paramCount, { chunk: 4096, k: 64, bits: 2 }).encode(update).slice());
+      const inputs = payloads.map((payload, i) => ({ payloadHash: blobs.put(payload), contributorPeerId: ['peer-b', 'peer-a'][i]!, tokens: 1000n, scorePpm: 800_000 }));
+      const hashes = await Promise.all(['trainer-0', 'trainer-1'].map(async (id) => {
+        const applied = await gateway.run(id, { case: 'apply', value: { round: 3n, baseHash, inputs } });
+        if (applied.result.case !== 'apply') throw new Error(`expected an apply result, got ${applied.result.case}`);
+        return Buffer.from(applied.result.value.modelHash).toString('hex');
+      }));
+      const expected = base.slice();
+      new OuterOptimizer(paramCount, config.outer).step(expected, aggregate(
+        payloads.map((payload, i) => ({ peerId: ['peer-b', 'peer-a'][i]!, tokens: 1000, score: 0.8, update: decodePayload(payload, paramCount) })), paramCount,
+      ).delta);
+      expect(hashes).toEqual([modelHash(layoutOf(gptParamSpecs(config.model)), expected).toString('hex'), hashes[0]]);
     } finally {
       leave.abort();
-      await agent;
+      await Promise.all([agent, second]);
       await gateway.close(100);
     }
   }, 60_000);

@@ -12,6 +12,7 @@ describe('training config', () => {
     expect(config.inner.beta2).toBe(0.95);
     expect(config.train.device).toBe('auto');
     expect(config.data.genres).toBe('all');
+    expect(config.outer).toEqual({ kind: 'nesterov', lr: 0.7, momentum: 0.9 });
   });
 
   it.each([
@@ -26,6 +27,8 @@ describe('training config', () => {
     [shipped.replace('genres: all', 'genres: xyz'), /^data\.genres: must be "all" or Brown genre letters/],
     [`${shipped}\n  device: tpu\n`, /^train\.device: must be auto, cpu or cuda/],
     ['seed: 1\n', /^model: is required/],
+    [`${shipped}\nouter: {kind: adam}\n`, /^outer\.kind: must be nesterov or sgd, got "adam"/],
+    [`${shipped}\nouter: {momentum: 1}\n`, /^outer\.momentum: must be below 1/],
     ['model: [', /^\(file\): not valid YAML/],
   ])('refuses a bad config and names the field (%#)', (text, message) => {
     expect(() => parseTrainConfigYaml(text)).toThrow(message);

@@ -1,5 +1,10 @@
-import type { EvaluateTask, JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
+import type { ApplyTask, EvaluateTask, JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
+import { modelHash } from '../checkpoint.js';
 import { decodePayload } from '../codec/index.js';
+import { gptParamSpecs } from '../model/gpt.js';
+import { aggregate, type Contribution } from '../outer/aggregate.js';
+import { OuterOptimizer } from '../outer/optimizer.js';
+import { layoutOf } from '../params.js';
 import { TrainerThread } from '../engine/trainer-thread.js';
 import type { TrainConfig } from '../train/config.js';
 import { CoordinatorClient, type TrainerIdentity } from './coordinator-client.js';
@@ -21,7 +26,7 @@ export interface TrainerAgentOptions {
  * gives this peer and replica, until the task's wall-clock deadline, then uploads
  * Δ = θ_base − θ_local and reports the tokens it trained. An evaluate task scores another peer's
  * contribution (losses before and after applying it, on that peer's data and on random data).
- * Apply tasks are refused (CompleteTask with an error) until the trainer implements them.
+ * An apply task takes the round's outer step and reports the new model hash.
  */
 export async function runTrainerAgent(options: TrainerAgentOptions): Promise<void> {
   const { identity, config, signal } = options;
@@ -29,11 +34,15 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
   const client = new CoordinatorClient(options.coordinator);
   /** The round's base, fetched once per round and kept for the evaluate tasks that follow. */
   let cachedBase: { hash: string; params: Float32Array } | undefined;
+  const layout = layoutOf(gptParamSpecs(config.model));
+  /** The outer optimizer's state (momentum) lives as long as the trainer takes part in the run. */
+  const outer = new OuterOptimizer(layout.size, config.outer);
   try {
     await client.join({ ...identity, device: trainer.ready.provider }, async (task: JoinResponse) => {
       if (task.task.case === 'train') return train(task.taskId, task.task.value);
       if (task.task.case === 'evaluate') return evaluate(task.taskId, task.task.value);
-      throw new Error(`${task.task.case ?? 'unknown'} tasks are not implemented by this trainer yet`);
+      if (task.task.case === 'apply') return apply(task.taskId, task.task.value);
+      throw new Error(`unknown task ${task.taskId}`);
     }, { signal });
   } finally {
     client.close();
@@ -57,6 +66,27 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
       randomSeed: task.randomSeed, batches: Math.min(64, Math.max(1, task.batches)),
     });
     await client.complete(taskId, { case: 'evaluate', value: losses });
+  }
+
+  /**
+   * The outer step of a round: decodes the agreed contributions, aggregates them (canonical
+   * order, median-norm clipping, tokens × score) and steps from the base. The result is the next
+   * round's base, kept, and its hash goes back to the coordinator: every honest trainer computes
+   * the same bits.
+   */
+  async function apply(taskId: string, task: ApplyTask): Promise<void> {
+    const params = await baseOf(task.baseHash);
+    const contributions: Contribution[] = [];
+    for (const input of task.inputs) {
+      const payload = await client.fetchBlob(input.payloadHash, Math.max(1024, params.length * 4), { signal });
+      contributions.push({ peerId: input.contributorPeerId, tokens: Number(input.tokens), score: input.scorePpm / 1e6, update: decodePayload(payload, params.length) });
+    }
+    const next = params.slice();
+    if (contributions.length > 0) outer.step(next, aggregate(contributions, params.length).delta);
+    const hash = modelHash(layout, next);
+    cachedBase = { hash: hash.toString('hex'), params: next };
+    await trainer.loadParams(next.slice());
+    await client.complete(taskId, { case: 'apply', value: { modelHash: hash } });
   }
 
   async function train(taskId: string, task: TrainTask): Promise<void> {

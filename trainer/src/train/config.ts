@@ -1,6 +1,7 @@
 import { parse } from 'yaml';
 import { ConfigError } from '../config-error.js';
 import { parseGptConfig, type GptConfig } from '../model/config.js';
+import { TEMPLAR_OUTER, type OuterConfig } from '../outer/optimizer.js';
 import type { Device } from '../engine/session.js';
 
 /** Everything one training process needs: `npm run train -- --config FILE.yaml`. */
@@ -11,6 +12,8 @@ export interface TrainConfig {
   data: { genres: string; validationEvery: number };
   inner: InnerConfig;
   train: { steps: number; minutes: number; evalEvery: number; evalBatches: number; threads: number | undefined; device: Device };
+  /** The outer step a federated trainer applies after each round (default DiLoCo's). */
+  outer: OuterConfig;
 }
 
 /** The inner optimizer: AdamW with warmup and cosine decay (the `inner` part of a TrainingRun). */
@@ -40,7 +43,14 @@ export function parseTrainConfigYaml(text: string): TrainConfig {
 }
 
 export function parseTrainConfig(raw: unknown): TrainConfig {
-  const root = fields(raw, '(file)', ['seed', 'model', 'data', 'inner', 'train']);
+  const root = fields(raw, '(file)', ['seed', 'model', 'data', 'inner', 'train', 'outer']);
+  const outer = fields(root.outer ?? {}, 'outer', ['kind', 'lr', 'momentum']);
+  const outerKind = outer.kind ?? 'nesterov';
+  if (outerKind !== 'nesterov' && outerKind !== 'sgd') throw new ConfigError('outer.kind', `must be nesterov or sgd, got ${JSON.stringify(outerKind)}`);
+  const outerConfig: OuterConfig = outerKind === 'sgd'
+    ? { kind: 'sgd', lr: number(outer.lr ?? TEMPLAR_OUTER.lr, 'outer.lr', 0, 10, false) }
+    : { kind: 'nesterov', lr: number(outer.lr ?? 0.7, 'outer.lr', 0, 10, false), momentum: number(outer.momentum ?? 0.9, 'outer.momentum', 0, 1, true) };
+  if (outerConfig.kind === 'nesterov' && outerConfig.momentum >= 1) throw new ConfigError('outer.momentum', 'must be below 1');
   const data = fields(root.data ?? {}, 'data', ['genres', 'validationEvery']);
   const inner = fields(root.inner ?? {}, 'inner', Object.keys(DEFAULT_INNER));
   const train = fields(root.train ?? {}, 'train', ['steps', 'minutes', 'evalEvery', 'evalBatches', 'threads', 'device']);
@@ -71,6 +81,7 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
       threads: train.threads === undefined ? undefined : integer(train.threads, 'train.threads', 1),
       device,
     },
+    outer: outerConfig,
   };
   if (config.inner.beta1 >= 1) throw new ConfigError('inner.beta1', 'must be below 1');
   if (config.inner.beta2 >= 1) throw new ConfigError('inner.beta2', 'must be below 1');
