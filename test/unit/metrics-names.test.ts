@@ -18,9 +18,10 @@ describe('metric names and labels', () => {
     expect(metrics.length).toBeGreaterThan(10);
     for (const metric of metrics) {
       expect(metric.name).toMatch(/^concord_[a-z0-9_]+$/);
-      if (metric.type === 'counter') expect(metric.name).toMatch(/_total$/);
+      const type = String(metric.type);
+      if (type === 'counter') expect(metric.name).toMatch(/_total$/);
       else expect(metric.name).not.toMatch(/_total$/);
-      if (metric.type === 'histogram') expect(metric.name).toMatch(/_(seconds|bytes)$/);
+      if (type === 'histogram') expect(metric.name).toMatch(/_(seconds|bytes)$/);
       expect(metric.name).not.toMatch(/_(ms|milliseconds|kb|mb|minutes)(_|$)/);
       for (const value of metric.values) for (const label of Object.keys(value.labels)) {
         if (label === 'le') continue; // histogram buckets
