@@ -199,3 +199,27 @@ function abortOnCancel(call: SurfaceCall): { signal: AbortSignal; dispose: () =>
   call.on('cancelled', onCancel);
   return { signal: controller.signal, dispose: () => call.removeListener('cancelled', onCancel) };
 }
+
+/** Binds `server` to `host:port` (plaintext h2c); resolves to the bound port (0: any free one). */
+export function listen(server: grpc.Server, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
+      if (error) reject(error);
+      else resolve(bound);
+    });
+  });
+}
+
+/** Stops accepting calls, lets running ones finish for up to `graceMs`, then cuts them. */
+export function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

@@ -11,7 +11,7 @@ import {
   TrainerService,
   type CompleteTaskRequest, type JoinResponseSchema, type ReportProgressRequest,
 } from '../../../proto/gen/concord/v1/trainer_pb.js';
-import { addService, encodeChunkMessage, RpcError, type CallContext, type EncodedMessage, type ServiceImplementation } from '../../../proto/grpc/index.js';
+import { addService, encodeChunkMessage, listen, RpcError, shutdown, type CallContext, type EncodedMessage, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import type { BlobStore } from '../federation/blob-store.js';
 
 const KiB = 1024;
@@ -160,13 +160,8 @@ export class TrainerGateway {
   }
 
   /** Starts listening; returns the bound port (pass 0 for any free port). */
-  async listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
-        if (error) reject(error);
-        else resolve(bound);
-      });
-    });
+  listen(host: string, port: number): Promise<number> {
+    return listen(this.server, host, port);
   }
 
   /**
@@ -177,10 +172,7 @@ export class TrainerGateway {
     this.closing = true;
     for (const session of this.sessions.values()) this.endSession(session, 'the coordinator is shutting down', 'closed');
     for (const wake of this.joinWaiters) wake();
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, graceMs);
-      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    });
+    await shutdown(this.server, graceMs);
   }
 
   /** The trainers joined now. */

@@ -5,7 +5,7 @@ import {
   AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
   type PeerStatus,
 } from '../../../proto/gen/concord/v1/federation_pb.js';
-import { addService, encodeChunkMessage, RpcError, type ServiceImplementation } from '../../../proto/grpc/index.js';
+import { addService, encodeChunkMessage, listen, RpcError, shutdown, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import type { BlobStore } from './blob-store.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
@@ -101,21 +101,13 @@ export class FederationServer {
   }
 
   /** Starts listening; returns the bound port (pass 0 for any free port). */
-  async listen(host: string, port: number): Promise<number> {
-    return new Promise((resolve, reject) => {
-      this.server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (error, bound) => {
-        if (error) reject(error);
-        else resolve(bound);
-      });
-    });
+  listen(host: string, port: number): Promise<number> {
+    return listen(this.server, host, port);
   }
 
   /** Stops accepting calls, lets running ones finish for up to `graceMs`, then cuts them. */
   async close(graceMs = 2000): Promise<void> {
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => { this.server.forceShutdown(); resolve(); }, graceMs);
-      this.server.tryShutdown(() => { clearTimeout(timer); resolve(); });
-    });
+    await shutdown(this.server, graceMs);
   }
 
   private implementation(): ServiceImplementation<(typeof FederationService)['method']> {
