@@ -8,17 +8,7 @@ import { generateIdentity, type Identity } from '../../operator/src/federation/i
 import { Limits, PROTOCOL } from '../../operator/src/federation/limits.js';
 import { countsOf } from '../../operator/src/metrics/read.js';
 import { connect, RUN_ID, startServer, type TestServer } from '../support/federation.js';
-
-/** Runs a call that must be refused and returns the error the real client saw. */
-async function refusal(call: Promise<unknown>): Promise<RpcError> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof RpcError) return error;
-    throw error;
-  }
-  throw new Error('the call was accepted');
-}
+import { refusal } from '../support/refusal.js';
 
 describe('federation handshake and signed messages over real gRPC', () => {
   const alice = generateIdentity();

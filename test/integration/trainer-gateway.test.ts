@@ -5,6 +5,7 @@ import { createClient, RpcError, type ServiceClient } from '../../proto/grpc/ind
 import { Blob, MemoryBlobStore, sha256, type BlobStore } from '../../operator/src/federation/blob-store.js';
 import { TaskFailedError, TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
 import { CoordinatorClient } from '../../trainer/src/agent/coordinator-client.js';
+import { refusal } from '../support/refusal.js';
 
 // The coordinator ↔ trainer service over real loopback gRPC. The "trainers" compute a
 // deterministic fake delta (base + 0.01·replica) instead of training: this is about the service.
@@ -25,16 +26,6 @@ function fakeDelta(base: Float32Array, replica: number): Float32Array {
 
 function bytesOf(values: Float32Array): Buffer {
   return Buffer.from(values.buffer, values.byteOffset, values.byteLength);
-}
-
-async function refusal(promise: Promise<unknown>): Promise<RpcError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof RpcError) return error;
-    throw error;
-  }
-  throw new Error('expected a refusal');
 }
 
 async function drain(stream: AsyncIterable<unknown>): Promise<void> {

@@ -13,23 +13,24 @@ import {
 } from '../../../proto/gen/concord/v1/trainer_pb.js';
 import { addService, encodeChunkMessage, listen, RpcError, shutdown, type CallContext, type EncodedMessage, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import type { BlobStore } from '../federation/blob-store.js';
+import { Limits } from '../federation/limits.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-/** Limits of trainer.proto. */
+/** Limits of trainer.proto; the sizes shared with the federation protocol come from its Limits. */
 export const TrainerLimits = {
   /** A unary request (everything but UploadDelta chunks). */
-  unaryMessageBytes: 2 * MiB,
+  unaryMessageBytes: Limits.unaryMessageBytes,
   /** Data of one streamed or uploaded chunk. */
-  chunkBytes: 4 * MiB,
+  chunkBytes: Limits.chunkBytes,
   /** What grpc-js accepts; above every limit so that Concord's checks see oversized messages. */
-  transportMessageBytes: 16 * MiB,
+  transportMessageBytes: Limits.transportMessageBytes,
   trainerIdChars: 253,
   groupChars: 63,
   taskIdChars: 64,
   errorChars: 1024,
-  hashBytes: 32,
+  hashBytes: Limits.hashBytes,
   aggregationInputs: 1024,
 } as const;
 
