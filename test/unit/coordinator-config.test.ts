@@ -8,6 +8,10 @@ name: alpha
 runId: team-a/gpt
 identityFile: /keys/alpha.pem
 listen: 0.0.0.0:7070
+trainerListen: 0.0.0.0:7071
+train:
+  model: {vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2}
+rounds: {runSeed: 7, rounds: 3, windowSeconds: 5, compression: {chunk: 1024, topk: 16, bits: 2}}
 peers:
   - {name: beta, endpoint: "beta.example:7070", publicKey: "${key}"}
 `;
@@ -17,6 +21,9 @@ describe('coordinator config', () => {
     const config = parseCoordinatorConfig(valid);
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 7070 });
     expect(config.peers[0]!.publicKey.toString('base64')).toBe(key);
+    expect(config.trainerListen).toEqual({ host: '0.0.0.0', port: 7071 });
+    expect(config.train.model.dModel).toBe(32);
+    expect(config.rounds).toMatchObject({ runSeed: 7n, rounds: 3, windowMs: 5000, graceMs: 10_000, compression: { chunk: 1024, k: 16, bits: 2, errorDecay: 0.95 } });
   });
 
   it.each([
@@ -28,6 +35,12 @@ describe('coordinator config', () => {
     [valid.replace('peers:', 'peers: 3\nx:'), /^peers: must be a list/],
     [`${valid}  - {name: beta, endpoint: "b:1", publicKey: "${key}"}\n`, /^peers\[1\]\.name: "beta" is listed twice/],
     ['name: [', /^\(file\): not valid YAML/],
+    [valid.replace('dModel: 32', 'dModel: 0'), /^train\.model\.dModel: /],
+    [valid.replace('runSeed: 7, ', ''), /^rounds\.runSeed: is required/],
+    [valid.replace('topk: 16', 'topk: 2048'), /^rounds\.compression\.topk: must be at most chunk/],
+    [valid.replace('windowSeconds: 5', 'windowSeconds: 0'), /^rounds\.windowSeconds: must be 0\.1 to 86400/],
+    [valid.replace('trainerListen: 0.0.0.0:7071\n', ''), /^trainerListen: is required/],
+    [`${valid}colour: blue\n`, /^colour: unknown field/],
   ])('refuses a bad file naming the field (%#)', (text, message) => {
     expect(() => parseCoordinatorConfig(text)).toThrow(message);
   });

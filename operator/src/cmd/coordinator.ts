@@ -16,20 +16,30 @@ if (values.config === undefined) {
 
 const config = parseCoordinatorConfig(await readFile(values.config, 'utf8'));
 const log = jsonLogger({ name: config.name });
-const identity = await loadIdentity(config.identityFile);
-const coordinator = new Coordinator(config, identity, log);
+const coordinator = new Coordinator({
+  name: config.name, runId: config.runId, identity: await loadIdentity(config.identityFile),
+  listen: config.listen, trainerListen: config.trainerListen, peers: config.peers, settings: config.rounds, train: config.train,
+  trainers: config.trainers, log,
+  ...(config.checkpointDir !== undefined ? { checkpointDir: config.checkpointDir } : {}),
+  ...(config.maxInnerSteps !== undefined ? { maxInnerSteps: config.maxInnerSteps } : {}),
+});
 const stopping = new AbortController();
 
-const shutdown = async () => {
+const shutdown = async (code: number) => {
   if (stopping.signal.aborted) return;
   stopping.abort();
-  log.info('stopping', { rejectedMessages: await countsOf(coordinator.registry, 'concord_rejected_messages_total', 'reason') });
+  log.info('stopping', {
+    rejectedMessages: await countsOf(coordinator.registry, 'concord_rejected_messages_total', 'reason'),
+    rejectedContributions: await countsOf(coordinator.registry, 'concord_contributions_rejected_total', 'reason'),
+  });
   await coordinator.stop();
-  process.exit(0);
+  process.exit(code);
 };
-process.on('SIGTERM', () => void shutdown());
-process.on('SIGINT', () => void shutdown());
+process.on('SIGTERM', () => void shutdown(0));
+process.on('SIGINT', () => void shutdown(0));
 
 await coordinator.start();
-await coordinator.greetPeers(stopping.signal);
-log.info('peers-greeted', { peers: config.peers.map((p) => p.name) });
+await coordinator.run(stopping.signal);
+log.info('rounds-finished', coordinator.model().round === BigInt(config.rounds.rounds) ? { round: coordinator.model().round } : { round: coordinator.model().round, incomplete: true });
+// Peers may still need this coordinator's status and payloads to finish their last round; the
+// launcher (or Kubernetes) stops it.

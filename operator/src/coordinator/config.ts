@@ -2,6 +2,8 @@ import { parse } from 'yaml';
 import { ConfigError } from '../../../trainer/src/config-error.js';
 import { parsePublicKey } from '../federation/identity.js';
 import { Limits } from '../federation/limits.js';
+import { parseTrainConfig, type TrainConfig } from '../../../trainer/src/train/config.js';
+import { parseRoundSettings, type RoundSettings } from './round-settings.js';
 
 /** How one coordinator process is configured (a file; in Kubernetes, the run's ConfigMap). */
 export interface CoordinatorConfig {
@@ -12,7 +14,18 @@ export interface CoordinatorConfig {
   identityFile: string;
   /** Where the federation endpoint listens. */
   listen: { host: string; port: number };
+  /** Where this cluster's trainers connect (TrainerService). */
+  trainerListen: { host: string; port: number };
+  /** Trainers to wait for before the first round. */
+  trainers: number;
   peers: PeerConfig[];
+  /** The model, data and inner/outer optimizers (trainer/src/train/config.ts). */
+  train: TrainConfig;
+  rounds: RoundSettings;
+  /** The run's volume for the local checkpoint; none if absent. */
+  checkpointDir: string | undefined;
+  /** Inner steps per round at most (demos, benchmarks); absent = until the window ends. */
+  maxInnerSteps: number | undefined;
 }
 
 export interface PeerConfig {
@@ -56,7 +69,26 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     if (seen.has(peer.name)) throw new ConfigError(`peers[${i}].name`, `"${peer.name}" is listed twice`);
     seen.add(peer.name);
   });
-  return { name, runId, identityFile, listen, peers };
+  const known = ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps'];
+  for (const key of Object.keys(root)) if (!known.includes(key)) throw new ConfigError(key, `unknown field (known: ${known.join(', ')})`);
+  const trainerListen = hostPort(string(root.trainerListen, 'trainerListen', 300), 'trainerListen');
+  const trainers = root.trainers ?? 1;
+  if (typeof trainers !== 'number' || !Number.isInteger(trainers) || trainers < 1) throw new ConfigError('trainers', `must be a positive integer, got ${JSON.stringify(trainers)}`);
+  const maxInnerSteps = root.maxInnerSteps;
+  if (maxInnerSteps !== undefined && (typeof maxInnerSteps !== 'number' || !Number.isInteger(maxInnerSteps) || maxInnerSteps < 1)) {
+    throw new ConfigError('maxInnerSteps', `must be a positive integer, got ${JSON.stringify(maxInnerSteps)}`);
+  }
+  const checkpointDir = root.checkpointDir === undefined ? undefined : string(root.checkpointDir, 'checkpointDir', 4096);
+  if (root.train === undefined) throw new ConfigError('train', 'is required (model, data, inner, outer)');
+  let train: TrainConfig;
+  try {
+    train = parseTrainConfig(root.train);
+  } catch (error) {
+    if (error instanceof ConfigError) throw new ConfigError(error.field === '(file)' ? 'train' : `train.${error.field}`, error.problem);
+    throw error;
+  }
+  const rounds = parseRoundSettings(root.rounds, 'rounds');
+  return { name, runId, identityFile, listen, trainerListen, trainers, peers, train, rounds, checkpointDir, maxInnerSteps };
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {

@@ -13,6 +13,8 @@ export interface ClusterDelta {
   /** Trainers whose deltas are in it, and those that failed (left, errored) with why. */
   trained: string[];
   failed: Array<{ trainerId: string; error: string }>;
+  /** Token-weighted mean of the trainers' last inner-step losses (NaN when none trained). */
+  loss: number;
 }
 
 export interface TrainRoundOptions {
@@ -23,6 +25,8 @@ export interface TrainRoundOptions {
   peerId: string;
   /** The round's active peers (for assign()). */
   peers: string[];
+  /** Inner steps at most (0 or absent: until the deadline). */
+  maxSteps?: number;
   /** Where the weighted mean is written (e.g. a ParallelSparseLoCoEncoder's sharedDelta()). */
   into: Float32Array;
 }
@@ -40,6 +44,7 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
   into.fill(0);
   const sum = new Float64Array(into.length);
   let tokens = 0n;
+  let lossSum = 0;
   const trained: string[] = [];
   const failed: ClusterDelta['failed'] = [];
   await Promise.all(trainerIds.map(async (trainerId) => {
@@ -48,7 +53,7 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
         case: 'train',
         value: {
           round: options.round, baseHash: options.baseHash, deadlineUnixMs: BigInt(options.deadlineUnixMs),
-          peerId: options.peerId, peers: options.peers, replicas: trainerIds.length, runSeed: options.runSeed,
+          peerId: options.peerId, peers: options.peers, replicas: trainerIds.length, runSeed: options.runSeed, maxSteps: options.maxSteps ?? 0,
         },
       });
       if (outcome.result.case !== 'train' || outcome.delta === undefined) throw new Error(`trainer ${trainerId} answered a train task with ${outcome.result.case}`);
@@ -57,6 +62,7 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
         const { delta } = outcome;
         for (let i = 0; i < sum.length; i++) sum[i]! += weight * delta[i]!;
         tokens += outcome.result.value.tokens;
+        lossSum += weight * outcome.result.value.finalLoss;
         trained.push(trainerId);
       }
     } catch (error) {
@@ -68,7 +74,7 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
     for (let i = 0; i < sum.length; i++) into[i] = sum[i]! / total;
   }
   trained.sort();
-  return { delta: into, tokens, trained, failed };
+  return { delta: into, tokens, trained, failed, loss: tokens > 0n ? lossSum / Number(tokens) : Number.NaN };
 }
 
 /** A cluster's contribution for a round: the payload and the statement that commits to it. */

@@ -1,83 +1,150 @@
 import { Registry } from 'prom-client';
-import { RpcError } from '../../../proto/grpc/index.js';
+import type { TrainConfig } from '../../../trainer/src/train/config.js';
+import { MemoryBlobStore } from '../federation/blob-store.js';
 import { PeerClient } from '../federation/client.js';
 import type { Identity } from '../federation/identity.js';
 import { PeerDirectory } from '../federation/peers.js';
 import { FederationServer } from '../federation/server.js';
 import type { Logger } from '../log.js';
 import { createFederationMetrics, type FederationMetrics } from '../metrics/federation.js';
-import { backoffDelayMs, sleep } from '../runtime/backoff.js';
-import type { CoordinatorConfig, PeerConfig } from './config.js';
+import { createRoundMetrics, type RoundMetrics } from '../metrics/rounds.js';
+import { Reputation } from '../rounds/reputation.js';
+import type { PeerConfig } from './config.js';
+import type { Misbehaviour } from './misbehaviour.js';
+import { ModelState } from './model-state.js';
+import { RoundDriver, type Phase, type RoundSummary } from './round-driver.js';
+import type { RoundSettings } from './round-settings.js';
+import { TrainerGateway } from './trainer-gateway.js';
+
+/** Everything a coordinator runs from: its config file, or a test's setup. */
+export interface CoordinatorSetup {
+  /** A name for logs and metrics: the cluster. */
+  name: string;
+  runId: string;
+  identity: Identity;
+  /** The federation endpoint (other clusters) and the trainer endpoint (this cluster's pods). */
+  listen: { host: string; port: number };
+  trainerListen: { host: string; port: number };
+  peers: PeerConfig[];
+  settings: RoundSettings;
+  train: TrainConfig;
+  /** Trainers to wait for before the first round. */
+  trainers: number;
+  /** The run's volume: the local checkpoint is written here after each round and resumed from. */
+  checkpointDir?: string;
+  maxInnerSteps?: number;
+  misbehaviour?: Misbehaviour;
+  log: Logger;
+  onRound?: (summary: RoundSummary) => void;
+  onPhase?: (phase: Phase, round: bigint) => void;
+}
 
 /**
- * A cluster's federation endpoint for one run. For now it authenticates its peers and exchanges
- * signed status messages with them; outer rounds build on this.
+ * A cluster's federation endpoint for one run: serves the other clusters (FederationService) and
+ * its own trainers (TrainerService), and drives the outer rounds (round-driver.ts).
  */
 export class Coordinator {
   readonly registry = new Registry();
   readonly metrics: FederationMetrics;
+  readonly roundMetrics: RoundMetrics;
+  readonly gateway: TrainerGateway;
   private readonly server: FederationServer;
   private readonly clients = new Map<string, PeerClient>();
-  private round = 0n;
+  private driver: RoundDriver | undefined;
+  private readonly payloads = new MemoryBlobStore();
+  private readonly checkpoints = new MemoryBlobStore();
+  private readonly trainerBlobs = new MemoryBlobStore();
+  private readonly peers: PeerDirectory;
+  private state: ModelState;
+  /** Set by start(): the ports actually bound. */
+  address = '';
+  trainerAddress = '';
 
-  constructor(private readonly config: CoordinatorConfig, private readonly identity: Identity, private readonly log: Logger) {
+  constructor(private readonly setup: CoordinatorSetup) {
     this.metrics = createFederationMetrics(this.registry);
+    this.roundMetrics = createRoundMetrics(this.registry);
+    this.peers = new PeerDirectory(setup.peers);
+    this.state = ModelState.initial(setup.runId, setup.train.model, setup.train.outer, setup.settings.runSeed);
+    this.gateway = new TrainerGateway({
+      paramCount: this.state.layout.size, blobs: this.trainerBlobs,
+      onTrainer: (event, trainer, detail) => setup.log.info(`trainer-${event}`, { trainerId: trainer.trainerId, device: trainer.device, detail }),
+    });
+    for (const peer of setup.peers) {
+      this.clients.set(peer.name, new PeerClient({
+        identity: setup.identity, runId: setup.runId, address: peer.endpoint, serverKey: peer.publicKey,
+        metrics: this.metrics, round: () => this.driver?.round ?? 0n, grpc: { unaryTimeoutMs: 5_000 },
+      }));
+    }
     this.server = new FederationServer({
-      identity,
-      runId: config.runId,
-      peers: new PeerDirectory(config.peers),
+      identity: setup.identity,
+      runId: setup.runId,
+      peers: this.peers,
       metrics: this.metrics,
-      status: () => ({ round: this.round, phase: 'Idle', note: `${config.name} has no rounds yet` }),
-      onAccepted: (message) => log.info('message-accepted', { from: message.peerName, method: message.method, round: message.round, sequence: message.sequence }),
-      onRefused: (reason, detail, method) => log.warn('message-refused', { reason, detail, method }),
+      status: () => this.driver?.status() ?? { round: this.state.round, modelHash: this.state.hash, phase: 'Idle' },
+      checkRound: (round) => this.driver?.checkRound(round),
+      contributions: this.payloads,
+      checkpoints: this.checkpoints,
+      rounds: {
+        announced: (statements, from) => this.requireDriver().announced(statements, from),
+        manifestReceived: (manifest, from) => this.requireDriver().manifestReceived(manifest, from),
+      },
+      onRefused: (reason, detail, method) => setup.log.warn('message-refused', { reason, detail, method }),
     });
   }
 
-  /** Starts the federation endpoint; returns `host:port`. */
-  async start(): Promise<string> {
-    const { host, port } = this.config.listen;
-    const bound = await this.server.listen(host, port);
-    const address = `${host}:${bound}`;
-    this.log.info('listening', { address, runId: this.config.runId, peerId: this.identity.peerId, publicKey: this.identity.publicKey.toString('base64') });
-    return address;
-  }
-
-  /**
-   * Handshakes with every configured peer and exchanges one signed status message, retrying
-   * with exponential backoff (0.1 s · 2^n, at most 5 s) until it succeeds or `signal` aborts.
-   */
-  async greetPeers(signal: AbortSignal): Promise<void> {
-    await Promise.all(this.config.peers.map((peer) => this.greet(peer, signal)));
-  }
-
-  private async greet(peer: PeerConfig, signal: AbortSignal): Promise<void> {
-    const client = new PeerClient({
-      identity: this.identity, runId: this.config.runId, address: peer.endpoint, serverKey: peer.publicKey,
-      metrics: this.metrics, round: () => this.round, grpc: { unaryTimeoutMs: 5_000 },
-    });
-    this.clients.set(peer.name, client);
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      try {
-        const started = performance.now();
-        const sessionId = await client.handshake();
-        this.log.info('handshake-ok', { peer: peer.name, sessionId, ms: round2(performance.now() - started) });
-        const reply = await client.status(`hello from ${this.config.name}`);
-        this.log.info('status-received', { peer: peer.name, round: reply.status.round, phase: reply.status.phase, sequence: reply.sequence, note: reply.status.note });
-        return;
-      } catch (error) {
-        const refusal = error instanceof RpcError ? { code: error.codeName, reason: error.reason, detail: error.detail } : { detail: String(error) };
-        this.log.warn('peer-unavailable', { peer: peer.name, attempt, ...refusal });
-        await sleep(backoffDelayMs(attempt, 100, 5_000), signal).catch(() => undefined);
+  /** Resumes from the local checkpoint if there is one, then starts both endpoints. */
+  async start(): Promise<void> {
+    const { setup } = this;
+    let reputation = new Reputation();
+    let errorFeedback: Float32Array | undefined;
+    if (setup.checkpointDir !== undefined) {
+      const resumed = await ModelState.load(setup.checkpointDir, setup.runId, setup.train.model, setup.train.outer);
+      if (resumed !== undefined) {
+        this.state = resumed.state;
+        reputation = Reputation.fromSnapshot(resumed.extras.reputation);
+        errorFeedback = resumed.extras.errorFeedback;
+        setup.log.info('resumed', { round: this.state.round, modelHash: this.state.hash.toString('hex') });
       }
     }
+    this.driver = new RoundDriver({
+      name: setup.name, runId: setup.runId, identity: setup.identity, peers: this.peers, clients: this.clients,
+      settings: setup.settings, train: setup.train, gateway: this.gateway, trainerBlobs: this.trainerBlobs,
+      payloads: this.payloads, checkpoints: this.checkpoints, state: this.state, reputation,
+      metrics: this.roundMetrics, log: setup.log, trainers: setup.trainers,
+      ...(errorFeedback ? { errorFeedback } : {}),
+      ...(setup.checkpointDir !== undefined ? { checkpointDir: setup.checkpointDir } : {}),
+      ...(setup.maxInnerSteps !== undefined ? { maxInnerSteps: setup.maxInnerSteps } : {}),
+      ...(setup.misbehaviour ? { misbehaviour: setup.misbehaviour } : {}),
+      ...(setup.onRound ? { onRound: setup.onRound } : {}),
+      ...(setup.onPhase ? { onPhase: setup.onPhase } : {}),
+    });
+    const bound = await this.server.listen(setup.listen.host, setup.listen.port);
+    this.address = `${setup.listen.host}:${bound}`;
+    const trainerPort = await this.gateway.listen(setup.trainerListen.host, setup.trainerListen.port);
+    this.trainerAddress = `${setup.trainerListen.host}:${trainerPort}`;
+    setup.log.info('listening', {
+      address: this.address, trainerAddress: this.trainerAddress, runId: setup.runId, peerId: setup.identity.peerId,
+      publicKey: setup.identity.publicKey.toString('base64'), round: this.state.round,
+    });
+  }
+
+  /** Runs the rounds; resolves when the configured rounds are done or `signal` aborts. */
+  run(signal: AbortSignal): Promise<void> {
+    return this.requireDriver().run(signal);
+  }
+
+  /** The model as it stands (for tests and the local demo's report). */
+  model(): { round: bigint; hash: string; params: Float32Array } {
+    return { round: this.state.round, hash: this.state.hash.toString('hex'), params: this.state.params };
   }
 
   async stop(): Promise<void> {
     for (const client of this.clients.values()) client.close();
-    await this.server.close();
+    await Promise.all([this.server.close(500), this.gateway.close(500)]);
   }
-}
 
-function round2(value: number): number {
-  return Math.round(value * 100) / 100;
+  private requireDriver(): RoundDriver {
+    if (this.driver === undefined) throw new Error('the coordinator has not started');
+    return this.driver;
+  }
 }

@@ -39,11 +39,22 @@ export class MemoryBlobStore implements BlobStore {
     return hash;
   }
 
+  /** Stores `bytes` under a name that is not their SHA-256 (a checkpoint, named by its model hash). */
+  set(key: Uint8Array, bytes: Uint8Array): void {
+    this.blobs.set(Buffer.from(key).toString('hex'), new Blob(bytes));
+  }
+
   get(hash: Uint8Array): Blob | undefined {
     return this.blobs.get(Buffer.from(hash).toString('hex'));
   }
 
   delete(hash: Uint8Array): void {
     this.blobs.delete(Buffer.from(hash).toString('hex'));
+  }
+
+  /** Drops every blob whose key is not in `keep`. */
+  retain(keep: Iterable<Uint8Array>): void {
+    const kept = new Set([...keep].map((key) => Buffer.from(key).toString('hex')));
+    for (const key of this.blobs.keys()) if (!kept.has(key)) this.blobs.delete(key);
   }
 }

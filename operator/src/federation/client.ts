@@ -1,7 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { KeyObject } from 'node:crypto';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { AnnouncementReceiptSchema, AnnouncementSchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { createClient, RpcError, type ClientOptions, type ServiceClient } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import { sha256 } from './blob-store.js';
@@ -11,6 +11,12 @@ import { encodePublicKey, publicKeyObject, type Identity } from './identity.js';
 import { Limits, PROTOCOL } from './limits.js';
 import { isRefusalReason, Refusal, refuse } from './refusal.js';
 import { ReplayWindow } from './replay-window.js';
+
+/** A checkpoint transfer in progress: what arrived so far, kept to resume from another donor. */
+export interface PartialTransfer {
+  buffer: Buffer | undefined;
+  received: number;
+}
 
 export interface PeerClientOptions {
   identity: Identity;
@@ -131,31 +137,53 @@ export class PeerClient {
 
   /**
    * Streams a contribution payload by hash, at most `maxBytes`, and checks the hash of what
-   * arrived. Chunks must be contiguous and agree on the total length.
+   * arrived. Chunks must be contiguous and agree on the total length. `pace` is awaited before
+   * each chunk is taken (a bandwidth cap).
    */
-  async fetchContribution(payloadHash: Uint8Array, maxBytes: number): Promise<Buffer> {
+  async fetchContribution(payloadHash: Uint8Array, maxBytes: number, pace?: (bytes: number) => Promise<void>): Promise<Buffer> {
     return this.withSession(async () => {
       const request = this.seal(ContributionQuerySchema, { payloadHash, offset: 0n });
-      let buffer: Buffer | undefined;
-      let received = 0;
-      for await (const chunk of this.rpc.fetchContribution({ envelope: request })) {
-        const total = Number(chunk.totalBytes);
-        if (buffer === undefined) {
-          if (total > maxBytes) throw this.refused(refuse('TooLarge', `payload of ${total} bytes exceeds the limit of ${maxBytes}`));
-          buffer = Buffer.allocUnsafe(total);
-        }
-        if (total !== buffer.length || Number(chunk.offset) !== received || chunk.data.length === 0 ||
-            chunk.data.length > Limits.chunkBytes || received + chunk.data.length > total) {
-          throw this.refused(refuse('Malformed', `chunk at offset ${chunk.offset} (${chunk.data.length} bytes, total ${chunk.totalBytes}) does not continue the payload at ${received}`));
-        }
-        buffer.set(chunk.data, received);
-        received += chunk.data.length;
-        this.options.metrics.payloadBytes.inc({ direction: 'received' }, chunk.data.length);
-      }
-      if (buffer === undefined || received !== buffer.length) throw this.refused(refuse('Malformed', `payload ended after ${received} bytes`));
+      const buffer = await this.assemble(this.rpc.fetchContribution({ envelope: request }), 'payload', maxBytes, undefined, pace);
       if (!sha256(buffer).equals(payloadHash)) throw this.refused(refuse('BadSignature', 'payload does not match its hash'));
       return buffer;
     });
+  }
+
+  /**
+   * Streams a checkpoint by model hash into `into` from `into.received` on (a transfer resumed
+   * from another donor continues where the last one stopped). The caller checks the model hash
+   * of the whole file: a checkpoint is named by its parameters' hash, not its bytes'.
+   */
+  async fetchCheckpoint(modelHash: Uint8Array, into: PartialTransfer, maxBytes: number, pace?: (bytes: number) => Promise<void>): Promise<Buffer> {
+    return this.withSession(async () => {
+      const request = this.seal(CheckpointQuerySchema, { modelHash, offset: BigInt(into.received) });
+      return this.assemble(this.rpc.fetchCheckpoint({ envelope: request }), 'checkpoint', maxBytes, into, pace);
+    });
+  }
+
+  /** Assembles contiguous chunks (offset, total_bytes, data) into one buffer. */
+  private async assemble(
+    stream: AsyncIterable<{ offset: bigint; totalBytes: bigint; data: Uint8Array }>, what: string, maxBytes: number,
+    partial: PartialTransfer = { buffer: undefined, received: 0 }, pace?: (bytes: number) => Promise<void>,
+  ): Promise<Buffer> {
+    for await (const chunk of stream) {
+      const total = Number(chunk.totalBytes);
+      if (partial.buffer === undefined) {
+        if (total > maxBytes) throw this.refused(refuse('TooLarge', `${what} of ${total} bytes exceeds the limit of ${maxBytes}`));
+        partial.buffer = Buffer.allocUnsafe(total);
+      }
+      const { buffer, received } = partial;
+      if (total !== buffer.length || Number(chunk.offset) !== received || chunk.data.length === 0 ||
+          chunk.data.length > Limits.chunkBytes || received + chunk.data.length > total) {
+        throw this.refused(refuse('Malformed', `chunk at offset ${chunk.offset} (${chunk.data.length} bytes, total ${chunk.totalBytes}) does not continue the ${what} at ${received}`));
+      }
+      await pace?.(chunk.data.length);
+      buffer.set(chunk.data, received);
+      partial.received = received + chunk.data.length;
+      this.options.metrics.payloadBytes.inc({ direction: 'received' }, chunk.data.length);
+    }
+    if (partial.buffer === undefined || partial.received !== partial.buffer.length) throw this.refused(refuse('Malformed', `${what} ended after ${partial.received} bytes`));
+    return partial.buffer;
   }
 
   close(): void {

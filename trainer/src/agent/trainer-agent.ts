@@ -95,6 +95,7 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
     let lastReport = 0;
     const result = await trainer.train({
       deadlineMs: Number(task.deadlineUnixMs),
+      ...(task.maxSteps > 0 ? { maxSteps: task.maxSteps } : {}),
       assignment: {
         runSeed: task.runSeed, peers: task.peers, peerId: task.peerId, round: Number(task.round),
         replica: identity.replica, replicas: Math.max(1, task.replicas),

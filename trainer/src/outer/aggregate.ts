@@ -31,35 +31,83 @@ export interface Aggregate {
  * same bits everywhere.
  */
 export function aggregate(contributions: readonly Contribution[], length: number): Aggregate {
+  const ordered = canonical(contributions, length);
+  for (const c of ordered) {
+    if (c.update.length !== length) throw new Error(`contribution of ${c.peerId} has ${c.update.length} values, the model ${length}`);
+  }
+  const plan = planOf(ordered, ordered.map((c) => l2(c.update.values)));
+  const sum = new Float64Array(length);
+  ordered.forEach((c, i) => accumulate(sum, c.update, plan.factors[i]!));
+  return { delta: Float32Array.from(sum), peers: plan.peers, medianNorm: plan.medianNorm };
+}
+
+/** An agreed contribution whose update is decoded on demand (from its payload). */
+export interface ContributionSource {
+  peerId: string;
+  tokens: number;
+  score: number;
+  /** Decodes the update; called twice (norm pass, sum pass), never with another update held. */
+  load: () => Promise<SparseUpdate> | SparseUpdate;
+}
+
+/**
+ * The same aggregate, bit for bit, holding one decoded update at a time: a first pass computes
+ * the norms, a second accumulates. Memory: the float64 sum plus one update, whatever the number
+ * of contributions (the coordinator's apply step; its peak RSS is a benchmark goal).
+ */
+export async function aggregateStreaming(sources: readonly ContributionSource[], length: number): Promise<Aggregate> {
+  const ordered = canonical(sources, length);
+  const load = async (source: ContributionSource) => {
+    const update = await source.load();
+    if (update.length !== length) throw new Error(`contribution of ${source.peerId} has ${update.length} values, the model ${length}`);
+    return update;
+  };
+  const norms: number[] = [];
+  for (const source of ordered) norms.push(l2((await load(source)).values));
+  const plan = planOf(ordered, norms);
+  const sum = new Float64Array(length);
+  for (const [i, source] of ordered.entries()) {
+    if (plan.factors[i] !== 0) accumulate(sum, await load(source), plan.factors[i]!);
+  }
+  return { delta: Float32Array.from(sum), peers: plan.peers, medianNorm: plan.medianNorm };
+}
+
+type Weighed = Pick<Contribution, 'peerId' | 'tokens' | 'score'>;
+
+/** Sorted by peer id, each peer once, tokens and score in range. */
+function canonical<T extends Weighed>(contributions: readonly T[], length: number): T[] {
+  if (!Number.isSafeInteger(length) || length < 0) throw new Error(`model length must be a non-negative integer, got ${length}`);
   const ordered = [...contributions].sort((a, b) => (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
   for (let i = 1; i < ordered.length; i++) {
     if (ordered[i]!.peerId === ordered[i - 1]!.peerId) throw new Error(`peer ${ordered[i]!.peerId} contributes twice`);
   }
   for (const c of ordered) {
-    if (c.update.length !== length) throw new Error(`contribution of ${c.peerId} has ${c.update.length} values, the model ${length}`);
     if (!(Number.isFinite(c.tokens) && c.tokens >= 0)) throw new Error(`contribution of ${c.peerId} has bad tokens ${c.tokens}`);
     if (!(c.score >= 0 && c.score <= 1)) throw new Error(`contribution of ${c.peerId} has a score outside [0, 1]: ${c.score}`);
   }
-  const norms = ordered.map((c) => l2(c.update.values));
+  return ordered;
+}
+
+/** Steps 3 and 4: clip factors to the median norm and normalised tokens × score weights. */
+function planOf(ordered: readonly Weighed[], norms: readonly number[]): { factors: number[]; peers: Aggregate['peers']; medianNorm: number } {
   const medianNorm = median(norms);
   const clips = norms.map((norm) => (norm > medianNorm ? medianNorm / norm : 1));
   const raw = ordered.map((c) => c.tokens * c.score);
   let total = 0;
   for (const w of raw) total += w;
   const weights = raw.map((w) => (total > 0 ? w / total : 0));
-
-  const sum = new Float64Array(length);
-  ordered.forEach((c, i) => {
-    const factor = weights[i]! * clips[i]!;
-    if (factor === 0) return;
-    const { indices, values } = c.update;
-    for (let j = 0; j < indices.length; j++) sum[indices[j]!]! += factor * values[j]!;
-  });
   return {
-    delta: Float32Array.from(sum),
+    factors: weights.map((w, i) => w * clips[i]!),
     peers: ordered.map((c, i) => ({ peerId: c.peerId, norm: norms[i]!, clip: clips[i]!, weight: weights[i]! })),
     medianNorm,
   };
+}
+
+/** Step 5 for one update, in float64. */
+function accumulate(sum: Float64Array, update: SparseUpdate, factor: number): void {
+  if (factor === 0) return;
+  const { indices, values } = update;
+  for (let j = 0; j < indices.length; j++) sum[indices[j]!]! += factor * values[j]!;
 }
 
 function l2(values: Float32Array): number {

@@ -1,0 +1,781 @@
+// The round driver: runs a coordinator's outer rounds (DESIGN.md, "Data flow of one round").
+//
+//   align     agree with the majority on (round, model hash) — resync from a checkpoint if this
+//             coordinator is behind or different — and on the training deadline
+//   train     the cluster's trainers run inner steps until the deadline (trainRound)
+//   contribute  compress with error feedback, sign the header, serve the payload
+//   gather    announce own and relayed headers; fetch and check every peer's payload, until every
+//             active peer is in, or a quorum is in and the window is over, or window + grace ends
+//   validate  copies, norm outliers, Gauntlet scores from evaluate tasks, reputation
+//   agree     sign a manifest, exchange manifests until every active peer's is in (or a quorum,
+//             or grace), agree() on the set and weights
+//   apply     aggregate one decoded contribution at a time, the outer step, checkpoint
+//
+// Every decision is a pure function from operator/src/rounds/; this file does the I/O and the
+// waiting. Peers that do not answer cost at most the grace period; nothing waits forever.
+import type { MessageInitShape } from '@bufbuild/protobuf';
+import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { ManifestSchema, type PeerStatusSchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { decodePayload, SparseLoCoEncoder } from '../../../trainer/src/codec/index.js';
+import { aggregateStreaming } from '../../../trainer/src/outer/aggregate.js';
+import type { TrainConfig } from '../../../trainer/src/train/config.js';
+import { sha256, type MemoryBlobStore } from '../federation/blob-store.js';
+import type { PartialTransfer, PeerClient } from '../federation/client.js';
+import { sealEnvelope } from '../federation/envelope.js';
+import type { Identity } from '../federation/identity.js';
+import { PeerDirectory, type PeerEntry } from '../federation/peers.js';
+import type { RoundHandlers, RoundMessageSource } from '../federation/server.js';
+import type { Logger } from '../log.js';
+import type { RoundMetrics, RoundPhase } from '../metrics/rounds.js';
+import { agree, buildManifest, checkManifest, type AcceptedContribution, type Agreement } from '../rounds/agreement.js';
+import { checkContributionHeader, checkPayload } from '../rounds/contribution.js';
+import { findCopies } from '../rounds/duplicates.js';
+import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js';
+import { normOutliers } from '../rounds/norms.js';
+import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
+import type { Reputation } from '../rounds/reputation.js';
+import { gauntletScore, randomBatchSeed, scoreToPpm } from '../rounds/score.js';
+import { sleep } from '../runtime/backoff.js';
+import { makeContribution, trainRound, type Contribution } from './contribute.js';
+import type { Misbehaviour, MisbehaviourContext } from './misbehaviour.js';
+import type { ModelState } from './model-state.js';
+import { RoundBook, type Commit } from './round-book.js';
+import type { RoundSettings } from './round-settings.js';
+import type { TrainerGateway } from './trainer-gateway.js';
+import { TransferLimiter } from './transfer-limiter.js';
+
+/** What PeerStatus.phase says (federation.proto). */
+export type Phase = 'Idle' | 'Training' | 'Gathering' | 'Validating' | 'Agreeing' | 'Applying' | 'Syncing' | 'Done';
+
+/** One round as this coordinator saw it: for logs, the local demo's report and tests. */
+export interface RoundSummary {
+  round: bigint;
+  baseHash: string;
+  /** The model hash after the round, and whether the majority reported the same. */
+  modelHash: string;
+  agreed: boolean | undefined;
+  resynced: boolean;
+  tokens: bigint;
+  /** Token-weighted training loss of this cluster's trainers (NaN if none trained). */
+  loss: number;
+  contributed: boolean;
+  accepted: Array<{ peerId: string; scorePpm: number; weight: number }>;
+  rejected: Array<{ peerId: string; reason: RejectionReason; detail: string }>;
+  /** This coordinator's own scores of the round's contributions (0 when rejected). */
+  scores: Record<string, number>;
+  phaseSeconds: Partial<Record<RoundPhase, number>>;
+  payloadBytes: number;
+}
+
+export interface RoundDriverOptions {
+  name: string;
+  runId: string;
+  identity: Identity;
+  peers: PeerDirectory;
+  /** A client per remote peer, by peer name. */
+  clients: ReadonlyMap<string, PeerClient>;
+  settings: RoundSettings;
+  train: TrainConfig;
+  gateway: TrainerGateway;
+  /** What trainers fetch: base parameters (by SHA-256 of their bytes) and payloads. */
+  trainerBlobs: MemoryBlobStore;
+  /** Payloads served to peers (own and relayed). */
+  payloads: MemoryBlobStore;
+  /** Shared checkpoints served to peers, by model hash. */
+  checkpoints: MemoryBlobStore;
+  state: ModelState;
+  /** Error feedback to resume from (a restart), else zeros. */
+  errorFeedback?: Float32Array;
+  reputation: Reputation;
+  metrics: RoundMetrics;
+  log: Logger;
+  /** Where the local checkpoint is written after every round; none if undefined. */
+  checkpointDir?: string;
+  /** Trainers to wait for before the first round (default 1). */
+  trainers?: number;
+  /** Inner steps per train task at most (tests, benchmarks); default: until the deadline. */
+  maxInnerSteps?: number;
+  misbehaviour?: Misbehaviour;
+  onRound?: (summary: RoundSummary) => void;
+  onPhase?: (phase: Phase, round: bigint) => void;
+}
+
+const POLL_MS = 100;
+
+export class RoundDriver implements RoundHandlers {
+  private readonly options: RoundDriverOptions;
+  private readonly state: ModelState;
+  private readonly encoder: SparseLoCoEncoder;
+  private readonly limiter: TransferLimiter;
+  private readonly equivocation = new EquivocationDetector();
+  /** Peers and this coordinator: whose statements count. */
+  private readonly members: PeerDirectory;
+  private readonly memberIds: string[];
+  private readonly ownPeerId: string;
+  private phase: Phase = 'Idle';
+  private deadlineMs = 0;
+  private book: RoundBook;
+  private previousBook: RoundBook | undefined;
+  /** Headers for the next round that arrived early, replayed when it starts. */
+  private early: Array<{ envelope: Envelope; source: string }> = [];
+  /** The base parameters' blob hash (SHA-256 of their bytes) that train tasks name. */
+  private baseBlob: Buffer;
+  private history: Envelope[] = [];
+  private previousBaseHash: Buffer | undefined;
+
+  constructor(options: RoundDriverOptions) {
+    this.options = options;
+    this.state = options.state;
+    const { compression } = options.settings;
+    this.encoder = new SparseLoCoEncoder(this.state.layout.size, { ...compression, ...(options.errorFeedback ? { error: options.errorFeedback.slice() } : {}) });
+    this.limiter = new TransferLimiter(options.settings.transfer);
+    this.members = new PeerDirectory([...options.peers.list(), { name: options.name, publicKey: options.identity.publicKey }]);
+    this.ownPeerId = options.identity.peerId;
+    this.memberIds = this.members.list().map((m) => m.peerId).sort();
+    this.book = new RoundBook(this.state.round, this.state.hash);
+    this.baseBlob = this.publishBase();
+  }
+
+  get round(): bigint {
+    return this.state.round;
+  }
+
+  /** GetStatus's answer. */
+  status(): MessageInitShape<typeof PeerStatusSchema> {
+    const training = this.phase === 'Training' || this.phase === 'Gathering';
+    return { round: this.state.round, modelHash: this.state.hash, phase: this.phase === 'Done' ? 'Idle' : this.phase, trainDeadlineUnixMs: BigInt(training ? this.deadlineMs : 0) };
+  }
+
+  /** Round messages are accepted for the previous, current and next round. */
+  checkRound(round: bigint): string | undefined {
+    const current = this.state.round;
+    return round + 1n < current || round > current + 1n ? `round ${round} is outside ${current > 0n ? current - 1n : 0n}..${current + 1n}` : undefined;
+  }
+
+  /** Runs rounds until `settings.rounds` are done or `signal` aborts. */
+  async run(signal: AbortSignal): Promise<void> {
+    const { settings, log } = this.options;
+    await this.options.gateway.waitForTrainers(this.options.trainers ?? 1, 10 * 60_000).catch((error) => log.warn('trainers-missing', { error: String(error) }));
+    await this.align(signal, 'start');
+    while (this.state.round < BigInt(settings.rounds) && !signal.aborted) {
+      const summary = await this.runRound(signal);
+      if (signal.aborted) break;
+      const { agreed, resynced } = await this.align(signal, 'after');
+      summary.agreed = agreed;
+      summary.resynced = resynced;
+      summary.modelHash = this.state.hash.toString('hex');
+      this.options.metrics.modelHashAgreement.set(agreed === false ? 0 : 1);
+      log.info('round-done', { ...summary, phaseSeconds: summary.phaseSeconds });
+      this.options.onRound?.(summary);
+    }
+    this.setPhase('Done');
+  }
+
+  // ---- the round ----
+
+  private async runRound(signal: AbortSignal): Promise<RoundSummary> {
+    const { settings, metrics, identity, runId } = this.options;
+    const book = this.book;
+    const round = book.round;
+    const phaseSeconds: RoundSummary['phaseSeconds'] = {};
+    const timed = async <T>(phase: RoundPhase, work: () => Promise<T>): Promise<T> => {
+      const started = performance.now();
+      try {
+        return await work();
+      } finally {
+        const seconds = (performance.now() - started) / 1000;
+        phaseSeconds[phase] = seconds;
+        metrics.phaseDuration.observe({ phase }, seconds);
+      }
+    };
+    metrics.round.set(Number(round));
+
+    // Train.
+    this.setPhase('Training');
+    const trained = await timed('train', () => this.train(round));
+
+    // Contribute.
+    let own: Contribution | undefined;
+    await timed('contribute', async () => {
+      if (trained.tokens === 0n) return;
+      this.options.misbehaviour?.alterDelta?.(trained.delta, { round });
+      own = await makeContribution(identity, this.encoder, { runId, round, baseHash: this.state.hash, tokens: trained.tokens, delta: trained.delta });
+      metrics.tokens.inc(Number(trained.tokens));
+      metrics.compressionRatio.set((4 * this.state.layout.size) / own.payload.length);
+      if (Number.isFinite(trained.loss)) metrics.loss.set(trained.loss);
+      this.history.push(own.statement);
+      this.serve(own.payload);
+      this.offer(book, own.statement, undefined);
+    });
+
+    // Gather.
+    this.setPhase('Gathering');
+    const receivedBefore = this.bytesReceived();
+    await timed('gather', async () => {
+      const plan = await this.announcementPlan(own, book);
+      await this.gather(book, plan, signal);
+    });
+
+    // Validate.
+    this.setPhase('Validating');
+    const scores = await timed('validate', () => this.validate(book));
+
+    // Agree.
+    this.setPhase('Agreeing');
+    const agreement = await timed('agree', () => this.agree(book, scores, signal));
+
+    // Apply.
+    this.setPhase('Applying');
+    const applied = await timed('apply', () => this.apply(book, agreement));
+    metrics.rounds.inc();
+
+    return {
+      round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
+      tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
+      accepted: applied, rejected: [...book.rejections], scores: Object.fromEntries(scores),
+      phaseSeconds, payloadBytes: this.bytesReceived() - receivedBefore,
+    };
+  }
+
+  private async train(round: bigint) {
+    const { gateway, settings, misbehaviour } = this.options;
+    const trainers = gateway.trainers().sort((a, b) => a.replica - b.replica).map((t) => t.trainerId);
+    const into = new Float32Array(this.state.layout.size);
+    if (trainers.length === 0) {
+      this.options.log.warn('no-trainers', { round });
+      await sleep(Math.max(0, this.deadlineMs - Date.now()));
+      return { delta: into, tokens: 0n, trained: [], failed: [], loss: Number.NaN };
+    }
+    const dataPeerId = misbehaviour?.dataPeerId?.({ ownPeerId: this.ownPeerId, peers: this.memberIds, round }) ?? this.ownPeerId;
+    const result = await trainRound(gateway, trainers, {
+      round, baseHash: this.baseBlob, deadlineUnixMs: this.deadlineMs, runSeed: settings.runSeed,
+      peerId: dataPeerId, peers: this.memberIds, into, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
+    });
+    for (const failure of result.failed) this.options.log.warn('trainer-failed', { round, ...failure });
+    return result;
+  }
+
+  /** Per peer name, the statements to announce first. */
+  private async announcementPlan(own: Contribution | undefined, book: RoundBook): Promise<Map<string, Envelope[]>> {
+    const honest = new Map(this.options.peers.list().map((p) => [p.name, own ? [own.statement] : []]));
+    const { misbehaviour } = this.options;
+    if (misbehaviour?.announce === undefined) return honest;
+    return (await misbehaviour.announce(own, this.misbehaviourContext(book))) ?? honest;
+  }
+
+  /**
+   * Announces (first the plan, then every verified header held, to each peer once) and waits
+   * for payloads until every active peer is settled, or the quorum is in after the deadline, or
+   * the deadline plus grace has passed.
+   */
+  private async gather(book: RoundBook, plan: Map<string, Envelope[]>, signal: AbortSignal): Promise<void> {
+    const { settings, misbehaviour } = this.options;
+    const hardStop = this.deadlineMs + settings.graceMs;
+    const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
+    const quorum = Math.min(settings.quorum ?? active.length, active.length);
+    await this.announce(book, plan);
+    let lastRelay = 0;
+    while (!signal.aborted) {
+      const settled = book.settled();
+      const ready = book.ready().length;
+      if (active.every((id) => settled.has(id))) break;
+      const now = Date.now();
+      if (now >= hardStop) break;
+      if (ready >= quorum && now >= this.deadlineMs) break;
+      // Relay what we hold (an honest coordinator only; a dishonest one is whatever its plan was).
+      if (misbehaviour?.announce === undefined && now - lastRelay >= 500) {
+        lastRelay = now;
+        void this.announce(book, new Map());
+      }
+      for (const commit of book.commits.values()) if (commit.payload === undefined && !book.rejected(commit.peerId)) void this.fetch(book, commit);
+      await sleep(POLL_MS, signal).catch(() => undefined);
+    }
+    for (const id of active) {
+      if (!book.settled().has(id)) book.reject(id, RejectionReason.Unavailable, book.commits.has(id) ? 'its payload could not be fetched in time' : 'sent no contribution in time');
+    }
+  }
+
+  /** Sends each peer the statements it has not been sent: `extra` first, then every held header. */
+  private async announce(book: RoundBook, extra: Map<string, Envelope[]>): Promise<void> {
+    const held = this.options.misbehaviour?.announce === undefined ? [...book.commits.values()].sort((a, b) => a.order - b.order).map((c) => c.signed.envelope) : [];
+    await Promise.all(this.options.peers.list().map(async (peer) => {
+      let sent = book.announcedTo.get(peer.name);
+      if (sent === undefined) book.announcedTo.set(peer.name, (sent = new Set()));
+      const statements = [...(extra.get(peer.name) ?? []), ...held].filter((envelope) => {
+        const key = sha256(envelope.signature).toString('hex');
+        if (sent.has(key)) return false;
+        sent.add(key);
+        return true;
+      });
+      if (statements.length === 0) return;
+      try {
+        await this.client(peer.name).announce(statements);
+      } catch (error) {
+        // Try again on the next relay pass.
+        for (const envelope of statements) sent.delete(sha256(envelope.signature).toString('hex'));
+        this.options.log.warn('announce-failed', { round: book.round, peer: peer.name, error: describe(error) });
+      }
+    }));
+  }
+
+  /** Fetches a commit's payload from the peers that announced it, checking it on arrival. */
+  private async fetch(book: RoundBook, commit: Commit): Promise<void> {
+    if (commit.fetching || commit.payload !== undefined || Date.now() < commit.retryAt) return;
+    commit.fetching = true;
+    commit.retryAt = Date.now() + 500;
+    const { header } = commit.signed;
+    try {
+      for (const source of [...commit.sources]) {
+        let bytes: Buffer;
+        try {
+          bytes = await this.limiter.run(source, (pace) => this.client(source).fetchContribution(header.payloadHash, Number(header.payloadBytes), pace));
+        } catch (error) {
+          this.options.log.warn('fetch-failed', { round: book.round, from: source, of: commit.peerId, error: describe(error) });
+          continue;
+        }
+        const check = checkPayload(header, bytes, this.state.layout.size, this.codec());
+        if (!check.ok) {
+          // A hash mismatch is the relay's doing (BadSignature); anything else the signer signed.
+          if (check.reason === RejectionReason.BadSignature) continue;
+          book.reject(commit.peerId, check.reason, check.detail);
+          return;
+        }
+        commit.payload = bytes;
+        commit.norm = check.norm;
+        this.serve(bytes);
+        return;
+      }
+    } finally {
+      commit.fetching = false;
+    }
+  }
+
+  private async validate(book: RoundBook): Promise<Map<string, number>> {
+    const { reputation, runId } = this.options;
+    const scores = new Map<string, number>();
+    const seed = randomBatchSeed(runId, book.round, [...book.commits.values()].map((c) => c.signed.hash));
+    let candidates = book.ready();
+    for (const c of candidates) {
+      const ban = reputation.banOf(c.peerId);
+      if (ban !== undefined) book.reject(c.peerId, RejectionReason.Banned, `banned in round ${ban.round}: ${ban.reason}`);
+    }
+    candidates = candidates.filter((c) => !book.rejected(c.peerId));
+    const copies = findCopies(candidates.map((c) => ({
+      peerId: c.peerId, payloadHash: c.signed.header.payloadHash, committed: c.order,
+      indices: decodePayload(c.payload!, this.state.layout.size).indices,
+    })));
+    for (const copy of copies.rejected) book.reject(copy.peerId, copy.reason, copy.detail);
+    for (const outlier of normOutliers(candidates.filter((c) => !book.rejected(c.peerId)).map((c) => ({ peerId: c.peerId, norm: c.norm })))) {
+      book.reject(outlier.peerId, RejectionReason.NormOutlier, `norm ${outlier.norm.toPrecision(3)} is more than 10× the median ${outlier.median.toPrecision(3)}`);
+    }
+    candidates = candidates.filter((c) => !book.rejected(c.peerId));
+    // Reputation as it stood before this round decides exclusion; the round's score still
+    // counts, so an excluded peer can climb back.
+    const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
+    const losses = await this.evaluate(book, candidates, seed);
+    for (const c of candidates) {
+      const loss = losses.get(c.peerId);
+      if (loss === undefined) {
+        book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
+        continue;
+      }
+      const score = gauntletScore(loss);
+      scores.set(c.peerId, score.score);
+      if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
+      else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
+    }
+    // Reputation: the round's score, or 0 for a rejection the signer is accountable for.
+    for (const peerId of this.memberIds) {
+      const penalised = book.rejections.some((r) => r.peerId === peerId && PENALISES_SIGNER[r.reason]);
+      if (penalised) reputation.update(peerId, 0);
+      else if (scores.has(peerId)) reputation.update(peerId, scores.get(peerId)!);
+    }
+    for (const r of book.rejections) this.options.metrics.contributionsRejected.inc({ reason: r.reason });
+    for (const peer of this.members.list()) this.options.metrics.reputation.set({ peer: peer.name }, reputation.value(peer.peerId));
+    for (const [peerId, score] of scores) if (book.rejected(peerId)) scores.set(peerId, 0);
+    return scores;
+  }
+
+  /** Gauntlet losses of each candidate, evaluated on this cluster's trainers in parallel. */
+  private async evaluate(book: RoundBook, candidates: Commit[], seed: bigint) {
+    const { gateway, settings } = this.options;
+    const losses = new Map<string, { ownLossBefore: number; ownLossAfter: number; randomLossBefore: number; randomLossAfter: number }>();
+    const trainers = gateway.trainers().map((t) => t.trainerId).sort();
+    if (trainers.length === 0) return losses;
+    await Promise.all(candidates.map(async (c, i) => {
+      for (let attempt = 0; attempt < Math.min(2, trainers.length); attempt++) {
+        const trainerId = trainers[(i + attempt) % trainers.length]!;
+        try {
+          const outcome = await gateway.run(trainerId, {
+            case: 'evaluate',
+            value: {
+              round: book.round, baseHash: this.baseBlob, payloadHash: c.signed.header.payloadHash, contributorPeerId: c.peerId,
+              randomSeed: seed, step: settings.validation.step, peers: this.memberIds, runSeed: settings.runSeed, batches: settings.validation.batches,
+            },
+          });
+          if (outcome.result.case === 'evaluate') losses.set(c.peerId, outcome.result.value);
+          return;
+        } catch (error) {
+          this.options.log.warn('evaluate-failed', { round: book.round, trainerId, of: c.peerId, error: describe(error) });
+        }
+      }
+    }));
+    return losses;
+  }
+
+  private async agree(book: RoundBook, scores: Map<string, number>, signal: AbortSignal): Promise<Agreement> {
+    const { identity, runId, settings, misbehaviour } = this.options;
+    let entries: AcceptedContribution[] | undefined = book.ready()
+      .filter((c) => (scores.get(c.peerId) ?? 0) > 0)
+      .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)!) }));
+    if (misbehaviour?.manifest !== undefined) entries = misbehaviour.manifest(entries, this.misbehaviourContext(book));
+    if (entries !== undefined) {
+      const manifest = buildManifest(runId, book.round, entries.filter((e) => e.scorePpm > 0));
+      book.ourManifest = sealEnvelope(identity, { runId, round: book.round, schema: ManifestSchema, body: manifest });
+      book.manifests.set(this.ownPeerId, { signer: identity.publicKey, manifest, envelope: book.ourManifest });
+    }
+    const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
+    const quorum = Math.min(settings.quorum ?? active.length, active.length);
+    const until = Date.now() + settings.graceMs;
+    const sent = new Set<string>();
+    while (!signal.aborted) {
+      const missing = this.options.peers.list().filter((p) => !sent.has(p.name) || !book.manifests.has(p.peerId));
+      if (book.ourManifest !== undefined) {
+        await Promise.all(missing.map(async (peer) => {
+          try {
+            const theirs = await this.client(peer.name).exchangeManifest(book.ourManifest!);
+            sent.add(peer.name);
+            if (theirs !== undefined) this.acceptManifest(book, theirs);
+          } catch (error) {
+            this.options.log.warn('manifest-exchange-failed', { round: book.round, peer: peer.name, error: describe(error) });
+          }
+        }));
+      }
+      const held = active.filter((id) => book.manifests.has(id)).length;
+      if (held === active.length || Date.now() >= until) break;
+      if (held >= quorum && this.options.peers.list().every((p) => sent.has(p.name) || !active.includes(p.peerId))) break;
+      await sleep(POLL_MS * 2, signal).catch(() => undefined);
+    }
+    const agreement = agree([...book.manifests.values()], this.memberIds, { runId, round: book.round });
+    for (const refused of agreement.refused) {
+      this.options.log.warn('manifest-refused', { round: book.round, peerId: refused.peerId, reason: refused.reason, detail: refused.detail });
+      if (refused.reason === RejectionReason.Equivocation && refused.evidence !== undefined) this.ban(refused.peerId, refused.detail, refused.evidence, book.round);
+    }
+    return agreement;
+  }
+
+  private acceptManifest(book: RoundBook, envelope: Envelope): void {
+    const check = checkManifest(envelope, { runId: this.options.runId, round: book.round, keyFor: this.members.keyFor });
+    const signed = check.ok ? check : check.signed;
+    if (signed !== undefined) {
+      const equivocation = this.equivocation.record(signed.envelope!);
+      const peerId = this.members.get(signed.signer)!.peerId;
+      if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) {
+        this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
+        book.manifests.delete(peerId);
+        return;
+      }
+      if (check.ok && !book.manifests.has(peerId) && peerId !== this.ownPeerId) book.manifests.set(peerId, check);
+    }
+  }
+
+  /** Aggregates the agreed contributions, one decoded at a time, and takes the outer step. */
+  private async apply(book: RoundBook, agreement: Agreement): Promise<RoundSummary['accepted']> {
+    const length = this.state.layout.size;
+    const sources = [];
+    for (const agreed of agreement.accepted) {
+      const commit = book.commits.get(agreed.peerId);
+      if (commit === undefined || !commit.signed.header.payloadHash.every((b, i) => b === agreed.payloadHash[i])) {
+        // The majority holds a header this coordinator never saw: it will differ from the
+        // majority's model and resync from a checkpoint after the round.
+        this.options.log.warn('agreed-contribution-missing', { round: book.round, peerId: agreed.peerId });
+        continue;
+      }
+      if (commit.payload === undefined) {
+        for (const signer of book.manifests.keys()) {
+          const name = this.members.list().find((m) => m.peerId === signer)?.name;
+          if (name !== undefined && name !== this.options.name) commit.sources.add(name);
+        }
+        commit.retryAt = 0;
+        await this.fetch(book, commit);
+        if (commit.payload === undefined) continue;
+      }
+      const payload = commit.payload;
+      sources.push({ peerId: agreed.peerId, tokens: Number(commit.signed.header.tokens), score: agreed.score, load: () => decodePayload(payload, length) });
+    }
+    const aggregate = sources.length > 0 ? await aggregateStreaming(sources, length) : undefined;
+    this.options.metrics.contributionsAccepted.inc(sources.length);
+    this.previousBaseHash = this.state.hash;
+    this.state.step(aggregate?.delta);
+    await this.afterModelChange();
+    return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+  }
+
+  // ---- agreement on (round, hash) and the training deadline ----
+
+  /**
+   * Finds the majority's (round, model hash) among the peers' statuses and makes this
+   * coordinator's state match: when it is behind or holds a different model, it fetches the
+   * majority's checkpoint (from any peer that has it, resuming with another donor if one leaves
+   * mid-transfer). Then it adopts the majority's training deadline, or sets its own. Returns
+   * whether this coordinator already agreed (undefined: no majority answered in time).
+   */
+  private async align(signal: AbortSignal, when: 'start' | 'after'): Promise<{ agreed: boolean | undefined; resynced: boolean }> {
+    const { settings } = this.options;
+    this.setPhase('Syncing');
+    const needed = Math.floor(this.memberIds.length / 2) + 1;
+    const until = Date.now() + (when === 'start' ? Math.min(settings.graceMs, 3000) : settings.graceMs);
+    let agreed: boolean | undefined;
+    let resynced = false;
+    let waitingForNext = false;
+    while (!signal.aborted) {
+      const statuses = await this.statuses();
+      const groups = new Map<string, { round: bigint; hash: Buffer; peers: string[]; deadlines: number[]; phases: string[] }>();
+      for (const [name, status] of statuses) {
+        if (status.modelHash.length !== 32) continue;
+        const key = `${status.round}:${Buffer.from(status.modelHash).toString('hex')}`;
+        let group = groups.get(key);
+        if (group === undefined) groups.set(key, (group = { round: status.round, hash: Buffer.from(status.modelHash), peers: [], deadlines: [], phases: [] }));
+        group.peers.push(name);
+        group.phases.push(status.phase);
+        if (status.trainDeadlineUnixMs > 0n) group.deadlines.push(Number(status.trainDeadlineUnixMs));
+      }
+      // Counting this coordinator, a group of needed − 1 other peers is a majority.
+      const majority = [...groups.values()].filter((g) => g.peers.length >= needed - 1).sort((a, b) => b.peers.length - a.peers.length)[0];
+      if (majority !== undefined && (majority.round > this.state.round || (majority.round === this.state.round && !majority.hash.equals(this.state.hash)))) {
+        if (when === 'after' && majority.round === this.state.round) agreed = false;
+        if (await this.resync(majority.hash, majority.peers, signal)) resynced = true;
+        continue;
+      }
+      if (majority !== undefined && majority.round === this.state.round) {
+        agreed ??= true;
+        if (when === 'after' && this.state.round >= BigInt(settings.rounds)) break;
+        const pastTraining = majority.phases.filter((p) => p === 'Validating' || p === 'Agreeing' || p === 'Applying' || (p === 'Gathering' && Date.now() > this.deadlineMs)).length;
+        const deadline = median(majority.deadlines);
+        if (pastTraining * 2 > majority.peers.length || (deadline !== undefined && deadline < Date.now() + 0.1 * settings.windowMs)) {
+          // The majority is too far into this round to join it: wait for the next one.
+          if (!waitingForNext) this.options.log.info('waiting-for-next-round', { round: this.state.round });
+          waitingForNext = true;
+          await sleep(POLL_MS * 2, signal).catch(() => undefined);
+          continue;
+        }
+        this.deadlineMs = deadline !== undefined ? Math.min(deadline, Date.now() + settings.windowMs) : Date.now() + settings.windowMs;
+        break;
+      }
+      if (Date.now() >= until && !waitingForNext) {
+        // No majority answered: go on alone (its silence is the majority's problem to report).
+        this.deadlineMs = Date.now() + settings.windowMs;
+        break;
+      }
+      await sleep(POLL_MS, signal).catch(() => undefined);
+    }
+    this.startBook();
+    return { agreed, resynced };
+  }
+
+  private async statuses(): Promise<Map<string, { round: bigint; modelHash: Uint8Array; phase: string; trainDeadlineUnixMs: bigint }>> {
+    const out = new Map<string, { round: bigint; modelHash: Uint8Array; phase: string; trainDeadlineUnixMs: bigint }>();
+    await Promise.all(this.options.peers.list().map(async (peer) => {
+      try {
+        const { status } = await this.client(peer.name).status('align');
+        out.set(peer.name, status);
+      } catch {
+        // Unreachable now; it is simply not counted.
+      }
+    }));
+    return out;
+  }
+
+  /** Fetches the shared checkpoint `hash` from `donors` in turn and adopts it. */
+  private async resync(hash: Buffer, donors: string[], signal: AbortSignal): Promise<boolean> {
+    const { log, settings } = this.options;
+    log.info('resync-start', { round: this.state.round, to: hash.toString('hex').slice(0, 16), donors });
+    const partial: PartialTransfer = { buffer: undefined, received: 0 };
+    const maxBytes = 4 * 2 * this.state.layout.size + 1024 * 1024;
+    for (const donor of donors) {
+      if (signal.aborted) return false;
+      try {
+        const bytes = await this.limiter.run(donor, (pace) => this.client(donor).fetchCheckpoint(hash, partial, maxBytes, pace), signal);
+        this.state.adopt(bytes, hash);
+        this.previousBaseHash = undefined;
+        await this.afterModelChange();
+        log.info('resync-done', { round: this.state.round, hash: hash.toString('hex').slice(0, 16), from: donor });
+        return true;
+      } catch (error) {
+        log.warn('resync-failed', { from: donor, received: partial.received, error: describe(error) });
+        // Bytes that arrived are kept: the next donor continues from there. A bad file as a
+        // whole (wrong hash) starts over.
+        if (partial.buffer !== undefined && partial.received === partial.buffer.length) Object.assign(partial, { buffer: undefined, received: 0 });
+      }
+    }
+    await sleep(Math.min(1000, settings.graceMs), signal).catch(() => undefined);
+    return false;
+  }
+
+  // ---- inbound round messages (RoundHandlers) ----
+
+  announced(statements: readonly Envelope[], from: RoundMessageSource): Uint8Array[] {
+    const wanted: Uint8Array[] = [];
+    for (const envelope of statements) {
+      const commit = this.offer(this.book, envelope, from.peerName);
+      if (commit !== undefined && commit.payload === undefined) {
+        wanted.push(commit.signed.header.payloadHash);
+        void this.fetch(this.book, commit);
+      }
+    }
+    return wanted;
+  }
+
+  manifestReceived(manifest: Envelope, from: RoundMessageSource): Envelope | undefined {
+    const book = this.previousBook !== undefined && from.round === this.previousBook.round ? this.previousBook : this.book;
+    if (from.round !== book.round) return undefined;
+    this.acceptManifest(book, manifest);
+    return book.ourManifest;
+  }
+
+  /**
+   * Checks one contribution statement for `book`'s round and records it; returns the commit
+   * when it is a valid header of the round (new or already held).
+   */
+  private offer(book: RoundBook, envelope: Envelope, source: string | undefined): Commit | undefined {
+    const check = checkContributionHeader(envelope, {
+      runId: this.options.runId, round: book.round, baseHash: book.baseHash,
+      maxPayloadBytes: this.options.settings.maxContributionBytes, keyFor: this.members.keyFor,
+    });
+    const signed = check.ok ? check : check.signed;
+    if (signed === undefined) {
+      // Unverifiable: possibly a relay's fault, never the signer's.
+      this.options.log.warn('statement-refused', { round: book.round, from: source, reason: check.ok ? undefined : check.reason });
+      return undefined;
+    }
+    const peerId = this.members.get(signed.signer)!.peerId;
+    if (!check.ok && check.reason === RejectionReason.WrongRound && signed.header.round > book.round) {
+      // Ahead of this coordinator, not a replay: keep the next round's for when it starts.
+      if (signed.header.round === book.round + 1n && source !== undefined && this.early.length < 4 * this.memberIds.length) this.early.push({ envelope, source });
+      return undefined;
+    }
+    if (signed.header.round === book.round) {
+      const equivocation = this.equivocation.record(envelope);
+      if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) {
+        this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
+        book.reject(peerId, RejectionReason.Equivocation, equivocation.detail);
+        return undefined;
+      }
+    }
+    if (!check.ok) {
+      book.reject(peerId, check.reason, check.detail);
+      return undefined;
+    }
+    if (book.rejected(peerId)) return undefined;
+    const { commit } = book.commit(check, peerId, source);
+    // A header that says the same as the one held, re-encoded, is the same commitment.
+    if (!commit.signed.hash.equals(check.hash)) return undefined;
+    if (source === undefined && commit.payload === undefined) {
+      const payload = this.options.payloads.get(check.header.payloadHash);
+      if (payload !== undefined) {
+        const checked = checkPayload(check.header, payload.bytes, this.state.layout.size, this.codec());
+        if (checked.ok) {
+          commit.payload = payload.bytes;
+          commit.norm = checked.norm;
+        }
+      }
+    }
+    return commit;
+  }
+
+  private ban(peerId: string, detail: string, evidence: readonly Envelope[], round: bigint): void {
+    const { reputation, log } = this.options;
+    if (reputation.banOf(peerId) !== undefined) return;
+    reputation.ban(peerId, { reason: RejectionReason.Equivocation, detail, round: Number(round), evidence: encodeEvidence(evidence) });
+    log.warn('peer-banned', { peerId, reason: RejectionReason.Equivocation, detail, round });
+  }
+
+  // ---- state ----
+
+  private startBook(): void {
+    if (this.book.round === this.state.round && this.book.baseHash.equals(this.state.hash)) return;
+    this.previousBook = this.book;
+    this.book = new RoundBook(this.state.round, this.state.hash);
+    this.equivocation.forgetBefore(this.state.round > 2n ? this.state.round - 2n : 0n);
+    const early = this.early;
+    this.early = [];
+    for (const { envelope, source } of early) {
+      const commit = this.offer(this.book, envelope, source);
+      if (commit !== undefined) void this.fetch(this.book, commit);
+    }
+    // Payloads of the previous round stay served (a slower peer may still fetch them to apply).
+    const keep = [this.book, this.previousBook].flatMap((b) => [...b.commits.values()].map((c) => c.signed.header.payloadHash));
+    this.options.payloads.retain(keep);
+    this.options.trainerBlobs.retain([this.baseBlob, ...keep]);
+  }
+
+  /** Publishes the current parameters to trainers and peers, and writes the local checkpoint. */
+  private async afterModelChange(): Promise<void> {
+    this.baseBlob = this.publishBase();
+    this.options.checkpoints.retain([]);
+    this.options.checkpoints.set(this.state.hash, this.state.sharedCheckpoint());
+    const { checkpointDir } = this.options;
+    if (checkpointDir !== undefined) {
+      await this.state.save(checkpointDir, { errorFeedback: this.encoder.error, reputation: this.options.reputation.snapshot() });
+    }
+  }
+
+  private publishBase(): Buffer {
+    const { params } = this.state;
+    const bytes = new Uint8Array(params.buffer.slice(params.byteOffset, params.byteOffset + params.byteLength));
+    const hash = this.options.trainerBlobs.put(bytes);
+    if (this.options.checkpoints.get(this.state.hash) === undefined) this.options.checkpoints.set(this.state.hash, this.state.sharedCheckpoint());
+    return hash;
+  }
+
+  private serve(payload: Uint8Array): void {
+    this.options.payloads.put(payload);
+    this.options.trainerBlobs.put(payload);
+  }
+
+  private codec() {
+    const { chunk, k, bits } = this.options.settings.compression;
+    return { chunk, k, bits };
+  }
+
+  private client(name: string): PeerClient {
+    const client = this.options.clients.get(name);
+    if (client === undefined) throw new Error(`no client for peer ${name}`);
+    return client;
+  }
+
+  private bytesReceived(): number {
+    let total = 0;
+    for (const book of [this.book]) for (const c of book.commits.values()) if (c.payload !== undefined && c.sources.size > 0) total += c.payload.length;
+    return total;
+  }
+
+  private setPhase(phase: Phase): void {
+    this.phase = phase;
+    this.options.onPhase?.(phase, this.state.round);
+  }
+
+  private misbehaviourContext(book: RoundBook): MisbehaviourContext {
+    return {
+      identity: this.options.identity, runId: this.options.runId, round: book.round, baseHash: book.baseHash,
+      previousBaseHash: this.previousBaseHash, peers: this.options.peers.list(), payloads: this.options.payloads, book,
+      history: this.history,
+      waitForOthers: async (timeoutMs) => {
+        const until = Date.now() + timeoutMs;
+        while (Date.now() < until && !book.ready().some((c) => c.peerId !== this.ownPeerId)) await sleep(POLL_MS);
+      },
+    };
+  }
+}
+
+function median(values: number[]): number | undefined {
+  if (values.length === 0) return undefined;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[sorted.length >> 1];
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export type { PeerEntry };

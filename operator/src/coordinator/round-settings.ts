@@ -1,0 +1,103 @@
+// How a coordinator runs outer rounds: the `outer`, `compression`, `validation` and transfer
+// parts of a TrainingRun, as the round driver uses them. Defaults follow docs/rounds.md.
+import { ConfigError } from '../../../trainer/src/config-error.js';
+
+export interface RoundSettings {
+  /** The run's seed: initial parameters (round 0) and assign(). Equal at every peer. */
+  runSeed: bigint;
+  /** Rounds to run; the coordinator stops after round `rounds − 1` is applied. */
+  rounds: number;
+  /** Length of each round's training window, milliseconds. */
+  windowMs: number;
+  /**
+   * How long after the window a round waits for late contributions, and then for manifests,
+   * before it goes on without them (a silent peer costs at most this, twice).
+   */
+  graceMs: number;
+  /**
+   * Contributions (this cluster's included) after which gathering stops early; default every
+   * active peer. Lower it to cut stragglers off sooner.
+   */
+  quorum: number | undefined;
+  compression: { chunk: number; k: number; bits: number; errorDecay: number };
+  validation: {
+    /** Batches on each side (own data, random data) of a Gauntlet evaluation, 1 to 64. */
+    batches: number;
+    /** Step λ with which a contribution is applied before measuring the loss (≤ 0.5: docs/rounds.md). */
+    step: number;
+  };
+  transfer: {
+    /** Payload transfers from one peer at a time. */
+    concurrency: number;
+    /** Bytes per second from one peer (payloads and checkpoints); 0 = no cap. */
+    bytesPerSecond: number;
+  };
+  /** The largest payload accepted from a peer (its `maxContributionBytes`). */
+  maxContributionBytes: number;
+}
+
+export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
+  rounds: 10,
+  windowMs: 20_000,
+  graceMs: 10_000,
+  quorum: undefined,
+  compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
+  validation: { batches: 2, step: 0.5 },
+  transfer: { concurrency: 2, bytesPerSecond: 0 },
+  maxContributionBytes: 64 * 1024 * 1024,
+};
+
+/** Parses the `rounds` mapping of a coordinator's config file; every field is optional but runSeed. */
+export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSettings {
+  const root = mapping(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
+  const d = DEFAULT_ROUND_SETTINGS;
+  const compression = mapping(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
+  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step']);
+  const transfer = mapping(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
+  if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
+  const settings: RoundSettings = {
+    runSeed: BigInt(integer(root.runSeed, `${field}.runSeed`, 0, Number.MAX_SAFE_INTEGER)),
+    rounds: integer(root.rounds ?? d.rounds, `${field}.rounds`, 1, 1_000_000),
+    windowMs: Math.round(1000 * number(root.windowSeconds ?? d.windowMs / 1000, `${field}.windowSeconds`, 0.1, 86_400)),
+    graceMs: Math.round(1000 * number(root.graceSeconds ?? d.graceMs / 1000, `${field}.graceSeconds`, 0.1, 86_400)),
+    quorum: root.quorum === undefined ? undefined : integer(root.quorum, `${field}.quorum`, 1, 1024),
+    compression: {
+      chunk: integer(compression.chunk ?? d.compression.chunk, `${field}.compression.chunk`, 1, 1 << 24),
+      k: integer(compression.topk ?? d.compression.k, `${field}.compression.topk`, 1, 1 << 24),
+      bits: integer(compression.bits ?? d.compression.bits, `${field}.compression.bits`, 1, 8),
+      errorDecay: number(compression.errorDecay ?? d.compression.errorDecay, `${field}.compression.errorDecay`, 0, 1),
+    },
+    validation: {
+      batches: integer(validation.batches ?? d.validation.batches, `${field}.validation.batches`, 1, 64),
+      step: number(validation.step ?? d.validation.step, `${field}.validation.step`, 0.001, 1),
+    },
+    transfer: {
+      concurrency: integer(transfer.concurrency ?? d.transfer.concurrency, `${field}.transfer.concurrency`, 1, 64),
+      bytesPerSecond: integer(transfer.bytesPerSecond ?? d.transfer.bytesPerSecond, `${field}.transfer.bytesPerSecond`, 0, Number.MAX_SAFE_INTEGER),
+    },
+    maxContributionBytes: integer(root.maxContributionBytes ?? d.maxContributionBytes, `${field}.maxContributionBytes`, 1024, 2 ** 32),
+  };
+  if (settings.compression.k > settings.compression.chunk) throw new ConfigError(`${field}.compression.topk`, `must be at most chunk (${settings.compression.chunk})`);
+  return settings;
+}
+
+function mapping(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping');
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!known.includes(key)) throw new ConfigError(`${field}.${key}`, `unknown field (known: ${known.join(', ')})`);
+  }
+  return record;
+}
+
+function integer(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new ConfigError(field, `must be an integer, got ${JSON.stringify(value)}`);
+  if (value < min || value > max) throw new ConfigError(field, `must be ${min} to ${max}, got ${value}`);
+  return value;
+}
+
+function number(value: unknown, field: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ConfigError(field, `must be a number, got ${JSON.stringify(value)}`);
+  if (value < min || value > max) throw new ConfigError(field, `must be ${min} to ${max}, got ${value}`);
+  return value;
+}

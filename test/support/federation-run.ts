@@ -1,0 +1,166 @@
+// Several clusters in one process, as the adversarial and fault suites use them: each a real
+// Coordinator (its own identity, federation endpoint and trainer endpoint on loopback) with one
+// real trainer agent (a TrainerThread running ORT on a worker thread). They talk over real gRPC
+// with real signatures; only the process is shared.
+import { createServer } from 'node:net';
+import { Coordinator } from '../../operator/src/coordinator/coordinator.js';
+import type { Misbehaviour } from '../../operator/src/coordinator/misbehaviour.js';
+import type { RoundSummary } from '../../operator/src/coordinator/round-driver.js';
+import { DEFAULT_ROUND_SETTINGS, type RoundSettings } from '../../operator/src/coordinator/round-settings.js';
+import { generateIdentity, type Identity } from '../../operator/src/federation/identity.js';
+import type { Logger } from '../../operator/src/log.js';
+import { countsOf } from '../../operator/src/metrics/read.js';
+import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
+import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
+import { parseTrainConfig, type TrainConfig } from '../../trainer/src/train/config.js';
+
+export const RUN = 'test/federation';
+
+/** A tiny GPT that trains in a fraction of a second per step on one core. */
+export const TINY_TRAIN: TrainConfig = parseTrainConfig({
+  seed: 3, model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+  inner: { batch: 4, lr: 0.01, warmupSteps: 2 }, train: { steps: 100_000, minutes: 60, threads: 1, device: 'cpu', evalBatches: 4 },
+  outer: { kind: 'sgd', lr: 1 },
+});
+
+export function tinySettings(overrides: Partial<RoundSettings> = {}): RoundSettings {
+  return {
+    ...DEFAULT_ROUND_SETTINGS,
+    runSeed: 11n, rounds: 3, windowMs: 4000, graceMs: 3000,
+    compression: { chunk: 1024, k: 32, bits: 2, errorDecay: 0.95 },
+    validation: { batches: 2, step: 0.5 },
+    ...overrides,
+  };
+}
+
+export interface ClusterSpec {
+  name: string;
+  misbehaviour?: Misbehaviour;
+  /** Whether the cluster counts as honest in the result (default: no misbehaviour). */
+  honest?: boolean;
+}
+
+export interface ClusterHandle {
+  spec: ClusterSpec;
+  identity: Identity;
+  coordinator: Coordinator;
+  summaries: RoundSummary[];
+  /** Whole-run log lines with event and fields, for assertions on what happened. */
+  events: Array<{ event: string; fields: Record<string, unknown> }>;
+  leave: AbortController;
+  trainer: Promise<void>;
+  running: Promise<void> | undefined;
+  stop: AbortController;
+}
+
+export interface Federation {
+  clusters: ClusterHandle[];
+  /** Starts every coordinator's rounds (or those named). */
+  run(names?: string[]): void;
+  /** Resolves when the named (default: honest) clusters have finished all rounds. */
+  finished(names?: string[], timeoutMs?: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+function recorder(events: ClusterHandle['events']): Logger {
+  const push = (event: string, fields: Record<string, unknown> = {}) => { events.push({ event, fields }); };
+  return { info: push, warn: push, error: push };
+}
+
+export interface FederationOptions {
+  settings: RoundSettings;
+  train?: TrainConfig;
+  maxInnerSteps?: number;
+  checkpointDirs?: Record<string, string>;
+}
+
+/** Starts the clusters' coordinators and trainers (not their rounds: call `run`). */
+export async function startFederation(specs: ClusterSpec[], options: FederationOptions): Promise<Federation> {
+  const train = options.train ?? TINY_TRAIN;
+  const identities = specs.map(() => generateIdentity());
+  const ports = await Promise.all(specs.map(() => freePort()));
+  const clusters: ClusterHandle[] = [];
+  const startCluster = async (i: number): Promise<ClusterHandle> => {
+    const spec = specs[i]!;
+    const events: ClusterHandle['events'] = [];
+    const summaries: RoundSummary[] = [];
+    const coordinator = new Coordinator({
+      name: spec.name, runId: RUN, identity: identities[i]!,
+      listen: { host: '127.0.0.1', port: ports[i]! }, trainerListen: { host: '127.0.0.1', port: 0 },
+      peers: specs.flatMap((other, j) => (j === i ? [] : [{ name: other.name, endpoint: `127.0.0.1:${ports[j]}`, publicKey: identities[j]!.publicKey }])),
+      settings: options.settings, train, trainers: 1, log: recorder(events),
+      onRound: (summary) => summaries.push(summary),
+      ...(options.maxInnerSteps !== undefined ? { maxInnerSteps: options.maxInnerSteps } : {}),
+      ...(options.checkpointDirs?.[spec.name] !== undefined ? { checkpointDir: options.checkpointDirs[spec.name]! } : {}),
+      ...(spec.misbehaviour ? { misbehaviour: spec.misbehaviour } : {}),
+    });
+    await coordinator.start();
+    const leave = new AbortController();
+    const trainer = runTrainerAgent({
+      coordinator: coordinator.trainerAddress, identity: { trainerId: `${spec.name}-trainer-0`, group: 'cpu', replica: 0, device: 'cpu' },
+      config: train, signal: leave.signal,
+    }).catch(() => undefined);
+    await coordinator.gateway.waitForTrainers(1, 60_000);
+    return { spec, identity: identities[i]!, coordinator, summaries, events, leave, trainer, running: undefined, stop: new AbortController() };
+  };
+  for (let i = 0; i < specs.length; i++) clusters.push(await startCluster(i));
+
+  const named = (names: string[] | undefined) => clusters.filter((c) => (names === undefined ? isHonest(c.spec) : names.includes(c.spec.name)));
+  return {
+    clusters,
+    run(names) {
+      for (const cluster of names === undefined ? clusters : named(names)) cluster.running = cluster.coordinator.run(cluster.stop.signal);
+    },
+    async finished(names, timeoutMs = 120_000) {
+      const waiting = named(names).map((c) => c.running ?? Promise.reject(new Error(`${c.spec.name} is not running`)));
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`rounds did not finish within ${timeoutMs} ms`)), timeoutMs); });
+      try {
+        await Promise.race([Promise.all(waiting), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    async close() {
+      for (const cluster of clusters) {
+        cluster.stop.abort();
+        cluster.leave.abort();
+      }
+      await Promise.all(clusters.map(async (c) => {
+        await c.running?.catch(() => undefined);
+        await c.coordinator.stop();
+        await c.trainer;
+      }));
+    },
+  };
+}
+
+export function isHonest(spec: ClusterSpec): boolean {
+  return spec.honest ?? spec.misbehaviour === undefined;
+}
+
+/** Validation loss of parameters on the run's fixed validation batches. */
+export async function validationLoss(params: Float32Array, train: TrainConfig = TINY_TRAIN): Promise<number> {
+  const thread = await TrainerThread.start(train);
+  try {
+    await thread.loadParams(params.slice());
+    return await thread.evaluate();
+  } finally {
+    await thread.close();
+  }
+}
+
+export function rejectedCounts(cluster: ClusterHandle): Promise<Record<string, number>> {
+  return countsOf(cluster.coordinator.registry, 'concord_contributions_rejected_total', 'reason');
+}
