@@ -40,7 +40,7 @@ describe('round messages between coordinators', () => {
         },
         manifestReceived: (manifest) => {
           manifests.push(manifest);
-          return ourManifest;
+          return ourManifest === undefined ? [] : [ourManifest, manifest];
         },
       },
     });
@@ -58,19 +58,21 @@ describe('round messages between coordinators', () => {
     expect(received.at(-1)).toMatchObject({ statements: 2, from: { peerName: 'peer-0', round: 4n } });
   });
 
-  it('exchanges manifests: ours goes over, theirs comes back verifiable by its signer', async () => {
+  it('exchanges manifests: ours goes over, the ones the server holds come back verifiable by their signers', async () => {
     const mine = sealEnvelope(alice, { runId: RUN_ID, round: 4n, schema: ManifestSchema, body: buildManifest(RUN_ID, 4n, []) });
     const client = connect(server, alice);
     ourManifest = undefined;
     manifests = [];
-    expect(await client.exchangeManifest(mine)).toBeUndefined();
+    expect(await client.exchangeManifest(mine)).toEqual([]);
     expect(manifests).toHaveLength(1);
     ourManifest = sealEnvelope(server.identity, {
       runId: RUN_ID, round: 4n, schema: ManifestSchema,
-      body: buildManifest(RUN_ID, 4n, [{ payloadHash: Buffer.alloc(32, 7), contributor: alice.publicKey, scorePpm: 900_000 }]),
+      body: buildManifest(RUN_ID, 4n, [{ payloadHash: Buffer.alloc(32, 7), contributor: alice.publicKey, scorePpm: 900_000, header: contribution(alice, 'seven') }]),
     });
-    const theirs = await client.exchangeManifest(mine);
+    const [theirs, relayed] = await client.exchangeManifest(mine);
     client.close();
+    // The server passes on the manifests it holds: ours came back as sent.
+    expect(relayed).toEqual(mine);
     const checked = checkManifest(theirs, { runId: RUN_ID, round: 4n, keyFor: new PeerDirectory([{ name: 'server', publicKey: server.identity.publicKey }]).keyFor });
     expect(checked.ok).toBe(true);
   });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { create } from '@bufbuild/protobuf';
-import { ManifestSchema, type Manifest } from '../../proto/gen/concord/v1/federation_pb.js';
+import { ContributionHeaderSchema, ManifestSchema, type Manifest } from '../../proto/gen/concord/v1/federation_pb.js';
 import { sealEnvelope } from '../../operator/src/federation/envelope.js';
 import { generateIdentity, type Identity } from '../../operator/src/federation/identity.js';
 import { PeerDirectory } from '../../operator/src/federation/peers.js';
@@ -19,8 +19,13 @@ const everyone = new PeerDirectory([...peers, outsider].map((p, i) => ({ name: `
 const ids = (count: number) => peers.slice(0, count).map((p) => p.peerId);
 const payload = (name: string) => createHash('sha256').update(`payload ${name}`).digest();
 
+/** Peer `by`'s signed header committing to payload `name` (what a manifest entry carries). */
+const header = (name: string, by: number, tokens = 1000n) => sealEnvelope(peers[by]!, {
+  runId: RUN, round: ROUND, schema: ContributionHeaderSchema,
+  body: { runId: RUN, round: ROUND, baseHash: Buffer.alloc(32, 1), tokens, payloadHash: payload(name), payloadBytes: 100n },
+});
 /** Contribution `name` by peer `by`, scored `ppm`. */
-const entry = (name: string, by: number, ppm = 1_000_000): AcceptedContribution => ({ payloadHash: payload(name), contributor: peers[by]!.publicKey, scorePpm: ppm });
+const entry = (name: string, by: number, ppm = 1_000_000, tokens = 1000n): AcceptedContribution => ({ payloadHash: payload(name), contributor: peers[by]!.publicKey, scorePpm: ppm, header: header(name, by, tokens) });
 
 /** A manifest signed by `signer`, opened and checked as a receiver would. */
 function signed(signer: Identity, entries: AcceptedContribution[] | Manifest, options: { runId?: string; round?: bigint } = {}): SignedManifest {
@@ -33,7 +38,7 @@ function signed(signer: Identity, entries: AcceptedContribution[] | Manifest, op
   return check;
 }
 
-const options = { runId: RUN, round: ROUND };
+const options = { runId: RUN, round: ROUND, keyFor: everyone.keyFor };
 const names = (result: ReturnType<typeof agree>) => result.accepted.map((c) => c.payloadHash.toString('hex')).map((hex) => ['a', 'b', 'c', 'd', 'e', 'x', 'y'].find((n) => payload(n).toString('hex') === hex));
 
 describe('building a manifest', () => {
@@ -183,21 +188,54 @@ describe('agreeing on the round', () => {
     expect(agree([...honest, first, first], ids(4), options).accepted).toHaveLength(1);
   });
 
-  it('applies none of the payloads of a contributor that got two into the majority', () => {
-    // 5 peers, 2 dishonest (3, 4) voting for both of peer 4's payloads; each honest peer saw one.
+  it('applies nothing of a contributor whose two signed headers meet in the manifests', () => {
+    // 5 peers; peer 4 sent payload x to peer 0 and payload y to peer 1. Neither honest peer saw
+    // both, but their manifests carry the signed headers: together they prove the equivocation.
     const result = agree([
       signed(peers[0]!, [entry('a', 0), entry('x', 4)]),
       signed(peers[1]!, [entry('a', 0), entry('y', 4)]),
-      signed(peers[2]!, [entry('a', 0)]),
-      signed(peers[3]!, [entry('a', 0), entry('x', 4), entry('y', 4)]),
-      signed(peers[4]!, [entry('a', 0), entry('x', 4), entry('y', 4)]),
+      signed(peers[2]!, [entry('a', 0), entry('y', 4)]),
+      signed(peers[3]!, [entry('a', 0), entry('y', 4)]),
     ], ids(5), options);
     expect(names(result)).toEqual(['a']);
-    expect(result.conflicts).toEqual([{ peerId: peers[4]!.peerId, payloadHashes: [payload('x'), payload('y')].sort(Buffer.compare).map((h) => h.toString('hex')) }]);
+    expect(result.conflicts.map((c) => c.peerId)).toEqual([peers[4]!.peerId]);
+    expect(verifyEquivocationEvidence(result.conflicts[0]!.evidence, peers[4]!.publicKey).ok).toBe(true);
+  });
+
+  it('applies nothing of a contributor proven to equivocate by one manifest, and refuses a false proof', () => {
+    // Peer 0 saw both of peer 4's headers and left it out, attaching the proof; the others saw y.
+    const proof = [header('x', 4), header('y', 4)] as const;
+    const withProof = (by: number, proofs: ReadonlyArray<readonly [ReturnType<typeof header>, ReturnType<typeof header>]>) => {
+      const manifest = buildManifest(RUN, ROUND, [entry('a', 0)], proofs);
+      const envelope = sealEnvelope(peers[by]!, { runId: RUN, round: ROUND, schema: ManifestSchema, body: manifest });
+      const check = checkManifest(envelope, { runId: RUN, round: ROUND, keyFor: everyone.keyFor });
+      if (!check.ok) throw new Error(check.detail);
+      return check;
+    };
+    const others = [1, 2, 3].map((i) => signed(peers[i]!, [entry('a', 0), entry('y', 4)]));
+    const result = agree([withProof(0, [proof]), ...others], ids(5), options);
+    expect(names(result)).toEqual(['a']);
+    expect(result.conflicts.map((c) => c.peerId)).toEqual([peers[4]!.peerId]);
+    // A "proof" that two identical headers differ accuses nobody: that manifest is refused.
+    const forged = agree([withProof(0, [[header('y', 4), header('y', 4)]]), ...others], ids(5), options);
+    expect(forged.conflicts).toEqual([]);
+    expect(forged.refused).toEqual([expect.objectContaining({ peerId: peers[0]!.peerId, reason: 'Malformed', detail: expect.stringMatching(/equivocation proof 0: statements say the same thing/) })]);
+    expect(names(forged).sort()).toEqual(['a', 'y']);
+  });
+
+  it('refuses a manifest whose entry carries a header that is not the contributor\'s for that payload', () => {
+    const wrongSigner = { ...entry('b', 1), header: header('b', 2) };
+    const wrongPayload = { ...entry('c', 1), header: header('d', 1) };
+    for (const bad of [wrongSigner, wrongPayload]) {
+      const result = agree([signed(peers[0]!, [entry('a', 0), bad]), signed(peers[1]!, [entry('a', 0)])], ids(3), options);
+      expect(result.refused).toEqual([expect.objectContaining({ peerId: peers[0]!.peerId, reason: 'Malformed' })]);
+    }
+    // Tokens come from the signed header.
+    expect(agree([signed(peers[0]!, [entry('a', 0, 1_000_000, 777n)]), signed(peers[1]!, [entry('a', 0, 1_000_000, 777n)])], ids(3), options).accepted[0]!.tokens).toBe(777n);
   });
 
   it('leaves out a contribution whose combined score is 0', () => {
-    const zero = create(ManifestSchema, { runId: RUN, round: ROUND, entries: [{ payloadHash: payload('a'), contributor: peers[0]!.publicKey, scorePpm: 0 }] });
+    const zero = create(ManifestSchema, { runId: RUN, round: ROUND, entries: [{ payloadHash: payload('a'), contributor: peers[0]!.publicKey, scorePpm: 0, header: header('a', 0) }] });
     const result = agree([
       { signer: peers[0]!.publicKey, manifest: zero }, { signer: peers[1]!.publicKey, manifest: zero },
       signed(peers[2]!, [entry('a', 0, 5)]),

@@ -80,7 +80,7 @@ describe('equivocation detector', () => {
 
   it('reports manifests that differ for one round', () => {
     const detector = new EquivocationDetector();
-    const entry = { payloadHash: hash('payload-a'), contributor: alice.publicKey, scorePpm: 900_000 };
+    const entry = { payloadHash: hash('payload-a'), contributor: alice.publicKey, scorePpm: 900_000, header: sealEnvelope(alice, { runId: RUN, round: 3n, schema: ContributionHeaderSchema, body: { runId: RUN, round: 3n, baseHash: hash('base'), tokens: 512n, payloadHash: hash('payload-a'), payloadBytes: 100n } }) };
     const one = sealEnvelope(mallory, { runId: RUN, round: 3n, schema: ManifestSchema, body: buildManifest(RUN, 3n, [entry]) });
     const other = sealEnvelope(mallory, { runId: RUN, round: 3n, schema: ManifestSchema, body: buildManifest(RUN, 3n, [{ ...entry, scorePpm: 1 }]) });
     expect(detector.record(one).ok).toBe(true);

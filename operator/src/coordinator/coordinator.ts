@@ -138,6 +138,11 @@ export class Coordinator {
     return { round: this.state.round, hash: this.state.hash.toString('hex'), params: this.state.params };
   }
 
+  /** Reputation, exclusions and bans (with evidence) of the run's peers, as this coordinator sees them. */
+  reputations() {
+    return this.requireDriver().reputations();
+  }
+
   async stop(): Promise<void> {
     for (const client of this.clients.values()) client.close();
     await Promise.all([this.server.close(500), this.gateway.close(500)]);

@@ -17,6 +17,8 @@ export interface MisbehaviourContext {
   /** This round's base (model hash) and the previous round's. */
   baseHash: Buffer;
   previousBaseHash: Buffer | undefined;
+  /** Parameters of the model. */
+  modelLength: number;
   /** The remote peers. */
   peers: readonly PeerEntry[];
   /** Payloads this coordinator serves (FetchContribution), for an attack's own payloads. */
@@ -30,8 +32,8 @@ export interface MisbehaviourContext {
 }
 
 export interface Misbehaviour {
-  /** The peer id whose data assignment the cluster trains on (default its own). */
-  dataPeerId?(ctx: { ownPeerId: string; peers: readonly string[]; round: bigint }): string;
+  /** The assignment the cluster trains on: assign()'s peer id and peer list (default its own). */
+  trainingData?(ctx: { ownPeerId: string; peers: readonly string[]; round: bigint }): { peerId: string; peers: string[] };
   /** Alters the cluster's pseudo-gradient before it is compressed and signed. */
   alterDelta?(delta: Float32Array, ctx: { round: bigint }): void;
   /**

@@ -4,6 +4,7 @@
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import type { SignedContribution } from '../rounds/contribution.js';
 import type { SignedManifest } from '../rounds/agreement.js';
+import type { EquivocationEvidence } from '../rounds/equivocation.js';
 import type { RejectionReason } from '../rounds/reasons.js';
 
 export interface Commit {
@@ -32,10 +33,15 @@ export class RoundBook {
   readonly commits = new Map<string, Commit>();
   /** At most one rejection per peer and reason, in the order they happened. */
   readonly rejections: RoundRejection[] = [];
-  /** Verified manifests by signer peer id (the first of each signer; a second is equivocation). */
-  readonly manifests = new Map<string, SignedManifest>();
+  /**
+   * Verified manifests by statement hash: every distinct one, so that a signer's second,
+   * different manifest is seen by agree() (which then counts neither).
+   */
+  readonly manifests = new Map<string, SignedManifest & { peerId: string }>();
   /** This coordinator's signed manifest, once it has one. */
   ourManifest: Envelope | undefined;
+  /** Contributors seen signing two different headers this round, with the proof (for the manifest). */
+  readonly equivocations = new Map<string, EquivocationEvidence>();
   /** Statement hashes already announced to each peer (by name), so each is sent once. */
   readonly announcedTo = new Map<string, Set<string>>();
   private nextOrder = 0;
@@ -52,6 +58,17 @@ export class RoundBook {
     const commit: Commit = { peerId, signed, order: this.nextOrder++, sources: new Set(source === undefined ? [] : [source]), payload: undefined, norm: 0, fetching: false, retryAt: 0 };
     this.commits.set(peerId, commit);
     return { commit, fresh: true };
+  }
+
+  /** Peer ids that have a manifest here. */
+  manifestSigners(): Set<string> {
+    return new Set([...this.manifests.values()].map((m) => m.peerId));
+  }
+
+  /** Every manifest statement held, this coordinator's own first (what ExchangeManifest returns). */
+  manifestStatements(): Envelope[] {
+    const others = [...this.manifests.values()].map((m) => m.envelope!).filter((e) => e !== this.ourManifest);
+    return this.ourManifest === undefined ? others : [this.ourManifest, ...others];
   }
 
   reject(peerId: string, reason: RejectionReason, detail: string): boolean {

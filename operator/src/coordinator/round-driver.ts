@@ -7,8 +7,8 @@
 //   gather    announce own and relayed headers; fetch and check every peer's payload, until every
 //             active peer is in, or a quorum is in and the window is over, or window + grace ends
 //   validate  copies, norm outliers, Gauntlet scores from evaluate tasks, reputation
-//   agree     sign a manifest, exchange manifests until every active peer's is in (or a quorum,
-//             or grace), agree() on the set and weights
+//   agree     sign a manifest, exchange manifests (each peer passes on those it holds) until
+//             every peer that took part has one in (or grace ends), agree() on set and weights
 //   apply     aggregate one decoded contribution at a time, the outer step, checkpoint
 //
 // Every decision is a pure function from operator/src/rounds/; this file does the I/O and the
@@ -28,7 +28,7 @@ import type { RoundHandlers, RoundMessageSource } from '../federation/server.js'
 import type { Logger } from '../log.js';
 import type { RoundMetrics, RoundPhase } from '../metrics/rounds.js';
 import { agree, buildManifest, checkManifest, type AcceptedContribution, type Agreement } from '../rounds/agreement.js';
-import { checkContributionHeader, checkPayload } from '../rounds/contribution.js';
+import { checkContributionHeader, checkPayload, statementHash } from '../rounds/contribution.js';
 import { findCopies } from '../rounds/duplicates.js';
 import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js';
 import { normOutliers } from '../rounds/norms.js';
@@ -134,6 +134,11 @@ export class RoundDriver implements RoundHandlers {
     this.memberIds = this.members.list().map((m) => m.peerId).sort();
     this.book = new RoundBook(this.state.round, this.state.hash);
     this.baseBlob = this.publishBase();
+  }
+
+  /** This coordinator's view of its peers: reputation, exclusions, bans with evidence. */
+  reputations() {
+    return this.options.reputation.snapshot();
   }
 
   get round(): bigint {
@@ -246,10 +251,10 @@ export class RoundDriver implements RoundHandlers {
       await sleep(Math.max(0, this.deadlineMs - Date.now()));
       return { delta: into, tokens: 0n, trained: [], failed: [], loss: Number.NaN };
     }
-    const dataPeerId = misbehaviour?.dataPeerId?.({ ownPeerId: this.ownPeerId, peers: this.memberIds, round }) ?? this.ownPeerId;
+    const data = misbehaviour?.trainingData?.({ ownPeerId: this.ownPeerId, peers: this.memberIds, round }) ?? { peerId: this.ownPeerId, peers: this.memberIds };
     const result = await trainRound(gateway, trainers, {
       round, baseHash: this.baseBlob, deadlineUnixMs: this.deadlineMs, runSeed: settings.runSeed,
-      peerId: dataPeerId, peers: this.memberIds, into, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
+      peerId: data.peerId, peers: data.peers, into, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
     });
     for (const failure of result.failed) this.options.log.warn('trainer-failed', { round, ...failure });
     return result;
@@ -427,39 +432,48 @@ export class RoundDriver implements RoundHandlers {
     const { identity, runId, settings, misbehaviour } = this.options;
     let entries: AcceptedContribution[] | undefined = book.ready()
       .filter((c) => (scores.get(c.peerId) ?? 0) > 0)
-      .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)!) }));
+      .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)!), header: c.signed.envelope }));
     if (misbehaviour?.manifest !== undefined) entries = misbehaviour.manifest(entries, this.misbehaviourContext(book));
     if (entries !== undefined) {
-      const manifest = buildManifest(runId, book.round, entries.filter((e) => e.scorePpm > 0));
+      const manifest = buildManifest(runId, book.round, entries.filter((e) => e.scorePpm > 0), [...book.equivocations.values()]);
       book.ourManifest = sealEnvelope(identity, { runId, round: book.round, schema: ManifestSchema, body: manifest });
-      book.manifests.set(this.ownPeerId, { signer: identity.publicKey, manifest, envelope: book.ourManifest });
+      book.manifests.set(statementHash(book.ourManifest).toString('hex'), { signer: identity.publicKey, manifest, envelope: book.ourManifest, peerId: this.ownPeerId });
     }
+    // Manifests are awaited from every active peer that took part in the round (a header of it
+    // arrived, whatever became of it); a peer silent all round is not waited for. Deciding on
+    // fewer manifests than another coordinator risks a different set, so no quorum cuts this
+    // short: only the grace period does.
     const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
-    const quorum = Math.min(settings.quorum ?? active.length, active.length);
+    const tookPart = (id: string) => id === this.ownPeerId || book.commits.has(id) || book.rejections.some((r) => r.peerId === id && r.reason !== RejectionReason.Unavailable);
     const until = Date.now() + settings.graceMs;
     const sent = new Set<string>();
-    while (!signal.aborted) {
-      const missing = this.options.peers.list().filter((p) => !sent.has(p.name) || !book.manifests.has(p.peerId));
-      if (book.ourManifest !== undefined) {
-        await Promise.all(missing.map(async (peer) => {
-          try {
-            const theirs = await this.client(peer.name).exchangeManifest(book.ourManifest!);
-            sent.add(peer.name);
-            if (theirs !== undefined) this.acceptManifest(book, theirs);
-          } catch (error) {
-            this.options.log.warn('manifest-exchange-failed', { round: book.round, peer: peer.name, error: describe(error) });
-          }
-        }));
+    const exchange = (peers: readonly PeerEntry[]) => Promise.all(peers.map(async (peer) => {
+      try {
+        const held = await this.client(peer.name).exchangeManifest(book.ourManifest!);
+        sent.add(peer.name);
+        for (const envelope of held) this.acceptManifest(book, envelope);
+      } catch (error) {
+        this.options.log.warn('manifest-exchange-failed', { round: book.round, peer: peer.name, error: describe(error) });
       }
-      const held = active.filter((id) => book.manifests.has(id)).length;
-      if (held === active.length || Date.now() >= until) break;
-      if (held >= quorum && this.options.peers.list().every((p) => sent.has(p.name) || !active.includes(p.peerId))) break;
+    }));
+    while (!signal.aborted) {
+      const signers = book.manifestSigners();
+      if (book.ourManifest !== undefined) await exchange(this.options.peers.list().filter((p) => !sent.has(p.name) || !signers.has(p.peerId)));
+      const held = book.manifestSigners();
+      const awaited = active.filter((id) => tookPart(id) && !held.has(id));
+      if (awaited.length === 0 || Date.now() >= until) break;
       await sleep(POLL_MS * 2, signal).catch(() => undefined);
     }
-    const agreement = agree([...book.manifests.values()], this.memberIds, { runId, round: book.round });
+    // One more pass: what the others hold now includes manifests sent to some peers only.
+    if (book.ourManifest !== undefined && !signal.aborted) await exchange(this.options.peers.list().filter((p) => sent.has(p.name)));
+    const agreement = agree([...book.manifests.values()], this.memberIds, { runId, round: book.round, keyFor: this.members.keyFor });
     for (const refused of agreement.refused) {
       this.options.log.warn('manifest-refused', { round: book.round, peerId: refused.peerId, reason: refused.reason, detail: refused.detail });
       if (refused.reason === RejectionReason.Equivocation && refused.evidence !== undefined) this.ban(refused.peerId, refused.detail, refused.evidence, book.round);
+    }
+    for (const conflict of agreement.conflicts) {
+      this.ban(conflict.peerId, `signed two different contribution headers for round ${book.round} (proven by the manifests)`, conflict.evidence, book.round);
+      if (book.reject(conflict.peerId, RejectionReason.Equivocation, 'proven by the manifests')) this.options.metrics.contributionsRejected.inc({ reason: RejectionReason.Equivocation });
     }
     return agreement;
   }
@@ -467,48 +481,65 @@ export class RoundDriver implements RoundHandlers {
   private acceptManifest(book: RoundBook, envelope: Envelope): void {
     const check = checkManifest(envelope, { runId: this.options.runId, round: book.round, keyFor: this.members.keyFor });
     const signed = check.ok ? check : check.signed;
-    if (signed !== undefined) {
-      const equivocation = this.equivocation.record(signed.envelope!);
-      const peerId = this.members.get(signed.signer)!.peerId;
-      if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) {
-        this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
-        book.manifests.delete(peerId);
-        return;
-      }
-      if (check.ok && !book.manifests.has(peerId) && peerId !== this.ownPeerId) book.manifests.set(peerId, check);
-    }
+    if (signed === undefined) return;
+    const peerId = this.members.get(signed.signer)!.peerId;
+    const equivocation = this.equivocation.record(signed.envelope!);
+    if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
+    if (check.ok) book.manifests.set(statementHash(envelope).toString('hex'), { ...check, peerId });
   }
 
-  /** Aggregates the agreed contributions, one decoded at a time, and takes the outer step. */
+  /**
+   * Aggregates the agreed contributions, one decoded at a time, and takes the outer step. What
+   * the majority agreed is applied as agreed — score and tokens from the manifests — even when
+   * this coordinator judged it otherwise or never saw its header: it fetches the payload by hash
+   * from the peers that hold it.
+   */
   private async apply(book: RoundBook, agreement: Agreement): Promise<RoundSummary['accepted']> {
     const length = this.state.layout.size;
     const sources = [];
     for (const agreed of agreement.accepted) {
-      const commit = book.commits.get(agreed.peerId);
-      if (commit === undefined || !commit.signed.header.payloadHash.every((b, i) => b === agreed.payloadHash[i])) {
-        // The majority holds a header this coordinator never saw: it will differ from the
-        // majority's model and resync from a checkpoint after the round.
+      const payload = await this.payloadFor(book, agreed.payloadHash);
+      if (payload === undefined) {
+        // This coordinator will differ from the majority's model and resync after the round.
         this.options.log.warn('agreed-contribution-missing', { round: book.round, peerId: agreed.peerId });
         continue;
       }
-      if (commit.payload === undefined) {
-        for (const signer of book.manifests.keys()) {
-          const name = this.members.list().find((m) => m.peerId === signer)?.name;
-          if (name !== undefined && name !== this.options.name) commit.sources.add(name);
-        }
-        commit.retryAt = 0;
-        await this.fetch(book, commit);
-        if (commit.payload === undefined) continue;
-      }
-      const payload = commit.payload;
-      sources.push({ peerId: agreed.peerId, tokens: Number(commit.signed.header.tokens), score: agreed.score, load: () => decodePayload(payload, length) });
+      sources.push({ peerId: agreed.peerId, tokens: Number(agreed.tokens), score: agreed.score, load: () => decodePayload(payload, length) });
     }
-    const aggregate = sources.length > 0 ? await aggregateStreaming(sources, length) : undefined;
-    this.options.metrics.contributionsAccepted.inc(sources.length);
+    let aggregate;
+    try {
+      aggregate = sources.length > 0 ? await aggregateStreaming(sources, length) : undefined;
+    } catch (error) {
+      // A payload the majority accepted does not decode here: apply nothing, resync after.
+      this.options.log.error('aggregate-failed', { round: book.round, error: describe(error) });
+    }
+    this.options.metrics.contributionsAccepted.inc(aggregate === undefined ? 0 : sources.length);
     this.previousBaseHash = this.state.hash;
     this.state.step(aggregate?.delta);
     await this.afterModelChange();
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+  }
+
+  /** A payload by hash: held, or fetched from a peer that announced it or voted for it. */
+  private async payloadFor(book: RoundBook, payloadHash: Uint8Array): Promise<Uint8Array | undefined> {
+    const held = this.options.payloads.get(payloadHash);
+    if (held !== undefined) return held.bytes;
+    const commit = [...book.commits.values()].find((c) => Buffer.from(c.signed.header.payloadHash).equals(payloadHash));
+    const names = new Set(commit?.sources ?? []);
+    for (const m of book.manifests.values()) {
+      if (m.peerId === this.ownPeerId) continue;
+      if (m.manifest.entries.some((e) => Buffer.from(e.payloadHash).equals(payloadHash))) names.add(this.members.list().find((p) => p.peerId === m.peerId)!.name);
+    }
+    for (const name of names) {
+      try {
+        const bytes = await this.limiter.run(name, (pace) => this.client(name).fetchContribution(payloadHash, this.options.settings.maxContributionBytes, pace));
+        this.serve(bytes);
+        return bytes;
+      } catch (error) {
+        this.options.log.warn('fetch-failed', { round: book.round, from: name, error: describe(error) });
+      }
+    }
+    return undefined;
   }
 
   // ---- agreement on (round, hash) and the training deadline ----
@@ -530,18 +561,32 @@ export class RoundDriver implements RoundHandlers {
     let waitingForNext = false;
     while (!signal.aborted) {
       const statuses = await this.statuses();
-      const groups = new Map<string, { round: bigint; hash: Buffer; peers: string[]; deadlines: number[]; phases: string[] }>();
+      const groups = new Map<string, { round: bigint; hash: Buffer; peers: string[]; deadlines: number[]; pastTraining: number }>();
+      const now = Date.now();
       for (const [name, status] of statuses) {
         if (status.modelHash.length !== 32) continue;
         const key = `${status.round}:${Buffer.from(status.modelHash).toString('hex')}`;
         let group = groups.get(key);
-        if (group === undefined) groups.set(key, (group = { round: status.round, hash: Buffer.from(status.modelHash), peers: [], deadlines: [], phases: [] }));
+        if (group === undefined) groups.set(key, (group = { round: status.round, hash: Buffer.from(status.modelHash), peers: [], deadlines: [], pastTraining: 0 }));
         group.peers.push(name);
-        group.phases.push(status.phase);
-        if (status.trainDeadlineUnixMs > 0n) group.deadlines.push(Number(status.trainDeadlineUnixMs));
+        const deadline = Number(status.trainDeadlineUnixMs);
+        if (deadline > 0) group.deadlines.push(deadline);
+        // Too late to join this round with that peer: its window is over.
+        if (['Validating', 'Agreeing', 'Applying'].includes(status.phase) || (status.phase === 'Gathering' && deadline < now)) group.pastTraining++;
       }
-      // Counting this coordinator, a group of needed − 1 other peers is a majority.
-      const majority = [...groups.values()].filter((g) => g.peers.length >= needed - 1).sort((a, b) => b.peers.length - a.peers.length)[0];
+      // This coordinator votes for its own state. A strict majority of the members decides.
+      // Failing one when time is up, the largest group of two or more does, ties going to the
+      // smallest (round, hash) key, so that honest coordinators split two ways pick the same
+      // side. A group of two or more holds at least one honest member when at most one is
+      // dishonest, and a checkpoint is only adopted if its parameters hash to the group's hash:
+      // the model adopted is always one an honest coordinator computed.
+      const ownKey = `${this.state.round}:${this.state.hash.toString('hex')}`;
+      if (!groups.has(ownKey)) groups.set(ownKey, { round: this.state.round, hash: this.state.hash, peers: [], deadlines: [], pastTraining: 0 });
+      const sizeOf = (key: string) => groups.get(key)!.peers.length + (key === ownKey ? 1 : 0);
+      const ranked = [...groups.keys()].sort((a, b) => sizeOf(b) - sizeOf(a) || (a < b ? -1 : a > b ? 1 : 0));
+      let majorityKey = ranked.find((key) => sizeOf(key) >= needed);
+      if (majorityKey === undefined && Date.now() >= until && sizeOf(ranked[0]!) >= 2) majorityKey = ranked[0]!;
+      const majority = majorityKey === undefined ? undefined : groups.get(majorityKey)!;
       if (majority !== undefined && (majority.round > this.state.round || (majority.round === this.state.round && !majority.hash.equals(this.state.hash)))) {
         if (when === 'after' && majority.round === this.state.round) agreed = false;
         if (await this.resync(majority.hash, majority.peers, signal)) resynced = true;
@@ -550,9 +595,8 @@ export class RoundDriver implements RoundHandlers {
       if (majority !== undefined && majority.round === this.state.round) {
         agreed ??= true;
         if (when === 'after' && this.state.round >= BigInt(settings.rounds)) break;
-        const pastTraining = majority.phases.filter((p) => p === 'Validating' || p === 'Agreeing' || p === 'Applying' || (p === 'Gathering' && Date.now() > this.deadlineMs)).length;
         const deadline = median(majority.deadlines);
-        if (pastTraining * 2 > majority.peers.length || (deadline !== undefined && deadline < Date.now() + 0.1 * settings.windowMs)) {
+        if (majority.pastTraining * 2 > majority.peers.length || (deadline !== undefined && deadline < Date.now() + 0.1 * settings.windowMs)) {
           // The majority is too far into this round to join it: wait for the next one.
           if (!waitingForNext) this.options.log.info('waiting-for-next-round', { round: this.state.round });
           waitingForNext = true;
@@ -626,11 +670,11 @@ export class RoundDriver implements RoundHandlers {
     return wanted;
   }
 
-  manifestReceived(manifest: Envelope, from: RoundMessageSource): Envelope | undefined {
+  manifestReceived(manifest: Envelope, from: RoundMessageSource): Envelope[] {
     const book = this.previousBook !== undefined && from.round === this.previousBook.round ? this.previousBook : this.book;
-    if (from.round !== book.round) return undefined;
+    if (from.round !== book.round) return [];
     this.acceptManifest(book, manifest);
-    return book.ourManifest;
+    return book.manifestStatements();
   }
 
   /**
@@ -658,6 +702,7 @@ export class RoundDriver implements RoundHandlers {
       const equivocation = this.equivocation.record(envelope);
       if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) {
         this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
+        book.equivocations.set(peerId, equivocation.evidence);
         book.reject(peerId, RejectionReason.Equivocation, equivocation.detail);
         return undefined;
       }
@@ -757,7 +802,7 @@ export class RoundDriver implements RoundHandlers {
 
   private misbehaviourContext(book: RoundBook): MisbehaviourContext {
     return {
-      identity: this.options.identity, runId: this.options.runId, round: book.round, baseHash: book.baseHash,
+      identity: this.options.identity, runId: this.options.runId, round: book.round, baseHash: book.baseHash, modelLength: this.state.layout.size,
       previousBaseHash: this.previousBaseHash, peers: this.options.peers.list(), payloads: this.options.payloads, book,
       history: this.history,
       waitForOthers: async (timeoutMs) => {

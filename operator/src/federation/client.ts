@@ -1,7 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { KeyObject } from 'node:crypto';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, ManifestSetSchema, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { createClient, RpcError, type ClientOptions, type ServiceClient } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import { sha256 } from './blob-store.js';
@@ -123,15 +123,16 @@ export class PeerClient {
   }
 
   /**
-   * Sends this coordinator's signed manifest statement and returns the peer's for the same round,
-   * or undefined when it has none yet (an empty envelope). The peer's statement is returned as
-   * received: the caller verifies it (its signature is the peer's, not the session's).
+   * Sends this coordinator's signed manifest statement and returns the manifest statements of the
+   * round the peer holds (its own first; none yet is an empty list), as received: the caller
+   * verifies each (their signatures are their authors', not the session's).
    */
-  async exchangeManifest(ours: Envelope): Promise<Envelope | undefined> {
+  async exchangeManifest(ours: Envelope): Promise<Envelope[]> {
     return this.withSession(async () => {
       const response = await this.rpc.exchangeManifest({ envelope: this.seal(EnvelopeSchema, ours) });
-      const theirs = this.openResponse(response.envelope, EnvelopeSchema).body;
-      return theirs.header.length === 0 && theirs.signature.length === 0 ? undefined : theirs;
+      const { manifests } = this.openResponse(response.envelope, ManifestSetSchema).body;
+      if (manifests.length > 1024) throw this.refused(refuse('TooLarge', `the peer sent ${manifests.length} manifests, at most 1024`));
+      return manifests;
     });
   }
 

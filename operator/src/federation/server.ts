@@ -2,7 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import {
-  AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
+  AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ManifestSetSchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
   type PeerStatus,
 } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { addService, encodeChunkMessage, listen, RpcError, shutdown, type ServiceImplementation } from '../../../proto/grpc/index.js';
@@ -15,6 +15,9 @@ import { Limits } from './limits.js';
 import type { PeerDirectory } from './peers.js';
 import { isRefusalReason, refuse, type RefusalReason } from './refusal.js';
 import { SessionTable, type Session, type SessionTableOptions } from './sessions.js';
+
+/** Manifest statements in one ManifestSet (federation.proto). */
+export const MAX_MANIFESTS = 1024;
 
 /** A message that passed every check, for logs and tests. */
 export interface AcceptedMessage {
@@ -39,8 +42,11 @@ export interface RoundHandlers {
    * this coordinator wants to fetch.
    */
   announced(statements: readonly Envelope[], from: RoundMessageSource): Promise<Uint8Array[]> | Uint8Array[];
-  /** A peer sends its signed manifest statement; returns ours for the same round, if we have one. */
-  manifestReceived(manifest: Envelope, from: RoundMessageSource): Promise<Envelope | undefined> | Envelope | undefined;
+  /**
+   * A peer sends its signed manifest statement; returns every manifest statement of that round
+   * this coordinator holds (its own first), or none yet.
+   */
+  manifestReceived(manifest: Envelope, from: RoundMessageSource): Promise<Envelope[]> | Envelope[];
 }
 
 export interface FederationServerOptions {
@@ -145,8 +151,8 @@ export class FederationServer {
       },
       exchangeManifest: async (request, context) => {
         const { session, round, body } = this.admit(request.envelope, EnvelopeSchema, context.method);
-        const ours = await this.rounds().manifestReceived(body, { peerName: session.peerName, peerKey: session.peerKey, round });
-        return { envelope: this.reply(session, round, EnvelopeSchema, ours ?? {}) };
+        const held = await this.rounds().manifestReceived(body, { peerName: session.peerName, peerKey: session.peerKey, round });
+        return { envelope: this.reply(session, round, ManifestSetSchema, { manifests: held.slice(0, MAX_MANIFESTS) }) };
       },
       fetchContribution: (request, context) => {
         const { body } = this.admit(request.envelope, ContributionQuerySchema, context.method);

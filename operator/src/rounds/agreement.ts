@@ -3,14 +3,16 @@
 // canonical (everything is sorted, integer arithmetic), so coordinators holding the same
 // manifests compute the same set and weights, whatever order the manifests arrived in.
 import type { KeyObject } from 'node:crypto';
-import { create } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { ManifestSchema, type Manifest } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { EnvelopeHeaderSchema } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { ContributionHeaderSchema, ManifestSchema, type ContributionHeader, type Manifest } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { clip, openEnvelope } from '../federation/envelope.js';
 import { peerIdOf } from '../federation/identity.js';
 import { Limits } from '../federation/limits.js';
 import { Refusal } from '../federation/refusal.js';
-import type { EquivocationEvidence } from './equivocation.js';
+import { statementHash } from './contribution.js';
+import { EquivocationDetector, verifyEquivocationEvidence, type EquivocationEvidence } from './equivocation.js';
 import { reject, RejectionReason, type Rejection } from './reasons.js';
 
 /** At most this many entries in one manifest (federation.proto). */
@@ -25,7 +27,12 @@ export interface AcceptedContribution {
   contributor: Uint8Array;
   /** Its score in millionths, 1 to 1,000,000 (a score of 0 is a rejection, not an entry). */
   scorePpm: number;
+  /** The contributor's signed ContributionHeader statement that commits to this payload. */
+  header: Envelope;
 }
+
+/** At most this many equivocation proofs (pairs) in one manifest (federation.proto). */
+export const MAX_MANIFEST_EQUIVOCATIONS = 64;
 
 /**
  * This coordinator's manifest for a round, ready for sealEnvelope (schema ManifestSchema): the
@@ -33,18 +40,19 @@ export interface AcceptedContribution {
  * should never produce: a wrong-sized hash or key, a score outside 1..1,000,000 or not an
  * integer, two entries with one payload hash (a Duplicate left unresolved), too many entries.
  */
-export function buildManifest(runId: string, round: bigint, accepted: readonly AcceptedContribution[]): Manifest {
+export function buildManifest(runId: string, round: bigint, accepted: readonly AcceptedContribution[], equivocations: readonly EquivocationEvidence[] = []): Manifest {
   if (accepted.length > MAX_MANIFEST_ENTRIES) throw new Error(`a manifest holds at most ${MAX_MANIFEST_ENTRIES} entries, got ${accepted.length}`);
   const entries = accepted.map((a) => {
     if (a.payloadHash.length !== Limits.hashBytes) throw new Error(`payload hash must be ${Limits.hashBytes} bytes, got ${a.payloadHash.length}`);
     if (a.contributor.length !== Limits.publicKeyBytes) throw new Error(`contributor must be a ${Limits.publicKeyBytes}-byte key, got ${a.contributor.length} bytes`);
     if (!Number.isInteger(a.scorePpm) || a.scorePpm < 1 || a.scorePpm > PPM) throw new Error(`score must be an integer from 1 to ${PPM} ppm, got ${a.scorePpm}`);
-    return { payloadHash: Buffer.from(a.payloadHash), contributor: Buffer.from(a.contributor), scorePpm: a.scorePpm };
+    return { payloadHash: Buffer.from(a.payloadHash), contributor: Buffer.from(a.contributor), scorePpm: a.scorePpm, header: a.header };
   }).sort((a, b) => Buffer.compare(a.payloadHash, b.payloadHash));
   for (let i = 1; i < entries.length; i++) {
     if (entries[i]!.payloadHash.equals(entries[i - 1]!.payloadHash)) throw new Error(`payload ${entries[i]!.payloadHash.toString('hex').slice(0, 16)}… is listed twice`);
   }
-  return create(ManifestSchema, { runId, round, entries });
+  const proofs = equivocations.slice(0, MAX_MANIFEST_EQUIVOCATIONS).flatMap((pair) => [...pair]);
+  return create(ManifestSchema, { runId, round, entries, equivocations: proofs });
 }
 
 /** What is wrong with a manifest's entries, or undefined: the shape buildManifest produces. */
@@ -55,8 +63,12 @@ export function manifestProblem(manifest: Manifest): Rejection | undefined {
     if (e.payloadHash.length !== Limits.hashBytes) return reject(RejectionReason.Malformed, `entry ${i}: payload hash must be ${Limits.hashBytes} bytes, got ${e.payloadHash.length}`);
     if (e.contributor.length !== Limits.publicKeyBytes) return reject(RejectionReason.Malformed, `entry ${i}: contributor must be a ${Limits.publicKeyBytes}-byte key, got ${e.contributor.length} bytes`);
     if (e.scorePpm > PPM) return reject(RejectionReason.Malformed, `entry ${i}: score ${e.scorePpm} ppm is above ${PPM}`);
+    if (e.header === undefined) return reject(RejectionReason.Malformed, `entry ${i}: has no contribution header`);
     // Strictly ascending: sorted, and no payload listed twice (with two contributors or scores).
     if (i > 0 && Buffer.compare(entries[i - 1]!.payloadHash, e.payloadHash) >= 0) return reject(RejectionReason.Malformed, `entry ${i}: entries must be sorted by payload hash, each once`);
+  }
+  if (manifest.equivocations.length % 2 !== 0 || manifest.equivocations.length > 2 * MAX_MANIFEST_EQUIVOCATIONS) {
+    return reject(RejectionReason.Malformed, `equivocations must be at most ${MAX_MANIFEST_EQUIVOCATIONS} pairs, got ${manifest.equivocations.length} envelopes`);
   }
   return undefined;
 }
@@ -114,6 +126,8 @@ export interface AgreedContribution {
   scorePpm: number;
   /** scorePpm / 1e6, for trainer/src/outer/aggregate.ts. */
   score: number;
+  /** Tokens from the contributor's signed header (carried in the manifests' entries). */
+  tokens: bigint;
   /** Number of active peers whose manifests include it. */
   votes: number;
 }
@@ -133,11 +147,11 @@ export interface Agreement {
   /** Manifests not counted, sorted by peer id, then reason, then detail; repeats listed once. */
   refused: RefusedManifest[];
   /**
-   * Contributors with more than one payload in the majority set: none of them is applied. Only
-   * a contributor that signed two payloads can get there (with dishonest manifests voting for
-   * both), so this is equivocation seen through the manifests. Sorted by peer id.
+   * Contributors proven to have equivocated in the round: two different signed headers appear
+   * in the counted manifests' entries, or a counted manifest carries a verified proof. None of
+   * their contributions is applied. Sorted by peer id; `evidence` is one proof.
    */
-  conflicts: Array<{ peerId: string; payloadHashes: string[] }>;
+  conflicts: Array<{ peerId: string; evidence: EquivocationEvidence }>;
   /** Distinct active peers, and the votes a contribution needed: more than half of them. */
   active: number;
   needed: number;
@@ -153,18 +167,27 @@ export interface Agreement {
  *  - a contribution (payload hash, contributor) is in iff MORE THAN HALF of the active peers'
  *    manifests include it (votes · 2 > active; exactly half is not enough). Active peers that
  *    sent no manifest count as not including it, so silence cannot lower the bar;
+ *  - every entry carries the contributor's signed header for the payload; a manifest with an
+ *    entry whose header does not verify (signer = contributor, this run and round, this
+ *    payload) or with an equivocation proof that does not verify is refused (Malformed). The
+ *    tokens come from the header;
+ *  - a contributor with two different signed headers among the counted manifests' entries, or
+ *    with a verified proof in any of them, equivocated: none of its entries counts (conflicts).
+ *    Everything here is verifiable, so a dishonest manifest cannot get an honest contributor
+ *    excluded this way;
  *  - its score is the median of the including manifests' score_ppm (the middle one, or the
  *    integer floor of the mean of the two middle ones), so a minority cannot drag it outside
  *    the range of the honest scores when the honest peers are most of those including it;
  *  - a contribution whose combined score is 0 is left out: it would carry no weight, but would
  *    still count in the median norm the aggregate clips to;
- *  - a contributor with two or more payloads in the set has all of them left out (conflicts).
  * Everything is sorted canonically; the same inputs in any order give the same result.
  */
-export function agree(manifests: readonly SignedManifest[], activePeers: readonly string[], options: { runId: string; round: bigint }): Agreement {
+export function agree(manifests: readonly SignedManifest[], activePeers: readonly string[], options: { runId: string; round: bigint; keyFor: (signer: Buffer) => KeyObject | undefined }): Agreement {
   const active = new Set(activePeers);
   const needed = Math.floor(active.size / 2) + 1;
   const refused: RefusedManifest[] = [];
+  /** Headers already verified, by statement hash: the same header appears in many manifests. */
+  const verified = new Map<string, ContributionHeader>();
   // Per signer, its distinct manifests by canonical content.
   const bySigner = new Map<string, Map<string, SignedManifest>>();
   for (const signed of manifests) {
@@ -175,7 +198,7 @@ export function agree(manifests: readonly SignedManifest[], activePeers: readonl
       : manifest.runId !== options.runId ? reject(RejectionReason.WrongRun, `manifest is for run "${clip(manifest.runId)}", this is run "${options.runId}"`)
       : manifest.round !== options.round ? reject(RejectionReason.WrongRound, `manifest is for round ${manifest.round}, this is round ${options.round}`)
       : !active.has(peerId) ? reject(RejectionReason.NotActive, `signer ${peerId} is not an active peer of round ${options.round}`)
-      : manifestProblem(manifest);
+      : manifestProblem(manifest) ?? statementsProblem(manifest, options, verified);
     if (problem !== undefined) {
       refused.push({ peerId, reason: problem.reason, detail: problem.detail });
       continue;
@@ -187,45 +210,100 @@ export function agree(manifests: readonly SignedManifest[], activePeers: readonl
     if (!versions.has(content) || versions.get(content)!.envelope === undefined) versions.set(content, signed);
   }
 
-  const votes = new Map<string, { payloadHash: Buffer; contributor: Buffer; scores: number[] }>();
   for (const [peerId, versions] of bySigner) {
-    if (versions.size > 1) {
-      const [a, b] = [...versions.keys()].sort().map((content) => versions.get(content)!);
-      const evidence: EquivocationEvidence | undefined = a!.envelope !== undefined && b!.envelope !== undefined ? [a!.envelope, b!.envelope] : undefined;
-      refused.push({ peerId, reason: RejectionReason.Equivocation, detail: `signed ${versions.size} different manifests for round ${options.round}`, ...(evidence ? { evidence } : {}) });
-      continue;
+    if (versions.size < 2) continue;
+    const [a, b] = [...versions.keys()].sort().map((content) => versions.get(content)!);
+    const evidence: EquivocationEvidence | undefined = a!.envelope !== undefined && b!.envelope !== undefined ? [a!.envelope, b!.envelope] : undefined;
+    refused.push({ peerId, reason: RejectionReason.Equivocation, detail: `signed ${versions.size} different manifests for round ${options.round}`, ...(evidence ? { evidence } : {}) });
+  }
+
+  // Equivocation among the counted manifests: every header their entries carry goes through
+  // one detector, and every proof they carry is checked.
+  const counted = [...bySigner.values()].filter((versions) => versions.size === 1).map((versions) => [...versions.values()][0]!);
+  const detector = new EquivocationDetector();
+  const equivocators = new Map<string, EquivocationEvidence>();
+  for (const signed of counted) {
+    const { entries, equivocations } = signed.manifest;
+    for (const entry of entries) {
+      const check = detector.record(entry.header!);
+      if (!check.ok && check.reason === RejectionReason.Equivocation && !equivocators.has(peerIdOf(entry.contributor))) equivocators.set(peerIdOf(entry.contributor), check.evidence);
     }
-    const [only] = versions.values();
-    for (const entry of only!.manifest.entries) {
+    for (let i = 0; i + 1 < equivocations.length; i += 2) {
+      const accused = peerIdOf(fromBinary(EnvelopeHeaderSchema, equivocations[i]!.header).signer);
+      if (!equivocators.has(accused)) equivocators.set(accused, [equivocations[i]!, equivocations[i + 1]!]);
+    }
+  }
+
+  const votes = new Map<string, { payloadHash: Buffer; contributor: Buffer; scores: number[]; tokens: bigint }>();
+  for (const signed of counted) {
+    for (const entry of signed.manifest.entries) {
+      if (equivocators.has(peerIdOf(entry.contributor))) continue;
       const key = `${hex(entry.payloadHash)}:${hex(entry.contributor)}`;
       let vote = votes.get(key);
-      if (vote === undefined) votes.set(key, (vote = { payloadHash: Buffer.from(entry.payloadHash), contributor: Buffer.from(entry.contributor), scores: [] }));
+      const tokens = verified.get(statementHash(entry.header!).toString('hex'))!.tokens;
+      if (vote === undefined) votes.set(key, (vote = { payloadHash: Buffer.from(entry.payloadHash), contributor: Buffer.from(entry.contributor), scores: [], tokens }));
       vote.scores.push(entry.scorePpm);
     }
   }
 
-  const majority: AgreedContribution[] = [];
+  const accepted: AgreedContribution[] = [];
   for (const vote of votes.values()) {
     if (vote.scores.length * 2 <= active.size) continue;
     const scorePpm = medianPpm(vote.scores);
     if (scorePpm === 0) continue;
-    majority.push({ payloadHash: vote.payloadHash, contributor: vote.contributor, peerId: peerIdOf(vote.contributor), scorePpm, score: scorePpm / PPM, votes: vote.scores.length });
+    accepted.push({ payloadHash: vote.payloadHash, contributor: vote.contributor, peerId: peerIdOf(vote.contributor), scorePpm, score: scorePpm / PPM, tokens: vote.tokens, votes: vote.scores.length });
   }
-  majority.sort((a, b) => compareText(a.peerId, b.peerId) || Buffer.compare(a.payloadHash, b.payloadHash));
-
-  const accepted: AgreedContribution[] = [];
-  const conflicts: Agreement['conflicts'] = [];
-  for (let i = 0; i < majority.length;) {
-    let j = i + 1;
-    while (j < majority.length && majority[j]!.peerId === majority[i]!.peerId) j++;
-    if (j - i === 1) accepted.push(majority[i]!);
-    else conflicts.push({ peerId: majority[i]!.peerId, payloadHashes: majority.slice(i, j).map((c) => c.payloadHash.toString('hex')) });
-    i = j;
-  }
+  // One payload per contributor: two would need two headers, which is equivocation, excluded above.
+  accepted.sort((a, b) => compareText(a.peerId, b.peerId) || Buffer.compare(a.payloadHash, b.payloadHash));
+  const conflicts = [...equivocators.entries()].sort(([a], [b]) => compareText(a, b)).map(([peerId, evidence]) => ({ peerId, evidence }));
   refused.sort((a, b) => compareText(a.peerId, b.peerId) || compareText(a.reason, b.reason) || compareText(a.detail, b.detail));
   // A refused manifest received twice (relayed) is one refusal.
   const distinctRefusals = refused.filter((r, i) => i === 0 || r.peerId !== refused[i - 1]!.peerId || r.reason !== refused[i - 1]!.reason || r.detail !== refused[i - 1]!.detail);
   return { accepted, refused: distinctRefusals, conflicts, active: active.size, needed };
+}
+
+/**
+ * Checks the statements a manifest carries: each entry's header (a statement by the entry's
+ * contributor, a verifiable key, for this run and round, committing to this payload) and each
+ * equivocation proof (verifyEquivocationEvidence, for this run and round, of contribution
+ * headers). Verified headers are remembered in `verified` by statement hash.
+ */
+function statementsProblem(manifest: Manifest, options: { runId: string; round: bigint; keyFor: (signer: Buffer) => KeyObject | undefined }, verified: Map<string, ContributionHeader>): Rejection | undefined {
+  for (const [i, entry] of manifest.entries.entries()) {
+    const key = statementHash(entry.header!).toString('hex');
+    if (verified.has(key)) {
+      if (!Buffer.from(verified.get(key)!.payloadHash).equals(entry.payloadHash)) return reject(RejectionReason.Malformed, `entry ${i}: its header commits to another payload`);
+      continue;
+    }
+    let opened;
+    try {
+      opened = openEnvelope(entry.header, { kind: 'statement', runId: options.runId, schema: ContributionHeaderSchema, keyFor: options.keyFor });
+    } catch (error) {
+      if (error instanceof Refusal) return reject(RejectionReason.Malformed, `entry ${i}: header: ${error.reason}: ${error.message}`);
+      throw error;
+    }
+    const header = opened.body;
+    if (!opened.signer.equals(entry.contributor)) return reject(RejectionReason.Malformed, `entry ${i}: its header is signed by another key than the contributor's`);
+    if (header.runId !== options.runId || header.round !== options.round || opened.header.round !== options.round) return reject(RejectionReason.Malformed, `entry ${i}: its header is for run "${clip(header.runId)}" round ${header.round}`);
+    if (!Buffer.from(header.payloadHash).equals(entry.payloadHash)) return reject(RejectionReason.Malformed, `entry ${i}: its header commits to another payload`);
+    verified.set(key, header);
+  }
+  const proofs = manifest.equivocations;
+  for (let i = 0; i + 1 < proofs.length; i += 2) {
+    let signer: Uint8Array;
+    try {
+      signer = fromBinary(EnvelopeHeaderSchema, proofs[i]!.header).signer;
+    } catch {
+      return reject(RejectionReason.Malformed, `equivocation proof ${i / 2}: does not decode`);
+    }
+    const verdict = verifyEquivocationEvidence([proofs[i]!, proofs[i + 1]!], signer);
+    if (!verdict.ok) return reject(RejectionReason.Malformed, `equivocation proof ${i / 2}: ${verdict.problem}`);
+    if (verdict.kind !== ContributionHeaderSchema.typeName || verdict.runId !== options.runId || verdict.round !== options.round) {
+      return reject(RejectionReason.Malformed, `equivocation proof ${i / 2}: not of contribution headers of run "${options.runId}" round ${options.round}`);
+    }
+    if (options.keyFor(Buffer.from(signer)) === undefined) return reject(RejectionReason.Malformed, `equivocation proof ${i / 2}: accuses a key that is not a peer of the run`);
+  }
+  return undefined;
 }
 
 /** Median of integer scores in integer arithmetic: the middle one, or ⌊(a + b) / 2⌋ of the two middle ones. */

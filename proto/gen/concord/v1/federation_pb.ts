@@ -30,7 +30,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/federation.proto.
  */
 export const file_concord_v1_federation: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb25jb3JkL3YxL2ZlZGVyYXRpb24ucHJvdG8SCmNvbmNvcmQudjEiWgoMSGVsbG9SZXF1ZXN0EhAKCHByb3RvY29sGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRISCgpjbGllbnRfa2V5GAMgASgMEhQKDGNsaWVudF9ub25jZRgEIAEoDCJTCg1IZWxsb1Jlc3BvbnNlEhIKCnNlcnZlcl9rZXkYASABKAwSFAoMc2VydmVyX25vbmNlGAIgASgMEhgKEHNlcnZlcl9zaWduYXR1cmUYAyABKAwiPwoNRmluaXNoUmVxdWVzdBIUCgxzZXJ2ZXJfbm9uY2UYASABKAwSGAoQY2xpZW50X3NpZ25hdHVyZRgCIAEoDCJCCg5GaW5pc2hSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgMEhwKFGlkbGVfdGltZW91dF9zZWNvbmRzGAIgASgNIjoKEEdldFN0YXR1c1JlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjsKEUdldFN0YXR1c1Jlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSIbCgtTdGF0dXNRdWVyeRIMCgRub3RlGAEgASgJImwKClBlZXJTdGF0dXMSDQoFcm91bmQYASABKAQSEgoKbW9kZWxfaGFzaBgCIAEoDBINCgVwaGFzZRgDIAEoCRIMCgRub3RlGAQgASgJEh4KFnRyYWluX2RlYWRsaW5lX3VuaXhfbXMYBSABKAMiOQoPQW5ub3VuY2VSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI6ChBBbm5vdW5jZVJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI7CgxBbm5vdW5jZW1lbnQSKwoNY29udHJpYnV0aW9ucxgBIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiJQoTQW5ub3VuY2VtZW50UmVjZWlwdBIOCgZ3YW50ZWQYASADKAwigwEKEkNvbnRyaWJ1dGlvbkhlYWRlchIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSEQoJYmFzZV9oYXNoGAMgASgMEg4KBnRva2VucxgEIAEoBBIUCgxwYXlsb2FkX2hhc2gYBSABKAwSFQoNcGF5bG9hZF9ieXRlcxgGIAEoBCJCChhGZXRjaENvbnRyaWJ1dGlvblJlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjkKEUNvbnRyaWJ1dGlvblF1ZXJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTgoZRmV0Y2hDb250cmlidXRpb25SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLdG90YWxfYnl0ZXMYAiABKAQSDAoEZGF0YRgDIAEoDCJBChdFeGNoYW5nZU1hbmlmZXN0UmVxdWVzdBImCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiQgoYRXhjaGFuZ2VNYW5pZmVzdFJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSJVCghNYW5pZmVzdBIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSKgoHZW50cmllcxgDIAMoCzIZLmNvbmNvcmQudjEuTWFuaWZlc3RFbnRyeSJNCg1NYW5pZmVzdEVudHJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBITCgtjb250cmlidXRvchgCIAEoDBIRCglzY29yZV9wcG0YAyABKA0iQAoWRmV0Y2hDaGVja3BvaW50UmVxdWVzdBImCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiNQoPQ2hlY2twb2ludFF1ZXJ5EhIKCm1vZGVsX2hhc2gYASABKAwSDgoGb2Zmc2V0GAIgASgEIkwKF0ZldGNoQ2hlY2twb2ludFJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBITCgt0b3RhbF9ieXRlcxgCIAEoBBIMCgRkYXRhGAMgASgMMsQEChFGZWRlcmF0aW9uU2VydmljZRI8CgVIZWxsbxIYLmNvbmNvcmQudjEuSGVsbG9SZXF1ZXN0GhkuY29uY29yZC52MS5IZWxsb1Jlc3BvbnNlEj8KBkZpbmlzaBIZLmNvbmNvcmQudjEuRmluaXNoUmVxdWVzdBoaLmNvbmNvcmQudjEuRmluaXNoUmVzcG9uc2USSAoJR2V0U3RhdHVzEhwuY29uY29yZC52MS5HZXRTdGF0dXNSZXF1ZXN0Gh0uY29uY29yZC52MS5HZXRTdGF0dXNSZXNwb25zZRJFCghBbm5vdW5jZRIbLmNvbmNvcmQudjEuQW5ub3VuY2VSZXF1ZXN0GhwuY29uY29yZC52MS5Bbm5vdW5jZVJlc3BvbnNlEmIKEUZldGNoQ29udHJpYnV0aW9uEiQuY29uY29yZC52MS5GZXRjaENvbnRyaWJ1dGlvblJlcXVlc3QaJS5jb25jb3JkLnYxLkZldGNoQ29udHJpYnV0aW9uUmVzcG9uc2UwARJdChBFeGNoYW5nZU1hbmlmZXN0EiMuY29uY29yZC52MS5FeGNoYW5nZU1hbmlmZXN0UmVxdWVzdBokLmNvbmNvcmQudjEuRXhjaGFuZ2VNYW5pZmVzdFJlc3BvbnNlElwKD0ZldGNoQ2hlY2twb2ludBIiLmNvbmNvcmQudjEuRmV0Y2hDaGVja3BvaW50UmVxdWVzdBojLmNvbmNvcmQudjEuRmV0Y2hDaGVja3BvaW50UmVzcG9uc2UwAWIGcHJvdG8z", [file_concord_v1_envelope]);
+  fileDesc("Chtjb25jb3JkL3YxL2ZlZGVyYXRpb24ucHJvdG8SCmNvbmNvcmQudjEiWgoMSGVsbG9SZXF1ZXN0EhAKCHByb3RvY29sGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRISCgpjbGllbnRfa2V5GAMgASgMEhQKDGNsaWVudF9ub25jZRgEIAEoDCJTCg1IZWxsb1Jlc3BvbnNlEhIKCnNlcnZlcl9rZXkYASABKAwSFAoMc2VydmVyX25vbmNlGAIgASgMEhgKEHNlcnZlcl9zaWduYXR1cmUYAyABKAwiPwoNRmluaXNoUmVxdWVzdBIUCgxzZXJ2ZXJfbm9uY2UYASABKAwSGAoQY2xpZW50X3NpZ25hdHVyZRgCIAEoDCJCCg5GaW5pc2hSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgMEhwKFGlkbGVfdGltZW91dF9zZWNvbmRzGAIgASgNIjoKEEdldFN0YXR1c1JlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjsKEUdldFN0YXR1c1Jlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSIbCgtTdGF0dXNRdWVyeRIMCgRub3RlGAEgASgJImwKClBlZXJTdGF0dXMSDQoFcm91bmQYASABKAQSEgoKbW9kZWxfaGFzaBgCIAEoDBINCgVwaGFzZRgDIAEoCRIMCgRub3RlGAQgASgJEh4KFnRyYWluX2RlYWRsaW5lX3VuaXhfbXMYBSABKAMiOQoPQW5ub3VuY2VSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI6ChBBbm5vdW5jZVJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI7CgxBbm5vdW5jZW1lbnQSKwoNY29udHJpYnV0aW9ucxgBIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiJQoTQW5ub3VuY2VtZW50UmVjZWlwdBIOCgZ3YW50ZWQYASADKAwigwEKEkNvbnRyaWJ1dGlvbkhlYWRlchIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSEQoJYmFzZV9oYXNoGAMgASgMEg4KBnRva2VucxgEIAEoBBIUCgxwYXlsb2FkX2hhc2gYBSABKAwSFQoNcGF5bG9hZF9ieXRlcxgGIAEoBCJCChhGZXRjaENvbnRyaWJ1dGlvblJlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjkKEUNvbnRyaWJ1dGlvblF1ZXJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTgoZRmV0Y2hDb250cmlidXRpb25SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLdG90YWxfYnl0ZXMYAiABKAQSDAoEZGF0YRgDIAEoDCJBChdFeGNoYW5nZU1hbmlmZXN0UmVxdWVzdBImCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiQgoYRXhjaGFuZ2VNYW5pZmVzdFJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI2CgtNYW5pZmVzdFNldBInCgltYW5pZmVzdHMYASADKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIoIBCghNYW5pZmVzdBIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSKgoHZW50cmllcxgDIAMoCzIZLmNvbmNvcmQudjEuTWFuaWZlc3RFbnRyeRIrCg1lcXVpdm9jYXRpb25zGAQgAygLMhQuY29uY29yZC52MS5FbnZlbG9wZSJzCg1NYW5pZmVzdEVudHJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBITCgtjb250cmlidXRvchgCIAEoDBIRCglzY29yZV9wcG0YAyABKA0SJAoGaGVhZGVyGAQgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSJAChZGZXRjaENoZWNrcG9pbnRSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI1Cg9DaGVja3BvaW50UXVlcnkSEgoKbW9kZWxfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTAoXRmV0Y2hDaGVja3BvaW50UmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEhMKC3RvdGFsX2J5dGVzGAIgASgEEgwKBGRhdGEYAyABKAwyxAQKEUZlZGVyYXRpb25TZXJ2aWNlEjwKBUhlbGxvEhguY29uY29yZC52MS5IZWxsb1JlcXVlc3QaGS5jb25jb3JkLnYxLkhlbGxvUmVzcG9uc2USPwoGRmluaXNoEhkuY29uY29yZC52MS5GaW5pc2hSZXF1ZXN0GhouY29uY29yZC52MS5GaW5pc2hSZXNwb25zZRJICglHZXRTdGF0dXMSHC5jb25jb3JkLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5jb25jb3JkLnYxLkdldFN0YXR1c1Jlc3BvbnNlEkUKCEFubm91bmNlEhsuY29uY29yZC52MS5Bbm5vdW5jZVJlcXVlc3QaHC5jb25jb3JkLnYxLkFubm91bmNlUmVzcG9uc2USYgoRRmV0Y2hDb250cmlidXRpb24SJC5jb25jb3JkLnYxLkZldGNoQ29udHJpYnV0aW9uUmVxdWVzdBolLmNvbmNvcmQudjEuRmV0Y2hDb250cmlidXRpb25SZXNwb25zZTABEl0KEEV4Y2hhbmdlTWFuaWZlc3QSIy5jb25jb3JkLnYxLkV4Y2hhbmdlTWFuaWZlc3RSZXF1ZXN0GiQuY29uY29yZC52MS5FeGNoYW5nZU1hbmlmZXN0UmVzcG9uc2USXAoPRmV0Y2hDaGVja3BvaW50EiIuY29uY29yZC52MS5GZXRjaENoZWNrcG9pbnRSZXF1ZXN0GiMuY29uY29yZC52MS5GZXRjaENoZWNrcG9pbnRSZXNwb25zZTABYgZwcm90bzM", [file_concord_v1_envelope]);
 
 /**
  * Transcript that both sides sign (see operator/src/federation/handshake.ts):
@@ -506,8 +506,10 @@ export const ExchangeManifestRequestSchema: GenMessage<ExchangeManifestRequest> 
  */
 export type ExchangeManifestResponse = Message<"concord.v1.ExchangeManifestResponse"> & {
   /**
-   * Session envelope signed by the server; body: the server's Manifest statement for the same
-   * round (an Envelope with body Manifest), or an empty Envelope if it has none yet.
+   * Session envelope signed by the server; body: ManifestSet, every manifest statement of the
+   * round the server holds (its own first, if it has one). Passing on what it received lets a
+   * manifest sent to only some peers reach all of them, and two different manifests of one
+   * signer meet somewhere.
    *
    * @generated from field: concord.v1.Envelope envelope = 1;
    */
@@ -520,6 +522,25 @@ export type ExchangeManifestResponse = Message<"concord.v1.ExchangeManifestRespo
  */
 export const ExchangeManifestResponseSchema: GenMessage<ExchangeManifestResponse> = /*@__PURE__*/
   messageDesc(file_concord_v1_federation, 17);
+
+/**
+ * @generated from message concord.v1.ManifestSet
+ */
+export type ManifestSet = Message<"concord.v1.ManifestSet"> & {
+  /**
+   * Statement envelopes with body Manifest; at most 1024.
+   *
+   * @generated from field: repeated concord.v1.Envelope manifests = 1;
+   */
+  manifests: Envelope[];
+};
+
+/**
+ * Describes the message concord.v1.ManifestSet.
+ * Use `create(ManifestSetSchema)` to create a new message.
+ */
+export const ManifestSetSchema: GenMessage<ManifestSet> = /*@__PURE__*/
+  messageDesc(file_concord_v1_federation, 18);
 
 /**
  * The contributions one peer accepts for a round, after validation.
@@ -543,6 +564,15 @@ export type Manifest = Message<"concord.v1.Manifest"> & {
    * @generated from field: repeated concord.v1.ManifestEntry entries = 3;
    */
   entries: ManifestEntry[];
+
+  /**
+   * Proof of equivocation the signer holds for this round: pairs of different contribution
+   * statements signed by one contributor (2 × n envelopes, at most 64 pairs). Anyone can verify
+   * them; a contributor proven to equivocate has none of its contributions applied.
+   *
+   * @generated from field: repeated concord.v1.Envelope equivocations = 4;
+   */
+  equivocations: Envelope[];
 };
 
 /**
@@ -550,7 +580,7 @@ export type Manifest = Message<"concord.v1.Manifest"> & {
  * Use `create(ManifestSchema)` to create a new message.
  */
 export const ManifestSchema: GenMessage<Manifest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 18);
+  messageDesc(file_concord_v1_federation, 19);
 
 /**
  * @generated from message concord.v1.ManifestEntry
@@ -576,6 +606,16 @@ export type ManifestEntry = Message<"concord.v1.ManifestEntry"> & {
    * @generated from field: uint32 score_ppm = 3;
    */
   scorePpm: number;
+
+  /**
+   * The contributor's signed ContributionHeader statement for this payload: it proves what the
+   * contributor committed to (its tokens weigh the contribution), lets a peer that never
+   * received the header apply it as the majority does, and makes two different headers of one
+   * contributor in two manifests a verifiable proof of equivocation.
+   *
+   * @generated from field: concord.v1.Envelope header = 4;
+   */
+  header?: Envelope | undefined;
 };
 
 /**
@@ -583,7 +623,7 @@ export type ManifestEntry = Message<"concord.v1.ManifestEntry"> & {
  * Use `create(ManifestEntrySchema)` to create a new message.
  */
 export const ManifestEntrySchema: GenMessage<ManifestEntry> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 19);
+  messageDesc(file_concord_v1_federation, 20);
 
 /**
  * @generated from message concord.v1.FetchCheckpointRequest
@@ -602,7 +642,7 @@ export type FetchCheckpointRequest = Message<"concord.v1.FetchCheckpointRequest"
  * Use `create(FetchCheckpointRequestSchema)` to create a new message.
  */
 export const FetchCheckpointRequestSchema: GenMessage<FetchCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 20);
+  messageDesc(file_concord_v1_federation, 21);
 
 /**
  * @generated from message concord.v1.CheckpointQuery
@@ -626,7 +666,7 @@ export type CheckpointQuery = Message<"concord.v1.CheckpointQuery"> & {
  * Use `create(CheckpointQuerySchema)` to create a new message.
  */
 export const CheckpointQuerySchema: GenMessage<CheckpointQuery> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 21);
+  messageDesc(file_concord_v1_federation, 22);
 
 /**
  * A chunk of a checkpoint file; content-addressed like contribution payloads.
@@ -657,7 +697,7 @@ export type FetchCheckpointResponse = Message<"concord.v1.FetchCheckpointRespons
  * Use `create(FetchCheckpointResponseSchema)` to create a new message.
  */
 export const FetchCheckpointResponseSchema: GenMessage<FetchCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 22);
+  messageDesc(file_concord_v1_federation, 23);
 
 /**
  * @generated from service concord.v1.FederationService
