@@ -1,51 +1,72 @@
-// `npm start`: a real federation on this machine. Two clusters (coordinator processes, each with
-// its own Ed25519 identity) authenticate each other over gRPC on loopback and exchange one signed
-// message each way; an impostor that knows every public fact of the run tries to get in and is
-// refused. Everything printed comes from the processes' own logs.
+// `npm start`: a real federation on this machine. Several clusters — each a coordinator process
+// with its own Ed25519 identity and a CPU trainer process — train one small GPT on the Brown
+// corpus in outer rounds over gRPC on loopback. One cluster attacks. Live progress shows each
+// cluster's round, phase and loss; at the end a report (Markdown, loss-curve SVG, JSON) says
+// what was accepted and rejected and why, who was banned with what evidence, how many bytes
+// moved against uncompressed, and whether every honest cluster holds the same model.
 //
-// Options: --json FILE writes the outcome as JSON (used by the tests); --timeout SECONDS (60).
+// Options: --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
+//          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
+//          --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
-import { encodePublicKey, generateIdentity, saveIdentity, type Identity } from '../operator/src/federation/identity.js';
+import { parse, stringify } from 'yaml';
+import { ModelState } from '../operator/src/coordinator/model-state.js';
+import { encodePublicKey, generateIdentity, saveIdentity } from '../operator/src/federation/identity.js';
+import { TrainerThread } from '../trainer/src/engine/trainer-thread.js';
+import { lineChart } from '../trainer/src/report/line-chart.js';
+import { formatDuration, ProgressLine } from '../trainer/src/report/progress.js';
+import { parseTrainConfigYaml } from '../trainer/src/train/config.js';
+import { ATTACKS, isAttack } from './attacks.js';
 
-const { values } = parseArgs({ options: { json: { type: 'string' }, timeout: { type: 'string', default: '60' } } });
+const { values } = parseArgs({
+  options: {
+    clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
+    window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
+    out: { type: 'string', default: 'out/federation' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
+  },
+});
+const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
 const RUN_ID = 'local/demo';
-const CLUSTERS = ['alpha', 'beta'] as const;
 const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const COORDINATOR = entry('../operator/src/cmd/coordinator.js');
-const IMPOSTOR = entry('./impostor.js');
+const MALICIOUS = entry('./malicious-coordinator.js');
+const AGENT = entry('../trainer/src/cli/agent.js');
+const TRAIN_CONFIG = resolve('trainer/configs/federation.yaml');
 
 type LogLine = Record<string, unknown> & { event: string; name: string };
-
-interface Outcome {
-  clusters: Record<string, { address: string; peerId: string; greeted: string[]; acceptedFrom: string[]; rejectedMessages: Record<string, number> }>;
-  impostor: Array<{ attempt: string; refused: boolean; code?: string; reason?: string; detail?: string }>;
+interface RoundLine { round: number; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
+interface ClusterState {
+  name: string;
+  honest: boolean;
+  peerId: string;
+  round: number;
+  phase: string;
+  loss: number;
+  rounds: RoundLine[];
+  finished: boolean;
+  stopping: LogLine | undefined;
 }
 
-const outcome: Outcome = { clusters: {}, impostor: [] };
+function options() {
+  const clusters = Number(values.clusters);
+  const attackName = values.attack!;
+  if (!Number.isInteger(clusters) || clusters < 2 || clusters > NAMES.length) throw new Error(`--clusters must be 2 to ${NAMES.length}`);
+  if (attackName !== 'none' && !isAttack(attackName)) throw new Error(`--attack must be none or one of ${ATTACKS.join(', ')}`);
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
+  const steps = values.steps === undefined ? undefined : Number(values.steps);
+  return { clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps };
+}
+
 const children: ChildProcess[] = [];
-const say = (who: string, text: string) => process.stdout.write(`[${who.padEnd(8)}] ${text}\n`);
-const short = (hex: unknown) => `${String(hex).slice(0, 12)}…`;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** Starts a process and hands each JSON log line to `onLine`; other output passes through. */
+/** Starts a process; each JSON line of its stdout goes to `onLine`, anything else passes through. */
 function run(args: string[], onLine: (line: LogLine) => void): Promise<number> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
@@ -56,112 +77,218 @@ function run(args: string[], onLine: (line: LogLine) => void): Promise<number> {
       process.stdout.write(`${text}\n`);
     }
   });
-  return new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+  return new Promise((done) => child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1))));
 }
 
-function describeCluster(line: LogLine): void {
-  const name = line.name;
-  const state = (outcome.clusters[name] ??= { address: '', peerId: '', greeted: [], acceptedFrom: [], rejectedMessages: {} });
-  switch (line.event) {
-    case 'listening':
-      state.address = String(line.address);
-      state.peerId = String(line.peerId);
-      say(name, `listening on ${line.address}, peer id ${short(line.peerId)}, public key ${line.publicKey}`);
-      break;
-    case 'peer-unavailable':
-      say(name, `${line.peer} not reachable yet (attempt ${Number(line.attempt) + 1}: ${line.reason ?? line.code}); retrying`);
-      break;
-    case 'handshake-ok':
-      say(name, `handshake with ${line.peer}: both signatures verified in ${line.ms} ms, session ${short(line.sessionId)}`);
-      break;
-    case 'status-received':
-      state.greeted.push(String(line.peer));
-      say(name, `→ ${line.peer}: signed status request; ← signed reply verified (seq ${line.sequence}): round ${line.round}, phase ${line.phase}, "${line.note}"`);
-      break;
-    case 'message-accepted':
-      state.acceptedFrom.push(String(line.from));
-      say(name, `← ${line.from}: ${String(line.method).split('/').pop()} accepted (signature, session, seq ${line.sequence}, round ${line.round})`);
-      break;
-    case 'message-refused':
-      say(name, `refused a message: ${line.reason} (${line.detail})`);
-      break;
-    case 'stopping':
-      state.rejectedMessages = line.rejectedMessages as Record<string, number>;
-      break;
-  }
-}
-
-function describeImpostor(line: LogLine): void {
-  if (line.event !== 'attempt') return;
-  const attempt = line as unknown as Outcome['impostor'][number];
-  outcome.impostor.push({ attempt: attempt.attempt, refused: attempt.refused, code: attempt.code, reason: attempt.reason, detail: attempt.detail });
-  const how = attempt.attempt === 'own-key' ? 'with its own key' : "claiming beta's public key";
-  say('impostor', attempt.refused ? `${how}: refused, ${attempt.code} ${attempt.reason}: ${attempt.detail}` : `${how}: NOT REFUSED`);
-}
-
-function allGreeted(): boolean {
-  return CLUSTERS.every((name) => {
-    const state = outcome.clusters[name];
-    const others = CLUSTERS.filter((other) => other !== name);
-    return state !== undefined && others.every((o) => state.greeted.includes(o) && state.acceptedFrom.includes(o));
-  });
+function freePort(): Promise<number> {
+  return import('node:net').then(({ createServer }) => new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => done(port));
+    });
+  }));
 }
 
 async function main(): Promise<number> {
-  const dir = await mkdtemp(join(tmpdir(), 'concord-local-'));
-  const deadline = setTimeout(() => {
+  const opts = options();
+  const out = resolve(values.out!);
+  await mkdir(out, { recursive: true });
+  const work = await mkdtemp(join(tmpdir(), 'concord-federation-'));
+  const started = Date.now();
+  const names = NAMES.slice(0, opts.clusters);
+  if (opts.attack !== undefined) names[names.length - 1] = 'mallory';
+  const clusters = new Map<string, ClusterState>(names.map((name) => [name, { name, honest: !(opts.attack !== undefined && name === 'mallory'), peerId: '', round: 0, phase: 'Starting', loss: Number.NaN, rounds: [], finished: false, stopping: undefined }]));
+  const progress = new ProgressLine(process.stdout, 5_000);
+  const say = (who: string, text: string) => {
+    progress.done();
+    process.stdout.write(`[${who.padEnd(8)}] ${text}\n`);
+  };
+  const timer = setTimeout(() => {
     say('concord', `timed out after ${values.timeout} s`);
     for (const child of children) child.kill('SIGKILL');
     process.exit(1);
   }, Number(values.timeout) * 1000);
+
   try {
-    process.stdout.write(`Concord local federation: ${CLUSTERS.length} clusters and an impostor on loopback, run "${RUN_ID}"\n\n`);
-    // Each owner makes its identity; public keys are exchanged out of band (here: by this script).
-    const identities = new Map<string, Identity>();
-    const ports = new Map<string, number>();
-    for (const name of CLUSTERS) {
-      const identity = generateIdentity();
-      identities.set(name, identity);
-      await saveIdentity(join(dir, `${name}.pem`), identity);
-      ports.set(name, await freePort());
+    process.stdout.write(`Concord local federation: ${opts.clusters} clusters${opts.attack ? `, mallory attacks (${opts.attack})` : ''}, ${opts.rounds} rounds of ${opts.window} s, run "${RUN_ID}"\n\n`);
+    const identities = new Map(names.map((name) => [name, generateIdentity()]));
+    const ports = new Map<string, { federation: number; trainers: number }>();
+    for (const name of names) {
+      await saveIdentity(join(work, `${name}.pem`), identities.get(name)!);
+      ports.set(name, { federation: await freePort(), trainers: await freePort() });
     }
-    const exits = CLUSTERS.map(async (name) => {
+    const train = parseTrainConfigYaml(await readFile(TRAIN_CONFIG, 'utf8'));
+    const trainYaml = await readFile(TRAIN_CONFIG, 'utf8');
+
+    const onLine = (line: LogLine) => {
+      const state = clusters.get(line.name);
+      if (state === undefined) return;
+      switch (line.event) {
+        case 'listening':
+          state.peerId = String(line.peerId);
+          say(state.name, `listening on ${line.address}, peer id ${state.peerId.slice(0, 12)}…, public key ${line.publicKey}`);
+          break;
+        case 'phase':
+          state.phase = String(line.phase);
+          state.round = Number(line.round);
+          break;
+        case 'round-done': {
+          const summary = line as unknown as RoundLine;
+          state.rounds.push(summary);
+          if (Number.isFinite(summary.loss)) state.loss = summary.loss;
+          const accepted = summary.accepted.map((a) => `${nameOf(a.peerId)} ${(a.weight * 100).toFixed(0)}%`).join(', ') || 'none';
+          const rejected = summary.rejected.map((r) => `${nameOf(r.peerId)}: ${r.reason}`).join(', ');
+          say(state.name, `round ${summary.round}: loss ${fmt(summary.loss)}; applied ${accepted}${rejected ? `; rejected ${rejected}` : ''}; model ${summary.modelHash.slice(0, 10)}…${summary.agreed === false ? (summary.resynced ? ' (resynced to the majority)' : ' (DISAGREES)') : ''}`);
+          break;
+        }
+        case 'peer-banned':
+          say(state.name, `banned ${nameOf(String(line.peerId))}: ${line.reason} (${line.detail}); the two signed statements are kept as proof`);
+          break;
+        case 'resync-done':
+          say(state.name, `resynced to the majority's model ${String(line.hash)}… from ${line.from}`);
+          break;
+        case 'rounds-finished':
+          state.finished = true;
+          break;
+        case 'stopping':
+          state.stopping = line;
+          break;
+      }
+      const live = [...clusters.values()].map((c) => `${c.name} r${c.round} ${c.phase.padEnd(10)} ${fmt(c.loss)}`).join(' | ');
+      progress.update(`${formatDuration((Date.now() - started) / 1000).padStart(5)}  ${live}`);
+    };
+    const nameOf = (peerId: string) => [...clusters.values()].find((c) => c.peerId === peerId)?.name ?? peerId.slice(0, 8);
+
+    const exits: Array<Promise<number>> = [];
+    for (const name of names) {
+      const state = clusters.get(name)!;
       const config = {
-        name, runId: RUN_ID, identityFile: join(dir, `${name}.pem`), listen: `127.0.0.1:${ports.get(name)}`,
-        peers: CLUSTERS.filter((p) => p !== name).map((p) => ({ name: p, endpoint: `127.0.0.1:${ports.get(p)}`, publicKey: encodePublicKey(identities.get(p)!.publicKey) })),
+        name, runId: RUN_ID, identityFile: join(work, `${name}.pem`),
+        listen: `127.0.0.1:${ports.get(name)!.federation}`, trainerListen: `127.0.0.1:${ports.get(name)!.trainers}`, trainers: 1,
+        checkpointDir: join(work, `${name}-checkpoints`),
+        ...(opts.steps !== undefined ? { maxInnerSteps: opts.steps } : {}),
+        peers: names.filter((p) => p !== name).map((p) => ({ name: p, endpoint: `127.0.0.1:${ports.get(p)!.federation}`, publicKey: encodePublicKey(identities.get(p)!.publicKey) })),
+        // The trainers read the same file; the coordinators get it inline.
+        train: parse(trainYaml) as unknown,
+        rounds: {
+          runSeed: 2026, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
+          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: 4, step: 0.5 },
+        },
       };
-      const file = join(dir, `${name}.yaml`);
+      const file = join(work, `${name}.yaml`);
       await writeFile(file, stringify(config));
-      return run([COORDINATOR, '--config', file], describeCluster);
-    });
+      exits.push(run(state.honest ? [COORDINATOR, '--config', file] : [MALICIOUS, '--config', file, '--attack', opts.attack!], onLine));
+      exits.push(run([AGENT, '--coordinator', `127.0.0.1:${ports.get(name)!.trainers}`, '--config', TRAIN_CONFIG, '--id', `${name}-trainer-0`], () => undefined));
+    }
 
-    while (!allGreeted()) await new Promise((resolve) => setTimeout(resolve, 50));
-    await run([IMPOSTOR, '--run', RUN_ID, '--target', `127.0.0.1:${ports.get('alpha')}`,
-      '--target-key', encodePublicKey(identities.get('alpha')!.publicKey), '--claim-key', encodePublicKey(identities.get('beta')!.publicKey)], describeImpostor);
-
+    while (![...clusters.values()].filter((c) => c.honest).every((c) => c.finished)) await new Promise((done) => setTimeout(done, 200));
     for (const child of children) child.kill('SIGTERM');
-    const codes = await Promise.all(exits);
-    report();
+    await Promise.all(exits);
+    progress.done();
+
+    // Validation loss of the round-0 model and of the final one (an honest cluster's checkpoint).
+    const firstHonest = [...clusters.values()].find((c) => c.honest)!;
+    const thread = await TrainerThread.start(train);
+    let validation: { initial: number; final: number };
+    try {
+      const initial = ModelState.initial(RUN_ID, train.model, train.outer, 2026n);
+      await thread.loadParams(initial.params.slice());
+      const before = await thread.evaluate();
+      const resumed = await ModelState.load(join(work, `${firstHonest.name}-checkpoints`), RUN_ID, train.model, train.outer);
+      await thread.loadParams(resumed!.state.params.slice());
+      validation = { initial: before, final: await thread.evaluate() };
+    } finally {
+      await thread.close();
+    }
+    const outcome = await report(out, [...clusters.values()], opts, validation, nameOf, (Date.now() - started) / 1000);
     if (values.json) await writeFile(values.json, JSON.stringify(outcome, null, 2));
-    const impostorKeptOut = outcome.impostor.length === 2 && outcome.impostor.every((a) => a.refused);
-    return codes.every((code) => code === 0) && impostorKeptOut ? 0 : 1;
+    return outcome.honestAgree && outcome.complete ? 0 : 1;
   } finally {
-    clearTimeout(deadline);
-    await rm(dir, { recursive: true, force: true });
+    clearTimeout(timer);
+    await rm(work, { recursive: true, force: true });
   }
 }
 
-function report(): void {
-  process.stdout.write('\nReport\n');
-  for (const name of CLUSTERS) {
-    const state = outcome.clusters[name]!;
-    const rejected = Object.entries(state.rejectedMessages).map(([reason, n]) => `${reason} ${n}`).join(', ') || 'none';
-    process.stdout.write(`  ${name.padEnd(8)} peer ${short(state.peerId)}  talked to: ${state.greeted.join(', ')}  refused messages: ${rejected}\n`);
+async function report(out: string, clusters: ClusterState[], opts: ReturnType<typeof options>, validation: { initial: number; final: number }, nameOf: (peerId: string) => string, seconds: number) {
+  const honest = clusters.filter((c) => c.honest);
+  const finalHashes = new Set(honest.map((c) => c.rounds.at(-1)?.modelHash));
+  const honestAgree = finalHashes.size === 1 && honest.every((c) => c.rounds.length === opts.rounds);
+  const perRoundAgree = Array.from({ length: opts.rounds }, (_, r) => new Set(honest.map((c) => c.rounds[r]?.modelHash)).size === 1);
+  const received = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadBytes, 0), 0);
+  const dense = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadsReceived * r.denseBytes, 0), 0);
+  // What the honest clusters decided about each peer, over the run.
+  const verdicts = new Map<string, { applied: number; rejected: Map<string, number> }>();
+  for (const c of honest) {
+    for (const r of c.rounds) {
+      for (const a of r.accepted) {
+        const v = verdicts.get(nameOf(a.peerId)) ?? { applied: 0, rejected: new Map() };
+        v.applied++;
+        verdicts.set(nameOf(a.peerId), v);
+      }
+      for (const x of r.rejected) {
+        const v = verdicts.get(nameOf(x.peerId)) ?? { applied: 0, rejected: new Map() };
+        v.rejected.set(x.reason, (v.rejected.get(x.reason) ?? 0) + 1);
+        verdicts.set(nameOf(x.peerId), v);
+      }
+    }
   }
-  for (const attempt of outcome.impostor) {
-    process.stdout.write(`  impostor  ${attempt.attempt.padEnd(12)} ${attempt.refused ? `refused (${attempt.reason})` : 'GOT IN'}\n`);
+  const bans = honest.flatMap((c) => ((c.stopping?.peers ?? []) as Array<{ peerId: string; ban?: { reason: string; detail: string; round: number; evidence: string[] } }>)
+    .filter((p) => p.ban !== undefined).map((p) => ({ by: c.name, peer: nameOf(p.peerId), ...p.ban! })));
+
+  const svg = lineChart({
+    title: 'Training loss of each cluster, by outer round', xLabel: 'round', yLabel: 'loss (nats/token)',
+    series: clusters.map((c) => ({ name: `${c.name}${c.honest ? '' : ' (attacker)'}`, points: c.rounds.filter((r) => Number.isFinite(r.loss)).map((r) => [Number(r.round), r.loss] as const), dashed: !c.honest })),
+  });
+  await writeFile(join(out, 'loss.svg'), svg);
+  const lines = [
+    `# Concord local federation`,
+    '',
+    `${opts.clusters} clusters, ${opts.rounds} rounds of ${opts.window} s${opts.attack ? `, mallory attacking with \`${opts.attack}\`` : ''}; ${formatDuration(seconds)} in all.`,
+    '',
+    `- Honest clusters hold the same model after every round: **${perRoundAgree.every(Boolean) ? 'yes' : `no (rounds ${perRoundAgree.flatMap((ok, r) => (ok ? [] : [r])).join(', ')})`}**; final model ${[...finalHashes][0]?.slice(0, 16)}…`,
+    `- Validation loss: ${fmt(validation.initial)} at round 0 → **${fmt(validation.final)}** after round ${opts.rounds - 1}.`,
+    `- Contribution bytes moved: ${mib(received)} compressed, against ${mib(dense)} as float32 (${(dense / Math.max(1, received)).toFixed(0)}× less).`,
+    '',
+    '![loss](loss.svg)',
+    '',
+    '## What the honest clusters decided, summed over rounds and clusters',
+    '',
+    '| peer | applied | rejected (reason × times) |',
+    '| --- | ---: | --- |',
+    ...[...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([peer, v]) => `| ${peer} | ${v.applied} | ${[...v.rejected].map(([reason, n]) => `${reason} × ${n}`).join(', ') || '—'} |`),
+    '',
+    '## Bans',
+    '',
+    ...(bans.length === 0 ? ['None.'] : bans.map((b) => `- ${b.by} banned ${b.peer} in round ${b.round}: ${b.reason} — ${b.detail}. Evidence (two signed statements, base64 envelopes; check with verifyEquivocationEvidence): \`${b.evidence.map((e) => `${e.slice(0, 24)}…`).join('`, `')}\``)),
+    '',
+  ];
+  await writeFile(join(out, 'report.md'), lines.join('\n'));
+  const outcome = {
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, rounds: c.rounds.map((r) => ({ round: r.round, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    honestAgree, perRoundAgree, complete: honest.every((c) => c.rounds.length === opts.rounds), validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+  };
+  await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
+
+  process.stdout.write(`\nReport (${formatDuration(seconds)})\n`);
+  process.stdout.write(`  honest clusters agree on every round's model: ${perRoundAgree.every(Boolean) ? 'yes' : 'NO'}\n`);
+  process.stdout.write(`  validation loss: ${fmt(validation.initial)} → ${fmt(validation.final)}\n`);
+  process.stdout.write(`  bytes moved: ${mib(received)} compressed vs ${mib(dense)} float32 (${(dense / Math.max(1, received)).toFixed(0)}×)\n`);
+  for (const [peer, v] of [...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    process.stdout.write(`  ${peer.padEnd(8)} applied ${String(v.applied).padStart(3)}  rejected: ${[...v.rejected].map(([reason, n]) => `${reason} × ${n}`).join(', ') || 'never'}\n`);
   }
-  process.stdout.write('\nNext: outer rounds, contributions and validation (see docs/protocol.md).\n');
+  for (const b of bans) process.stdout.write(`  ban: ${b.by} banned ${b.peer} (${b.reason}, round ${b.round}) with ${b.evidence.length} signed statements as evidence\n`);
+  process.stdout.write(`\nReport: ${join(out, 'report.md')} (loss curve: ${join(out, 'loss.svg')})\n`);
+  return outcome;
+}
+
+function fmt(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(3) : '—';
+}
+
+function mib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
 process.exitCode = await main();

@@ -5,27 +5,48 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-// `npm start` runs this launcher from the build output (npm test builds first).
+interface Outcome {
+  clusters: Record<string, { honest: boolean; rounds: Array<{ round: string; modelHash: string; accepted: string[]; rejected: Array<{ peer: string; reason: string }> }> }>;
+  honestAgree: boolean;
+  perRoundAgree: boolean[];
+  complete: boolean;
+  validation: { initial: number; final: number };
+  bytes: { received: number; dense: number };
+  bans: Array<{ by: string; peer: string; reason: string; evidence: string[] }>;
+  report: string;
+}
+
+// `npm start` runs this launcher from the build output (npm test builds first): four clusters as
+// separate coordinator and trainer processes on loopback, one of them equivocating.
 describe('npm start: the local federation', () => {
-  it('authenticates two coordinator processes to each other and keeps the impostor out', async () => {
+  it('trains on across rounds with every honest cluster holding the same model, and bans the equivocator with evidence', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-start-'));
     try {
       const json = join(dir, 'outcome.json');
-      const { stdout } = await promisify(execFile)(process.execPath, ['dist/scripts/local-federation.js', '--json', json, '--timeout', '40'], { timeout: 45_000 });
-      const outcome = JSON.parse(await readFile(json, 'utf8'));
-      expect(outcome.clusters.alpha.greeted).toEqual(['beta']);
-      expect(outcome.clusters.beta.greeted).toEqual(['alpha']);
-      expect(outcome.clusters.alpha.acceptedFrom).toContain('beta');
-      expect(outcome.clusters.beta.acceptedFrom).toContain('alpha');
-      expect(outcome.impostor).toEqual([
-        expect.objectContaining({ attempt: 'own-key', refused: true, code: 'PERMISSION_DENIED', reason: 'UnknownPeer' }),
-        expect.objectContaining({ attempt: 'claimed-key', refused: true, code: 'UNAUTHENTICATED', reason: 'BadSignature' }),
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        'dist/scripts/local-federation.js', '--rounds', '3', '--window', '6', '--grace', '4', '--out', join(dir, 'report'), '--json', json, '--timeout', '170',
+      ], { timeout: 180_000 });
+      const outcome = JSON.parse(await readFile(json, 'utf8')) as Outcome;
+      expect(outcome.complete).toBe(true);
+      expect(outcome.perRoundAgree).toEqual([true, true, true]);
+      expect(outcome.honestAgree).toBe(true);
+      const honest = Object.entries(outcome.clusters).filter(([, c]) => c.honest);
+      expect(honest.map(([name]) => name)).toEqual(['alpha', 'beta', 'gamma']);
+      for (const [, cluster] of honest) {
+        for (const round of cluster.rounds) expect(round.accepted).not.toContain('mallory');
+        expect(cluster.rounds.some((r) => r.rejected.some((x) => x.peer === 'mallory' && x.reason === 'Equivocation'))).toBe(true);
+      }
+      expect(outcome.bans.map((b) => [b.by, b.peer, b.reason, b.evidence.length])).toEqual([
+        ['alpha', 'mallory', 'Equivocation', 2], ['beta', 'mallory', 'Equivocation', 2], ['gamma', 'mallory', 'Equivocation', 2],
       ]);
-      expect(outcome.clusters.alpha.rejectedMessages).toEqual({ UnknownPeer: 1, BadSignature: 1 });
-      expect(outcome.clusters.beta.rejectedMessages).toEqual({});
-      expect(stdout).toMatch(/Report/);
+      // Real training happened, and the contributions moved compressed.
+      expect(outcome.validation.final).toBeLessThan(outcome.validation.initial);
+      expect(outcome.bytes.dense / outcome.bytes.received).toBeGreaterThan(100);
+      expect(await readFile(join(dir, 'report', 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*alpha[\s\S]*mallory \(attacker\)/);
+      expect(await readFile(outcome.report, 'utf8')).toMatch(/same model after every round: \*\*yes\*\*/);
+      expect(stdout).toMatch(/Report: .*report\.md/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 200_000);
 });

@@ -64,7 +64,11 @@ export interface RoundSummary {
   /** This coordinator's own scores of the round's contributions (0 when rejected). */
   scores: Record<string, number>;
   phaseSeconds: Partial<Record<RoundPhase, number>>;
+  /** Payloads fetched from peers in the round, and their compressed bytes. */
+  payloadsReceived: number;
   payloadBytes: number;
+  /** The model's float32 bytes: what one uncompressed pseudo-gradient would weigh. */
+  denseBytes: number;
 }
 
 export interface RoundDriverOptions {
@@ -215,7 +219,6 @@ export class RoundDriver implements RoundHandlers {
 
     // Gather.
     this.setPhase('Gathering');
-    const receivedBefore = this.bytesReceived();
     await timed('gather', async () => {
       const plan = await this.announcementPlan(own, book);
       await this.gather(book, plan, signal);
@@ -238,7 +241,7 @@ export class RoundDriver implements RoundHandlers {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
       accepted: applied, rejected: [...book.rejections], scores: Object.fromEntries(scores),
-      phaseSeconds, payloadBytes: this.bytesReceived() - receivedBefore,
+      phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size,
     };
   }
 
@@ -384,7 +387,7 @@ export class RoundDriver implements RoundHandlers {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
         continue;
       }
-      const score = gauntletScore(loss);
+      const score = gauntletScore(loss, { margin: this.options.settings.validation.margin });
       scores.set(c.peerId, score.score);
       if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
       else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
@@ -789,10 +792,10 @@ export class RoundDriver implements RoundHandlers {
     return client;
   }
 
-  private bytesReceived(): number {
-    let total = 0;
-    for (const book of [this.book]) for (const c of book.commits.values()) if (c.payload !== undefined && c.sources.size > 0) total += c.payload.length;
-    return total;
+  /** Payloads of the round that came from peers (not this coordinator's own). */
+  private received(book: RoundBook): { payloadsReceived: number; payloadBytes: number } {
+    const fetched = [...book.commits.values()].filter((c) => c.payload !== undefined && c.sources.size > 0);
+    return { payloadsReceived: fetched.length, payloadBytes: fetched.reduce((sum, c) => sum + c.payload!.length, 0) };
   }
 
   private setPhase(phase: Phase): void {

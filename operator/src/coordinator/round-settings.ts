@@ -25,6 +25,12 @@ export interface RoundSettings {
     batches: number;
     /** Step λ with which a contribution is applied before measuring the loss (≤ 0.5: docs/rounds.md). */
     step: number;
+    /**
+     * How much more a contribution must help its own data than random data (specificity) before
+     * it scores above 0. Default 0: in federated rounds error feedback dilutes what is specific
+     * to a round's data, and honest specificity measured in `npm start` was 0 to 0.05 (docs/rounds.md).
+     */
+    margin: number;
   };
   transfer: {
     /** Payload transfers from one peer at a time. */
@@ -42,7 +48,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   graceMs: 10_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, step: 0.5 },
+  validation: { batches: 2, step: 0.5, margin: 0 },
   transfer: { concurrency: 2, bytesPerSecond: 0 },
   maxContributionBytes: 64 * 1024 * 1024,
 };
@@ -52,7 +58,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const root = mapping(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = mapping(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step']);
+  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin']);
   const transfer = mapping(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
@@ -70,6 +76,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
     validation: {
       batches: integer(validation.batches ?? d.validation.batches, `${field}.validation.batches`, 1, 64),
       step: number(validation.step ?? d.validation.step, `${field}.validation.step`, 0.001, 1),
+      margin: number(validation.margin ?? d.validation.margin, `${field}.validation.margin`, 0, 0.9),
     },
     transfer: {
       concurrency: integer(transfer.concurrency ?? d.transfer.concurrency, `${field}.transfer.concurrency`, 1, 64),
