@@ -55,6 +55,13 @@ export interface ClusterHandle {
 
 export interface Federation {
   clusters: ClusterHandle[];
+  /**
+   * Kills a cluster as `kill -9` would: its rounds stop where they are, its endpoints drop every
+   * call at once and its trainer goes away; nothing is saved beyond what was already on disk.
+   */
+  crash(name: string): Promise<void>;
+  /** Starts a crashed cluster again (same identity, ports and checkpoint directory) and its rounds. */
+  restart(name: string): Promise<ClusterHandle>;
   /** Starts every coordinator's rounds (or those named). */
   run(names?: string[]): void;
   /** Resolves when the named (default: honest) clusters have finished all rounds. */
@@ -115,12 +122,36 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
     return { spec, identity: identities[i]!, coordinator, summaries, events, leave, trainer, running: undefined, stop: new AbortController() };
   };
   for (let i = 0; i < specs.length; i++) clusters.push(await startCluster(i));
+  const indexOf = (name: string) => {
+    const i = clusters.findIndex((c) => c.spec.name === name);
+    if (i < 0) throw new Error(`no cluster ${name}`);
+    return i;
+  };
 
   const named = (names: string[] | undefined) => clusters.filter((c) => (names === undefined ? isHonest(c.spec) : names.includes(c.spec.name)));
   return {
     clusters,
     run(names) {
       for (const cluster of names === undefined ? clusters : named(names)) cluster.running = cluster.coordinator.run(cluster.stop.signal);
+    },
+    async crash(name) {
+      const cluster = clusters[indexOf(name)]!;
+      cluster.stop.abort();
+      cluster.leave.abort();
+      await cluster.coordinator.stop(0);
+      await cluster.running?.catch(() => undefined);
+      await cluster.trainer;
+    },
+    async restart(name) {
+      const i = indexOf(name);
+      const before = clusters[i]!;
+      const after = await startCluster(i);
+      // The round log of the cluster continues in the same lists.
+      after.summaries.unshift(...before.summaries);
+      after.events.unshift(...before.events);
+      clusters[i] = after;
+      after.running = after.coordinator.run(after.stop.signal);
+      return after;
     },
     async finished(names, timeoutMs = 120_000) {
       const waiting = named(names).map((c) => c.running ?? Promise.reject(new Error(`${c.spec.name} is not running`)));

@@ -143,9 +143,10 @@ export class Coordinator {
     return this.requireDriver().reputations();
   }
 
-  async stop(): Promise<void> {
+  /** Stops serving: lets running calls finish for up to `graceMs` (0: cuts them, as a crash would). */
+  async stop(graceMs = 500): Promise<void> {
     for (const client of this.clients.values()) client.close();
-    await Promise.all([this.server.close(500), this.gateway.close(500)]);
+    await Promise.all([this.server.close(graceMs), this.gateway.close(graceMs)]);
   }
 
   private requireDriver(): RoundDriver {

@@ -167,7 +167,13 @@ export class RoundDriver implements RoundHandlers {
     await this.options.gateway.waitForTrainers(this.options.trainers ?? 1, 10 * 60_000).catch((error) => log.warn('trainers-missing', { error: String(error) }));
     await this.align(signal, 'start');
     while (this.state.round < BigInt(settings.rounds) && !signal.aborted) {
-      const summary = await this.runRound(signal);
+      let summary: RoundSummary;
+      try {
+        summary = await this.runRound(signal);
+      } catch (error) {
+        if (signal.aborted) break;
+        throw error;
+      }
       if (signal.aborted) break;
       const { agreed, resynced } = await this.align(signal, 'after');
       summary.agreed = agreed;
@@ -199,11 +205,18 @@ export class RoundDriver implements RoundHandlers {
     };
     metrics.round.set(Number(round));
 
+    // A stopped coordinator stops between phases, as a killed one would: nothing after the stop
+    // is applied or written.
+    const phase = (next: Phase) => {
+      signal.throwIfAborted();
+      this.setPhase(next);
+    };
     // Train.
-    this.setPhase('Training');
+    phase('Training');
     const trained = await timed('train', () => this.train(round));
 
     // Contribute.
+    signal.throwIfAborted();
     let own: Contribution | undefined;
     await timed('contribute', async () => {
       if (trained.tokens === 0n) return;
@@ -218,22 +231,22 @@ export class RoundDriver implements RoundHandlers {
     });
 
     // Gather.
-    this.setPhase('Gathering');
+    phase('Gathering');
     await timed('gather', async () => {
       const plan = await this.announcementPlan(own, book);
       await this.gather(book, plan, signal);
     });
 
     // Validate.
-    this.setPhase('Validating');
+    phase('Validating');
     const scores = await timed('validate', () => this.validate(book));
 
     // Agree.
-    this.setPhase('Agreeing');
+    phase('Agreeing');
     const agreement = await timed('agree', () => this.agree(book, scores, signal));
 
     // Apply.
-    this.setPhase('Applying');
+    phase('Applying');
     const applied = await timed('apply', () => this.apply(book, agreement));
     metrics.rounds.inc();
 

@@ -138,7 +138,7 @@ export class FederationServer {
         }
       },
       getStatus: async (request, context) => {
-        const { session, round } = this.admit(request.envelope, StatusQuerySchema, context.method);
+        const { session, round } = this.admit(request.envelope, StatusQuerySchema, context.method, false);
         return { envelope: this.reply(session, round, PeerStatusSchema, options.status()) };
       },
       // Round messages are authenticated here like any other; what they mean is the round
@@ -159,7 +159,7 @@ export class FederationServer {
         return this.streamBlob(options.contributions, 'contribution', body.payloadHash, body.offset);
       },
       fetchCheckpoint: (request, context) => {
-        const { body } = this.admit(request.envelope, CheckpointQuerySchema, context.method);
+        const { body } = this.admit(request.envelope, CheckpointQuerySchema, context.method, false);
         return this.streamBlob(options.checkpoints, 'checkpoint', body.modelHash, body.offset);
       },
     };
@@ -170,11 +170,15 @@ export class FederationServer {
     return this.options.rounds;
   }
 
-  /** Every check of a session message, in order; returns the session and decoded body. */
-  private admit<Desc extends DescMessage>(envelope: Envelope | undefined, schema: Desc, method: string) {
+  /**
+   * Every check of a session message, in order; returns the session and decoded body. `roundBound`
+   * messages (announcements, manifests, payloads) must be for a round the receiver accepts now;
+   * the status and checkpoints are how a peer that is behind catches up, so any round may ask.
+   */
+  private admit<Desc extends DescMessage>(envelope: Envelope | undefined, schema: Desc, method: string, roundBound = true) {
     const { options } = this;
     const opened = openEnvelope(envelope, {
-      kind: 'session', runId: options.runId, schema, keyFor: options.peers.keyFor, checkRound: options.checkRound,
+      kind: 'session', runId: options.runId, schema, keyFor: options.peers.keyFor, ...(roundBound && options.checkRound ? { checkRound: options.checkRound } : {}),
     });
     const session = this.sessions.admit(opened.header.sessionId, opened.signer, opened.header.sequence);
     options.onAccepted?.({ method, peerName: session.peerName, round: opened.header.round, sequence: opened.header.sequence });

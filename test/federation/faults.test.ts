@@ -1,0 +1,81 @@
+/** @jest-environment ./test/support/ort-environment.cjs */
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { peerIdOf } from '../../operator/src/federation/identity.js';
+import { startFederation, tinySettings, type ClusterHandle, type Federation } from '../support/federation-run.js';
+
+// Faults (issue #5): a coordinator killed mid-round and restarted from its checkpoint, and a
+// cluster that joins at round 3. Four honest clusters, real gRPC, real trainers.
+const NAMES = ['alpha', 'beta', 'gamma', 'delta'];
+const settings = tinySettings({ rounds: 7, windowMs: 3000, graceMs: 2000 });
+
+async function until(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Round → model hash after it, for the rounds a cluster completed. */
+const hashes = (cluster: ClusterHandle) => new Map(cluster.summaries.map((s) => [s.round, s.modelHash]));
+
+describe('faults', () => {
+  let federation: Federation | undefined;
+  let dir: string | undefined;
+  afterEach(async () => {
+    await federation?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }, 30_000);
+
+  it('a coordinator killed mid-round: the others finish the round; restarted, it resumes from its checkpoint and rejoins with the majority\'s model', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'concord-faults-'));
+    const checkpointDirs = Object.fromEntries(NAMES.map((n) => [n, join(dir!, n)]));
+    federation = await startFederation(NAMES.map((name) => ({ name })), { settings, maxInnerSteps: 8, checkpointDirs });
+    federation.run();
+    const victim = () => federation!.clusters.find((c) => c.spec.name === 'delta')!;
+    // Round 2 has started at delta (it trained rounds 0 and 1): kill it mid-round.
+    // As soon as delta has finished round 1, before it can contribute to round 2, kill it.
+    await until(() => victim().summaries.length === 2, 60_000, 'delta to finish round 1');
+    await federation.crash('delta');
+    const survivors = federation.clusters.filter((c) => c.spec.name !== 'delta');
+    // The others finish round 2 without it, and one more.
+    await until(() => survivors.every((c) => c.summaries.length >= 4), 90_000, 'the survivors to finish rounds 2 and 3');
+    for (const round of [2n, 3n]) expect(new Set(survivors.map((c) => hashes(c).get(round))).size).toBe(1);
+    const killedAt = survivors[0]!.summaries.find((s) => s.round === 2n)!;
+    expect(killedAt.rejected).toEqual(expect.arrayContaining([expect.objectContaining({ peerId: peerIdOf(victim().identity.publicKey), reason: 'Unavailable' })]));
+
+    // Restarted: it resumes from its own checkpoint (round 2's base), then resyncs to the majority.
+    const restarted = await federation.restart('delta');
+    await federation.finished(NAMES, 120_000);
+    const resumed = restarted.events.find((e) => e.event === 'resumed');
+    expect(resumed?.fields.round).toBe(2n);
+    expect(restarted.events.some((e) => e.event === 'resync-done')).toBe(true);
+    const reference = hashes(survivors[0]!);
+    const rejoined = restarted.summaries.filter((s) => s.round > 3n);
+    expect(rejoined.length).toBeGreaterThan(0);
+    for (const s of rejoined) expect(s.modelHash).toBe(reference.get(s.round));
+    for (const c of survivors) expect(c.summaries.at(-1)!.modelHash).toBe(restarted.summaries.at(-1)!.modelHash);
+    // And it contributes again: its updates are applied by the others after it rejoined.
+    const deltaId = peerIdOf(restarted.identity.publicKey);
+    expect(survivors[0]!.summaries.some((s) => s.round > 3n && s.accepted.some((a) => a.peerId === deltaId))).toBe(true);
+  }, 240_000);
+
+  it('a cluster joining at round 3 syncs the majority\'s model and contributes', async () => {
+    federation = await startFederation(NAMES.map((name) => ({ name })), { settings, maxInnerSteps: 8 });
+    federation.run(['alpha', 'beta', 'gamma']);
+    const first = federation.clusters[0]!;
+    await until(() => first.summaries.length === 3, 90_000, 'round 3 to start');
+    federation.run(['delta']);
+    await federation.finished(NAMES, 150_000);
+    const late = federation.clusters.find((c) => c.spec.name === 'delta')!;
+    expect(late.events.some((e) => e.event === 'resync-done')).toBe(true);
+    expect(late.summaries[0]!.round).toBeGreaterThanOrEqual(3n);
+    const reference = hashes(first);
+    for (const s of late.summaries) expect(s.modelHash).toBe(reference.get(s.round));
+    const lateId = peerIdOf(late.identity.publicKey);
+    expect(first.summaries.some((s) => s.accepted.some((a) => a.peerId === lateId))).toBe(true);
+  }, 240_000);
+});
