@@ -74,12 +74,21 @@ describe('federation handshake and signed messages over real gRPC', () => {
     expect(inSession.reason).toBe('WrongRun');
   });
 
-  it('refuses a round outside the window: StaleRound', async () => {
-    const s = await session();
-    const error = await refusal(raw.getStatus({ envelope: s.seal({ round: 1n }) }));
+  it('refuses a round message outside the window: StaleRound; answers the status at any round', async () => {
+    const client = connect(server, alice);
+    const id = await client.handshake();
+    client.close();
+    const stale = sealEnvelope(alice, { runId: RUN_ID, round: 1n, schema: ContributionQuerySchema, body: { payloadHash: Buffer.alloc(32), offset: 0n }, session: { id, sequence: 1n } });
+    const drain = async () => {
+      for await (const chunk of raw.fetchContribution({ envelope: stale })) void chunk;
+    };
+    const error = await refusal(drain());
     expect(error.reason).toBe('StaleRound');
     expect(error.code).toBe(status.OUT_OF_RANGE);
     expect(error.message).toMatch(/round 1 is outside 3..5/);
+    // A peer that is behind asks for the status (and checkpoints) to catch up: any round may.
+    const s = await session();
+    await expect(raw.getStatus({ envelope: s.seal({ round: 1n }) })).resolves.toBeDefined();
   });
 
   it('refuses a replayed envelope and a replayed handshake finish: Replay', async () => {
