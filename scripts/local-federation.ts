@@ -114,10 +114,10 @@ async function main(): Promise<number> {
   try {
     process.stdout.write(`Concord local federation: ${opts.clusters} clusters${opts.attack ? `, mallory attacks (${opts.attack})` : ''}, ${opts.rounds} rounds of ${opts.window} s, run "${RUN_ID}"\n\n`);
     const identities = new Map(names.map((name) => [name, generateIdentity()]));
-    const ports = new Map<string, { federation: number; trainers: number }>();
+    const ports = new Map<string, { federation: number; trainers: number; metrics: number }>();
     for (const name of names) {
       await saveIdentity(join(work, `${name}.pem`), identities.get(name)!);
-      ports.set(name, { federation: await freePort(), trainers: await freePort() });
+      ports.set(name, { federation: await freePort(), trainers: await freePort(), metrics: await freePort() });
     }
     const train = parseTrainConfigYaml(await readFile(TRAIN_CONFIG, 'utf8'));
     const trainYaml = await readFile(TRAIN_CONFIG, 'utf8');
@@ -166,7 +166,7 @@ async function main(): Promise<number> {
       const state = clusters.get(name)!;
       const config = {
         name, runId: RUN_ID, identityFile: join(work, `${name}.pem`),
-        listen: `127.0.0.1:${ports.get(name)!.federation}`, trainerListen: `127.0.0.1:${ports.get(name)!.trainers}`, trainers: 1,
+        listen: `127.0.0.1:${ports.get(name)!.federation}`, trainerListen: `127.0.0.1:${ports.get(name)!.trainers}`, metricsListen: `127.0.0.1:${ports.get(name)!.metrics}`, trainers: 1,
         checkpointDir: join(work, `${name}-checkpoints`),
         ...(opts.steps !== undefined ? { maxInnerSteps: opts.steps } : {}),
         peers: names.filter((p) => p !== name).map((p) => ({ name: p, endpoint: `127.0.0.1:${ports.get(p)!.federation}`, publicKey: encodePublicKey(identities.get(p)!.publicKey) })),
@@ -184,6 +184,12 @@ async function main(): Promise<number> {
     }
 
     while (![...clusters.values()].filter((c) => c.honest).every((c) => c.finished)) await new Promise((done) => setTimeout(done, 200));
+    // What Prometheus would scrape from each coordinator, kept with the report.
+    await mkdir(join(out, 'metrics'), { recursive: true });
+    for (const name of names) {
+      const response = await fetch(`http://127.0.0.1:${ports.get(name)!.metrics}/metrics`);
+      await writeFile(join(out, 'metrics', `${name}.prom`), await response.text());
+    }
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(exits);
     progress.done();
@@ -267,7 +273,7 @@ async function report(out: string, clusters: ClusterState[], opts: ReturnType<ty
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
     clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, rounds: c.rounds.map((r) => ({ round: r.round, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
-    honestAgree, perRoundAgree, complete: honest.every((c) => c.rounds.length === opts.rounds), validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+    metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete: honest.every((c) => c.rounds.length === opts.rounds), validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
 

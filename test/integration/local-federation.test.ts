@@ -14,6 +14,7 @@ interface Outcome {
   bytes: { received: number; dense: number };
   bans: Array<{ by: string; peer: string; reason: string; evidence: string[] }>;
   report: string;
+  metrics: string;
 }
 
 // `npm start` runs this launcher from the build output (npm test builds first): four clusters as
@@ -45,6 +46,13 @@ describe('npm start: the local federation', () => {
       expect(await readFile(join(dir, 'report', 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*alpha[\s\S]*mallory \(attacker\)/);
       expect(await readFile(outcome.report, 'utf8')).toMatch(/same model after every round: \*\*yes\*\*/);
       expect(stdout).toMatch(/Report: .*report\.md/);
+      // Each coordinator's /metrics, as scraped before it stopped: the round metrics with values.
+      const scraped = await readFile(join(outcome.metrics, 'alpha.prom'), 'utf8');
+      expect(scraped).toMatch(/^concord_rounds_total 3$/m);
+      expect(scraped).toMatch(/^concord_contributions_rejected_total\{reason="Equivocation"\} [1-9]/m);
+      expect(scraped).toMatch(/^concord_peer_reputation\{peer="mallory"\} 0\.\d+/m);
+      expect(scraped).toMatch(/^concord_model_hash_agreement 1$/m);
+      for (const name of ['concord_round_phase_duration_seconds_bucket', 'concord_payload_bytes_total', 'concord_compression_ratio', 'concord_loss', 'concord_tokens_total']) expect(scraped).toContain(name);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -18,6 +18,8 @@ export interface CoordinatorConfig {
   trainerListen: { host: string; port: number };
   /** Trainers to wait for before the first round. */
   trainers: number;
+  /** Where GET /metrics is served for Prometheus; none if absent. */
+  metricsListen: { host: string; port: number } | undefined;
   peers: PeerConfig[];
   /** The model, data and inner/outer optimizers (trainer/src/train/config.ts). */
   train: TrainConfig;
@@ -69,9 +71,10 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     if (seen.has(peer.name)) throw new ConfigError(`peers[${i}].name`, `"${peer.name}" is listed twice`);
     seen.add(peer.name);
   });
-  const known = ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps'];
+  const known = ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'metricsListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps'];
   for (const key of Object.keys(root)) if (!known.includes(key)) throw new ConfigError(key, `unknown field (known: ${known.join(', ')})`);
   const trainerListen = hostPort(string(root.trainerListen, 'trainerListen', 300), 'trainerListen');
+  const metricsListen = root.metricsListen === undefined ? undefined : hostPort(string(root.metricsListen, 'metricsListen', 300), 'metricsListen');
   const trainers = root.trainers ?? 1;
   if (typeof trainers !== 'number' || !Number.isInteger(trainers) || trainers < 1) throw new ConfigError('trainers', `must be a positive integer, got ${JSON.stringify(trainers)}`);
   const maxInnerSteps = root.maxInnerSteps;
@@ -88,7 +91,7 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     throw error;
   }
   const rounds = parseRoundSettings(root.rounds, 'rounds');
-  return { name, runId, identityFile, listen, trainerListen, trainers, peers, train, rounds, checkpointDir, maxInnerSteps };
+  return { name, runId, identityFile, listen, trainerListen, metricsListen, trainers, peers, train, rounds, checkpointDir, maxInnerSteps };
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {

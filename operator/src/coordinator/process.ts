@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { loadIdentity } from '../federation/identity.js';
 import { jsonLogger } from '../log.js';
 import { countsOf } from '../metrics/read.js';
+import { serveMetrics, type MetricsServer } from '../metrics/serve.js';
 import { parseCoordinatorConfig } from './config.js';
 import { Coordinator } from './coordinator.js';
 import type { Misbehaviour } from './misbehaviour.js';
@@ -21,6 +22,7 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
     ...(config.maxInnerSteps !== undefined ? { maxInnerSteps: config.maxInnerSteps } : {}),
     ...(misbehaviour ? { misbehaviour } : {}),
   });
+  let metrics: MetricsServer | undefined;
   const stopping = new AbortController();
   const shutdown = async () => {
     if (stopping.signal.aborted) return;
@@ -32,13 +34,17 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
       rejectedContributions: await countsOf(coordinator.registry, 'concord_contributions_rejected_total', 'reason'),
       peers: coordinator.reputations(),
     });
-    await coordinator.stop();
+    await Promise.all([coordinator.stop(), metrics?.close()]);
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown());
   process.on('SIGINT', () => void shutdown());
 
   await coordinator.start();
+  if (config.metricsListen !== undefined) {
+    metrics = await serveMetrics(coordinator.registry, config.metricsListen.host, config.metricsListen.port);
+    log.info('metrics', { address: `http://${metrics.address}/metrics` });
+  }
   await coordinator.run(stopping.signal);
   if (stopping.signal.aborted) return;
   const { round, hash } = coordinator.model();
