@@ -37,9 +37,8 @@ describe('a cluster contributes', () => {
     });
     try {
       await gateway.waitForTrainers(3, 5000);
-      const into = new Float32Array(PARAMS);
       const round = await trainRound(gateway, ['t0', 't1', 't2'], {
-        round: 4n, baseHash, deadlineUnixMs: Date.now() + 10_000, runSeed: 1n, peerId: 'me', peers: ['me', 'them'], into,
+        round: 4n, baseHash, deadlineUnixMs: Date.now() + 10_000, runSeed: 1n, peerId: 'me', peers: ['me', 'them'], length: PARAMS,
       });
       expect(round.tokens).toBe(3000n);
       expect(round.trained).toEqual(['t0', 't1']);

@@ -51,8 +51,8 @@ describe('aggregation', () => {
     // By hand for one coordinate: Σ weight·clip·value.
     const dense = [...contributions, big].sort((a, b) => (a.peerId < b.peerId ? -1 : 1)).map((c) => densify(c.update));
     const index = contributions[0]!.update.indices[3]!;
-    const expected = result.peers.reduce((sum, p, i) => sum + p.weight * p.clip * dense[i]![index]!, 0);
-    expect(result.delta[index]).toBe(Math.fround(expected));
+    const expected = result.peers.reduce((sum, p, i) => Math.fround(sum + p.weight * p.clip * dense[i]![index]!), 0);
+    expect(result.delta[index]).toBe(expected);
   });
 
   it('refuses inputs that cannot be combined, naming the peer', () => {

@@ -27,22 +27,20 @@ export interface TrainRoundOptions {
   peers: string[];
   /** Inner steps at most (0 or absent: until the deadline). */
   maxSteps?: number;
-  /** Where the weighted mean is written (e.g. a ParallelSparseLoCoEncoder's sharedDelta()). */
-  into: Float32Array;
 }
 
 /**
  * Runs the round's train task on every given trainer and combines what they upload into the
- * cluster's pseudo-gradient, weighted by the tokens each processed. Deltas are added into `into`
- * as they arrive, so the coordinator holds one trainer's delta at a time beside the sum. A
- * trainer that fails does not fail the round: its tokens are simply absent. `replicas` in each
- * task is the number of trainers given: their replica indices (StatefulSet ordinals) must be
- * 0 … n − 1, since assign() splits the peer's data into that many slices.
+ * cluster's pseudo-gradient, weighted by the tokens each processed. The first delta to arrive
+ * becomes the result and the others are folded into it as they arrive (a running weighted mean),
+ * so the coordinator holds the result and at most the deltas still uploading: no extra
+ * model-sized buffer. A trainer that fails does not fail the round: its tokens are simply
+ * absent. `replicas` in each task is the number of trainers given: their replica indices
+ * (StatefulSet ordinals) must be 0 … n − 1, since assign() splits the peer's data into that many
+ * slices. With no trainer done, the delta is zeros of `length`.
  */
-export async function trainRound(gateway: TrainerGateway, trainerIds: readonly string[], options: TrainRoundOptions): Promise<ClusterDelta> {
-  const { into } = options;
-  into.fill(0);
-  const sum = new Float64Array(into.length);
+export async function trainRound(gateway: TrainerGateway, trainerIds: readonly string[], options: TrainRoundOptions & { length: number }): Promise<ClusterDelta> {
+  let mean: Float32Array | undefined;
   let tokens = 0n;
   let lossSum = 0;
   const trained: string[] = [];
@@ -57,24 +55,25 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
         },
       });
       if (outcome.result.case !== 'train' || outcome.delta === undefined) throw new Error(`trainer ${trainerId} answered a train task with ${outcome.result.case}`);
-      const weight = Number(outcome.result.value.tokens);
-      if (weight > 0) {
+      const weight = outcome.result.value.tokens;
+      if (weight > 0n) {
         const { delta } = outcome;
-        for (let i = 0; i < sum.length; i++) sum[i]! += weight * delta[i]!;
-        tokens += outcome.result.value.tokens;
-        lossSum += weight * outcome.result.value.finalLoss;
+        tokens += weight;
+        // mean ← mean + (w / W)·(delta − mean), W the tokens so far: the token-weighted mean.
+        if (mean === undefined) mean = delta;
+        else {
+          const share = Number(weight) / Number(tokens);
+          for (let i = 0; i < mean.length; i++) mean[i] = mean[i]! + share * (delta[i]! - mean[i]!);
+        }
+        lossSum += Number(weight) * outcome.result.value.finalLoss;
         trained.push(trainerId);
       }
     } catch (error) {
       failed.push({ trainerId, error: error instanceof Error ? error.message : String(error) });
     }
   }));
-  if (tokens > 0n) {
-    const total = Number(tokens);
-    for (let i = 0; i < sum.length; i++) into[i] = sum[i]! / total;
-  }
   trained.sort();
-  return { delta: into, tokens, trained, failed, loss: tokens > 0n ? lossSum / Number(tokens) : Number.NaN };
+  return { delta: mean ?? new Float32Array(options.length), tokens, trained, failed, loss: tokens > 0n ? lossSum / Number(tokens) : Number.NaN };
 }
 
 /** A cluster's contribution for a round: the payload and the statement that commits to it. */

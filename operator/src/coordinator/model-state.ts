@@ -53,9 +53,15 @@ export class ModelState {
     this.hash = modelHash(this.layout, this.params);
   }
 
-  /** The shared checkpoint file (see the top of this file). */
-  sharedCheckpoint(): Buffer {
-    return Buffer.concat(encodeCheckpoint(this.checkpoint()));
+  /**
+   * The shared checkpoint file (see the top of this file), and a view of its parameter bytes:
+   * what the cluster's trainers fetch as the round's base, without a second copy.
+   */
+  sharedCheckpoint(): { file: Buffer; params: Uint8Array } {
+    const parts = encodeCheckpoint(this.checkpoint());
+    const offset = parts[0]!.length + parts[1]!.length + parts[2]!.length;
+    const file = Buffer.concat(parts);
+    return { file, params: file.subarray(offset, offset + 4 * this.layout.size) };
   }
 
   /**

@@ -261,16 +261,16 @@ export class RoundDriver implements RoundHandlers {
   private async train(round: bigint) {
     const { gateway, settings, misbehaviour } = this.options;
     const trainers = gateway.trainers().sort((a, b) => a.replica - b.replica).map((t) => t.trainerId);
-    const into = new Float32Array(this.state.layout.size);
+    const length = this.state.layout.size;
     if (trainers.length === 0) {
       this.options.log.warn('no-trainers', { round });
       await sleep(Math.max(0, this.deadlineMs - Date.now()));
-      return { delta: into, tokens: 0n, trained: [], failed: [], loss: Number.NaN };
+      return { delta: new Float32Array(0), tokens: 0n, trained: [], failed: [], loss: Number.NaN };
     }
     const data = misbehaviour?.trainingData?.({ ownPeerId: this.ownPeerId, peers: this.memberIds, round }) ?? { peerId: this.ownPeerId, peers: this.memberIds };
     const result = await trainRound(gateway, trainers, {
       round, baseHash: this.baseBlob, deadlineUnixMs: this.deadlineMs, runSeed: settings.runSeed,
-      peerId: data.peerId, peers: data.peers, into, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
+      peerId: data.peerId, peers: data.peers, length, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
     });
     for (const failure of result.failed) this.options.log.warn('trainer-failed', { round, ...failure });
     return result;
@@ -773,20 +773,24 @@ export class RoundDriver implements RoundHandlers {
   /** Publishes the current parameters to trainers and peers, and writes the local checkpoint. */
   private async afterModelChange(): Promise<void> {
     this.baseBlob = this.publishBase();
-    this.options.checkpoints.retain([]);
-    this.options.checkpoints.set(this.state.hash, this.state.sharedCheckpoint());
     const { checkpointDir } = this.options;
     if (checkpointDir !== undefined) {
       await this.state.save(checkpointDir, { errorFeedback: this.encoder.error, reputation: this.options.reputation.snapshot() });
     }
   }
 
+  /**
+   * Serves the shared checkpoint of the current model to peers (FetchCheckpoint, by model hash)
+   * and its parameter bytes to trainers (FetchBlob, by SHA-256): one buffer for both.
+   */
   private publishBase(): Buffer {
-    const { params } = this.state;
-    const bytes = new Uint8Array(params.buffer.slice(params.byteOffset, params.byteOffset + params.byteLength));
-    const hash = this.options.trainerBlobs.put(bytes);
-    if (this.options.checkpoints.get(this.state.hash) === undefined) this.options.checkpoints.set(this.state.hash, this.state.sharedCheckpoint());
-    return hash;
+    const { file, params } = this.state.sharedCheckpoint();
+    // The old base is no longer served: its round's train and evaluate tasks are over.
+    const previous = this.baseBlob as Buffer | undefined;
+    if (previous !== undefined) this.options.trainerBlobs.delete(previous);
+    this.options.checkpoints.retain([]);
+    this.options.checkpoints.set(this.state.hash, file);
+    return this.options.trainerBlobs.put(params);
   }
 
   private serve(payload: Uint8Array): void {

@@ -26,9 +26,12 @@ export interface Aggregate {
  *   3. each update scaled down to the median norm (mean of the two middle norms for an even count),
  *      so one huge update cannot dominate: clip = min(1, median / norm);
  *   4. weights tokens × score, normalised by their sum (in canonical order);
- *   5. Σ weight · clip · update accumulated in float64 in canonical order, rounded to float32 once.
- * JavaScript arithmetic is IEEE-754 double without fused operations, so the same inputs give the
- * same bits everywhere.
+ *   5. Σ weight · clip · update accumulated into one float32 buffer in canonical order: each
+ *      addition is computed in double and rounded to float32 when stored.
+ * JavaScript arithmetic is IEEE-754 double without fused operations, and the rounding on store
+ * is IEEE too, so the same inputs give the same bits everywhere. A float32 accumulator (rather
+ * than float64) keeps the apply step at one model-sized buffer; the sum has at most a few
+ * hundred terms per coordinate, so its rounding error stays far below the 2-bit codec's.
  */
 export function aggregate(contributions: readonly Contribution[], length: number): Aggregate {
   const ordered = canonical(contributions, length);
@@ -36,9 +39,9 @@ export function aggregate(contributions: readonly Contribution[], length: number
     if (c.update.length !== length) throw new Error(`contribution of ${c.peerId} has ${c.update.length} values, the model ${length}`);
   }
   const plan = planOf(ordered, ordered.map((c) => l2(c.update.values)));
-  const sum = new Float64Array(length);
+  const sum = new Float32Array(length);
   ordered.forEach((c, i) => accumulate(sum, c.update, plan.factors[i]!));
-  return { delta: Float32Array.from(sum), peers: plan.peers, medianNorm: plan.medianNorm };
+  return { delta: sum, peers: plan.peers, medianNorm: plan.medianNorm };
 }
 
 /** An agreed contribution whose update is decoded on demand (from its payload). */
@@ -52,7 +55,7 @@ export interface ContributionSource {
 
 /**
  * The same aggregate, bit for bit, holding one decoded update at a time: a first pass computes
- * the norms, a second accumulates. Memory: the float64 sum plus one update, whatever the number
+ * the norms, a second accumulates. Memory: the float32 sum plus one update, whatever the number
  * of contributions (the coordinator's apply step; its peak RSS is a benchmark goal).
  */
 export async function aggregateStreaming(sources: readonly ContributionSource[], length: number): Promise<Aggregate> {
@@ -65,11 +68,11 @@ export async function aggregateStreaming(sources: readonly ContributionSource[],
   const norms: number[] = [];
   for (const source of ordered) norms.push(l2((await load(source)).values));
   const plan = planOf(ordered, norms);
-  const sum = new Float64Array(length);
+  const sum = new Float32Array(length);
   for (const [i, source] of ordered.entries()) {
     if (plan.factors[i] !== 0) accumulate(sum, await load(source), plan.factors[i]!);
   }
-  return { delta: Float32Array.from(sum), peers: plan.peers, medianNorm: plan.medianNorm };
+  return { delta: sum, peers: plan.peers, medianNorm: plan.medianNorm };
 }
 
 type Weighed = Pick<Contribution, 'peerId' | 'tokens' | 'score'>;
@@ -103,8 +106,8 @@ function planOf(ordered: readonly Weighed[], norms: readonly number[]): { factor
   };
 }
 
-/** Step 5 for one update, in float64. */
-function accumulate(sum: Float64Array, update: SparseUpdate, factor: number): void {
+/** Step 5 for one update. */
+function accumulate(sum: Float32Array, update: SparseUpdate, factor: number): void {
   if (factor === 0) return;
   const { indices, values } = update;
   for (let j = 0; j < indices.length; j++) sum[indices[j]!]! += factor * values[j]!;
