@@ -5,9 +5,9 @@
 // what was accepted and rejected and why, who was banned with what evidence, how many bytes
 // moved against uncompressed, and whether every honest cluster holds the same model.
 //
-// Options: --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
+// Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
-//          --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
+//          --eval-batches N (4: Gauntlet batches per side)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -37,10 +37,10 @@ const entry = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const COORDINATOR = entry('../operator/src/cmd/coordinator.js');
 const MALICIOUS = entry('./malicious-coordinator.js');
 const AGENT = entry('../trainer/src/cli/agent.js');
-const TRAIN_CONFIG = resolve('trainer/configs/federation.yaml');
+const IMPOSTOR = entry('./impostor.js');
 
 type LogLine = Record<string, unknown> & { event: string; name: string };
-interface RoundLine { round: number; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
+interface RoundLine { wallSeconds: number; round: number; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
 interface ClusterState {
   name: string;
   honest: boolean;
@@ -119,8 +119,9 @@ async function main(): Promise<number> {
       await saveIdentity(join(work, `${name}.pem`), identities.get(name)!);
       ports.set(name, { federation: await freePort(), trainers: await freePort(), metrics: await freePort() });
     }
-    const train = parseTrainConfigYaml(await readFile(TRAIN_CONFIG, 'utf8'));
-    const trainYaml = await readFile(TRAIN_CONFIG, 'utf8');
+    const trainConfig = resolve(values.config!);
+    const trainYaml = await readFile(trainConfig, 'utf8');
+    const train = parseTrainConfigYaml(trainYaml);
 
     const onLine = (line: LogLine) => {
       const state = clusters.get(line.name);
@@ -161,6 +162,7 @@ async function main(): Promise<number> {
     };
     const nameOf = (peerId: string) => [...clusters.values()].find((c) => c.peerId === peerId)?.name ?? peerId.slice(0, 8);
 
+    const impostor: Array<{ attempt: string; refused: boolean; reason: string }> = [];
     const exits: Array<Promise<number>> = [];
     for (const name of names) {
       const state = clusters.get(name)!;
@@ -174,14 +176,24 @@ async function main(): Promise<number> {
         train: parse(trainYaml) as unknown,
         rounds: {
           runSeed: 2026, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
-          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: 4, step: 0.5 },
+          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: Number(values['eval-batches']), step: 0.5 },
         },
       };
       const file = join(work, `${name}.yaml`);
       await writeFile(file, stringify(config));
       exits.push(run(state.honest ? [COORDINATOR, '--config', file] : [MALICIOUS, '--config', file, '--attack', opts.attack!], onLine));
-      exits.push(run([AGENT, '--coordinator', `127.0.0.1:${ports.get(name)!.trainers}`, '--config', TRAIN_CONFIG, '--id', `${name}-trainer-0`], () => undefined));
+      exits.push(run([AGENT, '--coordinator', `127.0.0.1:${ports.get(name)!.trainers}`, '--config', trainConfig, '--id', `${name}-trainer-0`], () => undefined));
     }
+
+    // An impostor that knows every public fact of the run (run id, endpoints, keys) tries to get in
+    // to alpha: with its own key, and claiming beta's. Both are refused, with a reason.
+    while (clusters.get(names[0]!)!.peerId === '') await new Promise((done) => setTimeout(done, 100));
+    await run([IMPOSTOR, '--run', RUN_ID, '--target', `127.0.0.1:${ports.get(names[0]!)!.federation}`,
+      '--target-key', encodePublicKey(identities.get(names[0]!)!.publicKey), '--claim-key', encodePublicKey(identities.get(names[1]!)!.publicKey)], (line) => {
+      if (line.event !== 'attempt') return;
+      impostor.push({ attempt: String(line.attempt), refused: line.refused === true, reason: String(line.reason ?? '') });
+      say('impostor', `${line.attempt === 'own-key' ? 'with its own key' : `claiming ${names[1]}'s public key`}: ${line.refused === true ? `refused by ${names[0]}, ${line.code} ${line.reason}` : 'NOT REFUSED'}`);
+    });
 
     while (![...clusters.values()].filter((c) => c.honest).every((c) => c.finished)) await new Promise((done) => setTimeout(done, 200));
     // What Prometheus would scrape from each coordinator, kept with the report.
@@ -208,9 +220,9 @@ async function main(): Promise<number> {
     } finally {
       await thread.close();
     }
-    const outcome = await report(out, [...clusters.values()], opts, validation, nameOf, (Date.now() - started) / 1000);
+    const outcome = { ...(await report(out, [...clusters.values()], opts, validation, nameOf, (Date.now() - started) / 1000)), impostor };
     if (values.json) await writeFile(values.json, JSON.stringify(outcome, null, 2));
-    return outcome.honestAgree && outcome.complete ? 0 : 1;
+    return outcome.honestAgree && outcome.complete && impostor.length === 2 && impostor.every((a) => a.refused) ? 0 : 1;
   } finally {
     clearTimeout(timer);
     await rm(work, { recursive: true, force: true });
@@ -272,7 +284,7 @@ async function report(out: string, clusters: ClusterState[], opts: ReturnType<ty
   ];
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
-    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, rounds: c.rounds.map((r) => ({ round: r.round, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
     metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete: honest.every((c) => c.rounds.length === opts.rounds), validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));

@@ -15,12 +15,13 @@ interface Outcome {
   bans: Array<{ by: string; peer: string; reason: string; evidence: string[] }>;
   report: string;
   metrics: string;
+  impostor: Array<{ attempt: string; refused: boolean; reason: string }>;
 }
 
 // `npm start` runs this launcher from the build output (npm test builds first): four clusters as
 // separate coordinator and trainer processes on loopback, one of them equivocating.
 describe('npm start: the local federation', () => {
-  it('trains on across rounds with every honest cluster holding the same model, and bans the equivocator with evidence', async () => {
+  it('trains on across rounds with every honest cluster holding the same model, bans the equivocator with evidence, and keeps an impostor out', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-start-'));
     try {
       const json = join(dir, 'outcome.json');
@@ -39,6 +40,11 @@ describe('npm start: the local federation', () => {
       }
       expect(outcome.bans.map((b) => [b.by, b.peer, b.reason, b.evidence.length])).toEqual([
         ['alpha', 'mallory', 'Equivocation', 2], ['beta', 'mallory', 'Equivocation', 2], ['gamma', 'mallory', 'Equivocation', 2],
+      ]);
+      // An impostor knowing every public fact of the run is refused both ways, with the reason.
+      expect(outcome.impostor).toEqual([
+        { attempt: 'own-key', refused: true, reason: 'UnknownPeer' },
+        { attempt: 'claimed-key', refused: true, reason: 'BadSignature' },
       ]);
       // Real training happened, and the contributions moved compressed.
       expect(outcome.validation.final).toBeLessThan(outcome.validation.initial);

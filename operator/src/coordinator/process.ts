@@ -11,6 +11,8 @@ import { Coordinator } from './coordinator.js';
 import type { Misbehaviour } from './misbehaviour.js';
 
 export async function runCoordinatorProcess(configFile: string, misbehaviour?: Misbehaviour): Promise<void> {
+  // Before the model exists: what the process weighs without it (for `npm run bench -- round`).
+  const startRssBytes = process.memoryUsage().rss;
   const config = parseCoordinatorConfig(await readFile(configFile, 'utf8'));
   const log = jsonLogger({ name: config.name });
   const coordinator = new Coordinator({
@@ -33,6 +35,7 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
       rejectedMessages: await countsOf(coordinator.registry, 'concord_rejected_messages_total', 'reason'),
       rejectedContributions: await countsOf(coordinator.registry, 'concord_contributions_rejected_total', 'reason'),
       peers: coordinator.reputations(),
+      memory: { startRssBytes, peakRssBytes: process.resourceUsage().maxRSS * 1024, modelBytes: 4 * coordinator.model().params.length },
     });
     await Promise.all([coordinator.stop(), metrics?.close()]);
     process.exit(0);

@@ -69,6 +69,8 @@ export interface RoundSummary {
   payloadBytes: number;
   /** The model's float32 bytes: what one uncompressed pseudo-gradient would weigh. */
   denseBytes: number;
+  /** Wall time of the whole round, from the start of training to the end of the hash check. */
+  wallSeconds: number;
 }
 
 export interface RoundDriverOptions {
@@ -168,6 +170,7 @@ export class RoundDriver implements RoundHandlers {
     await this.align(signal, 'start');
     while (this.state.round < BigInt(settings.rounds) && !signal.aborted) {
       let summary: RoundSummary;
+      const started = performance.now();
       try {
         summary = await this.runRound(signal);
       } catch (error) {
@@ -179,6 +182,7 @@ export class RoundDriver implements RoundHandlers {
       summary.agreed = agreed;
       summary.resynced = resynced;
       summary.modelHash = this.state.hash.toString('hex');
+      summary.wallSeconds = (performance.now() - started) / 1000;
       this.options.metrics.modelHashAgreement.set(agreed === false ? 0 : 1);
       log.info('round-done', { ...summary, phaseSeconds: summary.phaseSeconds });
       this.options.onRound?.(summary);
@@ -254,7 +258,7 @@ export class RoundDriver implements RoundHandlers {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
       accepted: applied, rejected: [...book.rejections], scores: Object.fromEntries(scores),
-      phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size,
+      phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size, wallSeconds: 0,
     };
   }
 
