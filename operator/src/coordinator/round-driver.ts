@@ -28,6 +28,7 @@ import type { RoundHandlers, RoundMessageSource } from '../federation/server.js'
 import type { Logger } from '../log.js';
 import type { RoundMetrics, RoundPhase } from '../metrics/rounds.js';
 import { agree, buildManifest, checkManifest, type AcceptedContribution, type Agreement } from '../rounds/agreement.js';
+import { alignmentOf, canJoin, isAhead, medianDeadline, type PeerState } from '../rounds/alignment.js';
 import { checkContributionHeader, checkPayload, statementHash } from '../rounds/contribution.js';
 import { findCopies } from '../rounds/duplicates.js';
 import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js';
@@ -574,60 +575,37 @@ export class RoundDriver implements RoundHandlers {
   private async align(signal: AbortSignal, when: 'start' | 'after'): Promise<{ agreed: boolean | undefined; resynced: boolean }> {
     const { settings } = this.options;
     this.setPhase('Syncing');
-    const needed = Math.floor(this.memberIds.length / 2) + 1;
     const until = Date.now() + (when === 'start' ? Math.min(settings.graceMs, 3000) : settings.graceMs);
     let agreed: boolean | undefined;
     let resynced = false;
     let waitingForNext = false;
     while (!signal.aborted) {
       const statuses = await this.statuses();
-      const groups = new Map<string, { round: bigint; hash: Buffer; peers: string[]; deadlines: number[]; pastTraining: number }>();
-      const now = Date.now();
-      for (const [name, status] of statuses) {
-        if (status.modelHash.length !== 32) continue;
-        const key = `${status.round}:${Buffer.from(status.modelHash).toString('hex')}`;
-        let group = groups.get(key);
-        if (group === undefined) groups.set(key, (group = { round: status.round, hash: Buffer.from(status.modelHash), peers: [], deadlines: [], pastTraining: 0 }));
-        group.peers.push(name);
-        const deadline = Number(status.trainDeadlineUnixMs);
-        if (deadline > 0) group.deadlines.push(deadline);
-        // Too late to join this round with that peer: its window is over.
-        if (['Validating', 'Agreeing', 'Applying'].includes(status.phase) || (status.phase === 'Gathering' && deadline < now)) group.pastTraining++;
-      }
-      // This coordinator votes for its own state. A strict majority of the members decides.
-      // Failing one when time is up, the largest group of two or more does, ties going to the
-      // smallest (round, hash) key, so that honest coordinators split two ways pick the same
-      // side. A group of two or more holds at least one honest member when at most one is
-      // dishonest, and a checkpoint is only adopted if its parameters hash to the group's hash:
-      // the model adopted is always one an honest coordinator computed.
-      const ownKey = `${this.state.round}:${this.state.hash.toString('hex')}`;
-      if (!groups.has(ownKey)) groups.set(ownKey, { round: this.state.round, hash: this.state.hash, peers: [], deadlines: [], pastTraining: 0 });
-      const sizeOf = (key: string) => groups.get(key)!.peers.length + (key === ownKey ? 1 : 0);
-      const ranked = [...groups.keys()].sort((a, b) => sizeOf(b) - sizeOf(a) || (a < b ? -1 : a > b ? 1 : 0));
-      let majorityKey = ranked.find((key) => sizeOf(key) >= needed);
-      if (majorityKey === undefined && Date.now() >= until && sizeOf(ranked[0]!) >= 2) majorityKey = ranked[0]!;
-      const majority = majorityKey === undefined ? undefined : groups.get(majorityKey)!;
-      if (majority !== undefined && (majority.round > this.state.round || (majority.round === this.state.round && !majority.hash.equals(this.state.hash)))) {
-        if (when === 'after' && majority.round === this.state.round) agreed = false;
-        if (await this.resync(majority.hash, majority.peers, signal)) resynced = true;
+      const own = { round: this.state.round, hash: this.state.hash };
+      const alignment = alignmentOf(statuses, own, this.memberIds.length, Date.now(), Date.now() >= until);
+      if (alignment.verdict === 'behind' && isAhead(alignment.group, own)) {
+        const { group } = alignment;
+        if (when === 'after' && group.round === this.state.round) agreed = false;
+        if (await this.resync(group.hash, group.peers, signal)) resynced = true;
         continue;
       }
-      if (majority !== undefined && majority.round === this.state.round) {
+      if (alignment.verdict === 'in-step') {
+        const { group } = alignment;
         agreed ??= true;
         if (when === 'after' && this.state.round >= BigInt(settings.rounds)) break;
-        const deadline = median(majority.deadlines);
-        if (majority.pastTraining * 2 > majority.peers.length || (deadline !== undefined && deadline < Date.now() + 0.1 * settings.windowMs)) {
+        if (!canJoin(group, Date.now(), 0.1 * settings.windowMs)) {
           // The majority is too far into this round to join it: wait for the next one.
           if (!waitingForNext) this.options.log.info('waiting-for-next-round', { round: this.state.round });
           waitingForNext = true;
           await sleep(POLL_MS * 2, signal).catch(() => undefined);
           continue;
         }
+        const deadline = medianDeadline(group);
         this.deadlineMs = deadline !== undefined ? Math.min(deadline, Date.now() + settings.windowMs) : Date.now() + settings.windowMs;
         break;
       }
       if (Date.now() >= until && !waitingForNext) {
-        // No majority answered: go on alone (its silence is the majority's problem to report).
+        // No majority answered, or it is still finishing the previous round: go on alone.
         this.deadlineMs = Date.now() + settings.windowMs;
         break;
       }
@@ -637,12 +615,12 @@ export class RoundDriver implements RoundHandlers {
     return { agreed, resynced };
   }
 
-  private async statuses(): Promise<Map<string, { round: bigint; modelHash: Uint8Array; phase: string; trainDeadlineUnixMs: bigint }>> {
-    const out = new Map<string, { round: bigint; modelHash: Uint8Array; phase: string; trainDeadlineUnixMs: bigint }>();
+  private async statuses(): Promise<PeerState[]> {
+    const out: PeerState[] = [];
     await Promise.all(this.options.peers.list().map(async (peer) => {
       try {
         const { status } = await this.client(peer.name).status('align');
-        out.set(peer.name, status);
+        out.push({ peer: peer.name, round: status.round, modelHash: status.modelHash, phase: status.phase, trainDeadlineUnixMs: Number(status.trainDeadlineUnixMs) });
       } catch {
         // Unreachable now; it is simply not counted.
       }
@@ -835,12 +813,6 @@ export class RoundDriver implements RoundHandlers {
       },
     };
   }
-}
-
-function median(values: number[]): number | undefined {
-  if (values.length === 0) return undefined;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[sorted.length >> 1];
 }
 
 function describe(error: unknown): string {
