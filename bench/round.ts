@@ -1,4 +1,4 @@
-// `npm run bench -- round [--config TRAIN.yaml] [--clusters N] [--rounds N] [--window S] [--eval-batches N]`
+// `npm run bench -- round [--config TRAIN.yaml] [--clusters N] [--rounds N] [--window S] [--eval-batches N] [--eval-sample N]`
 //
 // Runs the local federation (scripts/local-federation.ts: coordinator and trainer processes on
 // loopback, all honest) and reports two goals of issue #5:
@@ -27,7 +27,7 @@ export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args, options: {
       config: { type: 'string', default: 'trainer/configs/small.yaml' }, clusters: { type: 'string', default: '4' },
-      rounds: { type: 'string', default: '3' }, window: { type: 'string', default: '60' }, 'eval-batches': { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' }, window: { type: 'string', default: '60' }, 'eval-batches': { type: 'string', default: '2' }, 'eval-sample': { type: 'string', default: '1' },
     },
   });
   const dir = await mkdtemp(join(tmpdir(), 'concord-bench-round-'));
@@ -35,10 +35,10 @@ export async function main(args: string[]): Promise<number> {
     const json = join(dir, 'outcome.json');
     const rounds = Number(values.rounds);
     const window = Number(values.window);
-    console.log(`round: ${values.clusters} clusters, ${rounds} rounds of ${window} s, model ${values.config}, ${values['eval-batches']} Gauntlet batches per side`);
+    console.log(`round: ${values.clusters} clusters, ${rounds} rounds of ${window} s, model ${values.config}, ${values['eval-batches']} Gauntlet batches per side, ${values['eval-sample']} contribution(s) scored per coordinator and round`);
     const launcher = execFile(process.execPath, [
       'dist/scripts/local-federation.js', '--attack', 'none', '--clusters', values.clusters!, '--rounds', String(rounds), '--window', String(window),
-      '--grace', String(Math.max(10, window / 2)), '--config', values.config!, '--eval-batches', values['eval-batches']!,
+      '--grace', String(Math.max(10, window / 2)), '--config', values.config!, '--eval-batches', values['eval-batches']!, '--eval-sample', values['eval-sample']!,
       '--out', join(dir, 'report'), '--json', json, '--timeout', String(Math.ceil(rounds * window * 3 + 300)),
     ], { maxBuffer: 64 * 1024 * 1024 });
     launcher.stdout!.pipe(process.stderr);

@@ -7,7 +7,7 @@
 //
 // Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
-//          --eval-batches N (4: Gauntlet batches per side)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
+//          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -176,7 +176,7 @@ async function main(): Promise<number> {
         train: parse(trainYaml) as unknown,
         rounds: {
           runSeed: 2026, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
-          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: Number(values['eval-batches']), step: 0.5 },
+          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: Number(values['eval-batches']), step: 0.5, ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
         },
       };
       const file = join(work, `${name}.yaml`);

@@ -398,8 +398,15 @@ export class RoundDriver implements RoundHandlers {
     // Reputation as it stood before this round decides exclusion; the round's score still
     // counts, so an excluded peer can climb back.
     const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
-    const losses = await this.evaluate(book, candidates, seed);
+    const sampled = this.sample(book.round, candidates);
+    const losses = await this.evaluate(book, sampled, seed);
     for (const c of candidates) {
+      if (!sampled.includes(c)) {
+        // Not evaluated this round: it carries the contributor's reputation.
+        if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
+        else scores.set(c.peerId, reputation.value(c.peerId));
+        continue;
+      }
       const loss = losses.get(c.peerId);
       if (loss === undefined) {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
@@ -410,16 +417,25 @@ export class RoundDriver implements RoundHandlers {
       if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
       else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
     }
-    // Reputation: the round's score, or 0 for a rejection the signer is accountable for.
+    // Reputation: the round's score, or 0 for a rejection the signer is accountable for; a
+    // contribution that was not evaluated leaves it as it was.
     for (const peerId of this.memberIds) {
       const penalised = book.rejections.some((r) => r.peerId === peerId && PENALISES_SIGNER[r.reason]);
       if (penalised) reputation.update(peerId, 0);
-      else if (scores.has(peerId)) reputation.update(peerId, scores.get(peerId)!);
+      else if (scores.has(peerId) && sampled.some((c) => c.peerId === peerId)) reputation.update(peerId, scores.get(peerId)!);
     }
     for (const r of book.rejections) this.options.metrics.contributionsRejected.inc({ reason: r.reason });
     for (const peer of this.members.list()) this.options.metrics.reputation.set({ peer: peer.name }, reputation.value(peer.peerId));
     for (const [peerId, score] of scores) if (book.rejected(peerId)) scores.set(peerId, 0);
     return scores;
+  }
+
+  /** The candidates this coordinator evaluates in `round` (validation.sample; default all). */
+  private sample(round: bigint, candidates: Commit[]): Commit[] {
+    const limit = this.options.settings.validation.sample;
+    if (limit === undefined || candidates.length <= limit) return candidates;
+    const rank = (c: Commit) => sha256(Buffer.from(`${this.ownPeerId}:${round}:${c.peerId}`)).toString('hex');
+    return [...candidates].sort((a, b) => (rank(a) < rank(b) ? -1 : 1)).slice(0, limit);
   }
 
   /** Gauntlet losses of each candidate, evaluated on this cluster's trainers in parallel. */
@@ -529,7 +545,7 @@ export class RoundDriver implements RoundHandlers {
     }
     let aggregate;
     try {
-      aggregate = sources.length > 0 ? await aggregateStreaming(sources, length) : undefined;
+      aggregate = sources.length > 0 ? await aggregateStreaming(sources, length, this.scratch()) : undefined;
     } catch (error) {
       // A payload the majority accepted does not decode here: apply nothing, resync after.
       this.options.log.error('aggregate-failed', { round: book.round, error: describe(error) });
@@ -771,13 +787,20 @@ export class RoundDriver implements RoundHandlers {
     const previous = this.baseBlob as Buffer | undefined;
     if (previous !== undefined) this.options.trainerBlobs.delete(previous);
     this.options.checkpoints.retain([]);
-    this.options.checkpoints.set(this.state.hash, file);
-    return this.options.trainerBlobs.put(params);
+    this.options.checkpoints.set(this.state.hash, file, false);
+    return this.options.trainerBlobs.put(params, false);
   }
 
   private serve(payload: Uint8Array): void {
     this.options.payloads.put(payload);
     this.options.trainerBlobs.put(payload);
+  }
+
+  /** One model-sized float32 buffer, reused by every round's aggregate. */
+  private scratchBuffer: Float32Array | undefined;
+  private scratch(): Float32Array {
+    this.scratchBuffer ??= new Float32Array(this.state.layout.size);
+    return this.scratchBuffer;
   }
 
   private codec() {

@@ -31,6 +31,15 @@ export interface RoundSettings {
      * to a round's data, and honest specificity measured in `npm start` was 0 to 0.05 (docs/rounds.md).
      */
     margin: number;
+    /**
+     * Contributions this coordinator evaluates per round at most (default: all). The others are
+     * checked like every contribution (structure, copies, norms) and carry the contributor's
+     * reputation as their score. Evaluation is the costly part of a round (four forward passes
+     * per batch and contribution, on the cluster's trainers); Templar, too, scores a subset of
+     * its peers per window. Which ones: a shuffle seeded by this coordinator's key and the round,
+     * so that coordinators sample different peers and a contributor cannot know who checks it.
+     */
+    sample: number | undefined;
   };
   transfer: {
     /** Payload transfers from one peer at a time. */
@@ -48,7 +57,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   graceMs: 10_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, step: 0.5, margin: 0 },
+  validation: { batches: 2, step: 0.5, margin: 0, sample: undefined },
   transfer: { concurrency: 2, bytesPerSecond: 0 },
   maxContributionBytes: 64 * 1024 * 1024,
 };
@@ -58,7 +67,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const root = mapping(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = mapping(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin']);
+  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample']);
   const transfer = mapping(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
@@ -77,6 +86,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
       batches: integer(validation.batches ?? d.validation.batches, `${field}.validation.batches`, 1, 64),
       step: number(validation.step ?? d.validation.step, `${field}.validation.step`, 0.001, 1),
       margin: number(validation.margin ?? d.validation.margin, `${field}.validation.margin`, 0, 0.9),
+      sample: validation.sample === undefined ? undefined : integer(validation.sample, `${field}.validation.sample`, 1, 1024),
     },
     transfer: {
       concurrency: integer(transfer.concurrency ?? d.transfer.concurrency, `${field}.transfer.concurrency`, 1, 64),

@@ -394,9 +394,8 @@ export class TrainerGateway {
       yield encodeChunkMessage(at, bytes.length, bytes.subarray(at, end));
       at = end;
     }
-    // Whole chunks come from the blob's encoding, made once and shared by every trainer.
-    const messages = blob.chunkMessages(chunk);
-    for (let index = at / chunk; index < messages.length; index++) yield messages[index]!;
+    // Whole chunks come from the blob's encoding (made once and shared, for a cached blob).
+    yield* blob.chunkMessages(chunk, at / chunk);
   }
 }
 

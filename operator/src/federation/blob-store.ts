@@ -1,26 +1,37 @@
 import { createHash } from 'node:crypto';
-import { encodeChunkMessages, type EncodedMessage } from '../../../proto/grpc/index.js';
+import { encodeChunkMessage, encodeChunkMessages, type EncodedMessage } from '../../../proto/grpc/index.js';
 
 /** Content-addressed bytes: contribution payloads and checkpoints, keyed by their SHA-256. */
 export interface BlobStore {
   get(sha256: Uint8Array): Blob | undefined;
 }
 
-/** A stored payload and, made on first use and kept, its encoding as chunk messages. */
+/**
+ * A stored payload and its encoding as chunk messages: made on first use and kept when `cache` is
+ * on (a contribution payload, streamed to every peer: encoded once), or made chunk by chunk as it
+ * is streamed when off (model parameters and checkpoints, streamed rarely: a kept encoding would
+ * double the model's bytes in memory).
+ */
 export class Blob {
   /** By chunk size; a server uses one. */
   private readonly framed = new Map<number, EncodedMessage[]>();
 
-  constructor(readonly bytes: Uint8Array) {}
+  constructor(readonly bytes: Uint8Array, readonly cache = true) {}
 
-  /** The chunk messages of this payload at `chunkBytes` per message (see encodeChunkMessages). */
-  chunkMessages(chunkBytes: number): readonly EncodedMessage[] {
+  /** The chunk messages of this payload at `chunkBytes` per message (see encodeChunkMessages), from chunk `first` on. */
+  *chunkMessages(chunkBytes: number, first = 0): Generator<EncodedMessage> {
+    if (!this.cache) {
+      for (let at = first * chunkBytes; at < this.bytes.length; at += chunkBytes) {
+        yield encodeChunkMessage(at, this.bytes.length, this.bytes.subarray(at, Math.min(this.bytes.length, at + chunkBytes)));
+      }
+      return;
+    }
     let messages = this.framed.get(chunkBytes);
     if (messages === undefined) {
       messages = encodeChunkMessages(this.bytes, chunkBytes);
       this.framed.set(chunkBytes, messages);
     }
-    return messages;
+    for (let index = first; index < messages.length; index++) yield messages[index]!;
   }
 }
 
@@ -32,16 +43,16 @@ export function sha256(bytes: Uint8Array): Buffer {
 export class MemoryBlobStore implements BlobStore {
   private readonly blobs = new Map<string, Blob>();
 
-  /** Stores `bytes` and returns their SHA-256. */
-  put(bytes: Uint8Array): Buffer {
+  /** Stores `bytes` and returns their SHA-256. `cache`: see Blob. */
+  put(bytes: Uint8Array, cache = true): Buffer {
     const hash = sha256(bytes);
-    this.blobs.set(hash.toString('hex'), new Blob(bytes));
+    this.blobs.set(hash.toString('hex'), new Blob(bytes, cache));
     return hash;
   }
 
   /** Stores `bytes` under a name that is not their SHA-256 (a checkpoint, named by its model hash). */
-  set(key: Uint8Array, bytes: Uint8Array): void {
-    this.blobs.set(Buffer.from(key).toString('hex'), new Blob(bytes));
+  set(key: Uint8Array, bytes: Uint8Array, cache = true): void {
+    this.blobs.set(Buffer.from(key).toString('hex'), new Blob(bytes, cache));
   }
 
   get(hash: Uint8Array): Blob | undefined {

@@ -205,11 +205,13 @@ export class FederationServer {
       yield encodeChunkMessage(at, bytes.length, bytes.subarray(at, end));
       at = end;
     }
-    // Whole chunks come from the blob's encoding, made once and shared by every peer that asks.
-    const messages = blob.chunkMessages(chunk);
-    for (let index = at / chunk; index < messages.length; index++) {
+    // Whole chunks come from the blob's encoding (made once and shared by every peer that asks,
+    // for a cached blob).
+    let index = at / chunk;
+    for (const message of blob.chunkMessages(chunk, index)) {
       this.options.metrics.payloadBytes.inc({ direction: 'sent' }, Math.min(chunk, bytes.length - index * chunk));
-      yield messages[index]!;
+      index++;
+      yield message;
     }
   }
 }

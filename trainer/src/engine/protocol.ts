@@ -24,7 +24,7 @@ export type ToWorker =
   | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
   | { type: 'read-params' }
   | { type: 'load-params'; params: Float32Array }
-  | { type: 'score'; base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number }
+  | { type: 'score'; base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number; randomLossBefore?: number }
   | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number; assignment?: Assignment }
   | { type: 'evaluate' }
   | { type: 'close' };

@@ -105,7 +105,7 @@ async function score(message: Extract<ToWorker, { type: 'score' }>): Promise<Con
   const random = randomBatches(message.randomSeed, { tokens, seqLen, batchSize: batch, batches: message.batches });
   const loss = (params: Float32Array, batches: number[][]) => evaluate(s.loss, params, s.dataset.train, { batch, seqLen, batches });
   const ownLossBefore = await loss(message.base, own);
-  const randomLossBefore = await loss(message.base, random);
+  const randomLossBefore = message.randomLossBefore ?? await loss(message.base, random);
   scratch ??= new Float32Array(s.params.length);
   scratch.set(message.base);
   const { indices, values, step } = message;

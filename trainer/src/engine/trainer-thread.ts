@@ -80,7 +80,12 @@ export class TrainerThread {
    * returns them): losses before and after base − step·update on the contributor's assigned
    * batches and on random ones. The trainer's own parameters are not touched.
    */
-  async scoreContribution(options: { base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number }): Promise<ContributionLosses> {
+  /**
+   * Losses before and after applying a sparse update, on the contributor's batches and on random
+   * ones. `randomLossBefore`, when known (same base, seed and batches as an earlier call), is not
+   * computed again.
+   */
+  async scoreContribution(options: { base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number; randomLossBefore?: number }): Promise<ContributionLosses> {
     const message = await this.request({ type: 'score', ...options }, 'scored');
     if (message.type !== 'scored') throw new Error('unreachable');
     return message.losses;

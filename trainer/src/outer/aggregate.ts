@@ -56,9 +56,11 @@ export interface ContributionSource {
 /**
  * The same aggregate, bit for bit, holding one decoded update at a time: a first pass computes
  * the norms, a second accumulates. Memory: the float32 sum plus one update, whatever the number
- * of contributions (the coordinator's apply step; its peak RSS is a benchmark goal).
+ * of contributions (the coordinator's apply step; its peak RSS is a benchmark goal). `into`, if
+ * given, is that sum (overwritten): a buffer reused round after round.
  */
-export async function aggregateStreaming(sources: readonly ContributionSource[], length: number): Promise<Aggregate> {
+export async function aggregateStreaming(sources: readonly ContributionSource[], length: number, into?: Float32Array): Promise<Aggregate> {
+  if (into !== undefined && into.length !== length) throw new Error(`the aggregate buffer holds ${into.length} values, the model ${length}`);
   const ordered = canonical(sources, length);
   const load = async (source: ContributionSource) => {
     const update = await source.load();
@@ -68,7 +70,7 @@ export async function aggregateStreaming(sources: readonly ContributionSource[],
   const norms: number[] = [];
   for (const source of ordered) norms.push(l2((await load(source)).values));
   const plan = planOf(ordered, norms);
-  const sum = new Float32Array(length);
+  const sum = into?.fill(0) ?? new Float32Array(length);
   for (const [i, source] of ordered.entries()) {
     if (plan.factors[i] !== 0) accumulate(sum, await load(source), plan.factors[i]!);
   }
