@@ -19,12 +19,7 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
     name: config.name, runId: config.runId, identity: await loadIdentity(config.identityFile),
     listen: config.listen, trainerListen: config.trainerListen, peers: config.peers, settings: config.rounds, train: config.train,
     trainers: config.trainers, log,
-    onPhase: (phase, round) => {
-      // Between rounds the model-sized buffers of the last one are garbage; collect them now
-      // (when the process runs with --expose-gc) rather than let them pile up to V8's limit.
-      if (phase === 'Syncing') (globalThis as { gc?: () => void }).gc?.();
-      log.info('phase', { phase, round });
-    },
+    onPhase: (phase, round) => log.info('phase', { phase, round }),
     ...(config.checkpointDir !== undefined ? { checkpointDir: config.checkpointDir } : {}),
     ...(config.maxInnerSteps !== undefined ? { maxInnerSteps: config.maxInnerSteps } : {}),
     ...(misbehaviour ? { misbehaviour } : {}),
