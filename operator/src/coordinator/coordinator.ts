@@ -95,13 +95,14 @@ export class Coordinator {
   /** Resumes from the local checkpoint if there is one, then starts both endpoints. */
   async start(): Promise<void> {
     const { setup } = this;
-    let reputation = new Reputation();
+    const reputationOptions = { floor: setup.settings.validation.reputationFloor };
+    let reputation = new Reputation(reputationOptions);
     let errorFeedback: Float32Array | undefined;
     if (setup.checkpointDir !== undefined) {
       const resumed = await ModelState.load(setup.checkpointDir, setup.runId, setup.train.model, setup.train.outer);
       if (resumed !== undefined) {
         this.state = resumed.state;
-        reputation = Reputation.fromSnapshot(resumed.extras.reputation);
+        reputation = Reputation.fromSnapshot(resumed.extras.reputation, reputationOptions);
         errorFeedback = resumed.extras.errorFeedback;
         setup.log.info('resumed', { round: this.state.round, modelHash: this.state.hash.toString('hex') });
       }

@@ -6,6 +6,11 @@
 //     serves the same file and a transfer can resume from another donor at the same offset;
 //   - the local checkpoint on the run's volume: the shared state plus error feedback and
 //     reputation, from which a restarted coordinator resumes.
+//
+// Memory: the parameters and the momentum live *inside* the shared checkpoint file (views into
+// it), so serving the file to peers and the parameters to the cluster's trainers costs no copy.
+// The outer step writes θ_{r+1} into a new file; the old one is dropped once it is no longer
+// served.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCheckpoint, encodeCheckpoint, modelHash, saveCheckpoint, type Checkpoint } from '../../../trainer/src/checkpoint.js';
@@ -22,46 +27,73 @@ export interface LocalExtras {
   reputation: PeerReputation[];
 }
 
+/** A shared checkpoint file and the views of its sections. */
+interface SharedFile {
+  file: Buffer;
+  params: Float32Array;
+  momentum: Float32Array;
+}
+
 export class ModelState {
   readonly layout: ParamLayout;
+  readonly outer: OuterOptimizer;
   /** SHA-256 model hash of `params` (checkpoint.ts), the base hash contributions name. */
   hash: Buffer;
+  private shared: SharedFile;
 
   private constructor(
     readonly runId: string,
     /** The round these parameters are the base of. */
     public round: bigint,
-    public params: Float32Array,
-    readonly outer: OuterOptimizer,
+    params: Float32Array,
+    momentum: Float32Array | undefined,
+    outer: OuterConfig,
     layout: ParamLayout,
   ) {
     this.layout = layout;
-    this.hash = modelHash(layout, params);
+    this.outer = new OuterOptimizer(layout.size, outer);
+    this.shared = this.newFile(round, (p, m) => {
+      p.set(params);
+      if (momentum !== undefined) m.set(momentum);
+    });
+    this.outer.momentum = this.shared.momentum;
+    this.hash = modelHash(layout, this.shared.params);
+  }
+
+  /** θ_r: a view into the shared checkpoint file. */
+  get params(): Float32Array {
+    return this.shared.params;
   }
 
   /** Round 0: the initial parameters from the run's seed, the same at every peer. */
   static initial(runId: string, model: GptConfig, outer: OuterConfig, runSeed: bigint): ModelState {
     const layout = layoutOf(gptParamSpecs(model));
-    const params = initGptParams(model, runSeed.toString());
-    return new ModelState(runId, 0n, params, new OuterOptimizer(layout.size, outer), layout);
+    return new ModelState(runId, 0n, initGptParams(model, runSeed.toString()), undefined, outer, layout);
   }
 
-  /** Takes the outer step with the round's aggregate: θ_{r+1}, and the round moves on. */
+  /**
+   * Takes the outer step with the round's aggregate into a new shared file: θ_{r+1} = step(θ_r),
+   * and the round moves on. The previous file stays valid for whoever still holds it.
+   */
   step(aggregate: Float32Array | undefined): void {
-    if (aggregate !== undefined) this.outer.step(this.params, aggregate);
+    const next = this.newFile(this.round + 1n, (p, m) => {
+      p.set(this.shared.params);
+      m.set(this.shared.momentum);
+    });
+    this.outer.momentum = next.momentum;
+    if (aggregate !== undefined) this.outer.step(next.params, aggregate);
+    this.shared = next;
     this.round++;
-    this.hash = modelHash(this.layout, this.params);
+    this.hash = modelHash(this.layout, next.params);
   }
 
   /**
    * The shared checkpoint file (see the top of this file), and a view of its parameter bytes:
-   * what the cluster's trainers fetch as the round's base, without a second copy.
+   * what the cluster's trainers fetch as the round's base. No copy: both are the live state.
    */
   sharedCheckpoint(): { file: Buffer; params: Uint8Array } {
-    const parts = encodeCheckpoint(this.checkpoint());
-    const offset = parts[0]!.length + parts[1]!.length + parts[2]!.length;
-    const file = Buffer.concat(parts);
-    return { file, params: file.subarray(offset, offset + 4 * this.layout.size) };
+    const { file, params } = this.shared;
+    return { file, params: new Uint8Array(params.buffer, params.byteOffset, params.byteLength) };
   }
 
   /**
@@ -79,8 +111,11 @@ export class ModelState {
     if (typeof round !== 'string' || !/^\d+$/.test(round)) throw new Error('checkpoint has no round');
     const momentum = checkpoint.sections.get('momentum') ?? new Float32Array(0);
     if (momentum.length !== this.outer.momentum.length) throw new Error(`checkpoint momentum has ${momentum.length} values, expected ${this.outer.momentum.length}`);
-    this.params = params;
-    this.outer.momentum.set(momentum);
+    this.shared = this.newFile(BigInt(round), (p, m) => {
+      p.set(params);
+      m.set(momentum);
+    });
+    this.outer.momentum = this.shared.momentum;
     this.round = BigInt(round);
     this.hash = hash;
   }
@@ -88,7 +123,7 @@ export class ModelState {
   /** Writes the local checkpoint atomically into `dir`. */
   async save(dir: string, extras: LocalExtras): Promise<void> {
     await mkdir(dir, { recursive: true });
-    const checkpoint = this.checkpoint();
+    const checkpoint = this.checkpoint(this.round, this.shared.params, this.shared.momentum);
     checkpoint.sections.set('error_feedback', extras.errorFeedback);
     checkpoint.meta.reputation = extras.reputation;
     await saveCheckpoint(join(dir, LOCAL_CHECKPOINT), checkpoint);
@@ -103,17 +138,47 @@ export class ModelState {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
-    const state = ModelState.initial(runId, model, outer, 0n);
-    state.adopt(bytes, modelHash(state.layout, decodeCheckpoint(bytes).sections.get('params')!));
     const checkpoint = decodeCheckpoint(bytes);
-    const errorFeedback = checkpoint.sections.get('error_feedback') ?? new Float32Array(state.layout.size);
-    if (errorFeedback.length !== state.layout.size) throw new Error(`local checkpoint's error feedback has ${errorFeedback.length} values, the model ${state.layout.size}`);
+    const layout = layoutOf(gptParamSpecs(model));
+    const params = checkpoint.sections.get('params')!;
+    if (params.length !== layout.size) throw new Error(`local checkpoint has ${params.length} parameters, this run's model ${layout.size}`);
+    if (checkpoint.meta.runId !== runId) throw new Error(`local checkpoint is of run ${JSON.stringify(checkpoint.meta.runId)}, this is ${runId}`);
+    const round = checkpoint.meta.round;
+    if (typeof round !== 'string' || !/^\d+$/.test(round)) throw new Error('local checkpoint has no round');
+    const state = new ModelState(runId, BigInt(round), params, checkpoint.sections.get('momentum'), outer, layout);
+    const errorFeedback = checkpoint.sections.get('error_feedback') ?? new Float32Array(layout.size);
+    if (errorFeedback.length !== layout.size) throw new Error(`local checkpoint's error feedback has ${errorFeedback.length} values, the model ${layout.size}`);
     return { state, extras: { errorFeedback, reputation: (checkpoint.meta.reputation ?? []) as PeerReputation[] } };
   }
 
-  private checkpoint(): Checkpoint {
-    const sections = new Map<string, Float32Array>([['params', this.params]]);
-    if (this.outer.momentum.length > 0) sections.set('momentum', this.outer.momentum);
-    return { layout: this.layout, sections, meta: { runId: this.runId, round: this.round.toString() } };
+  /**
+   * A new shared file for `round`, laid out as encodeCheckpoint lays it out, its params and
+   * momentum sections filled by `fill` through views into it.
+   */
+  private newFile(round: bigint, fill: (params: Float32Array, momentum: Float32Array) => void): SharedFile {
+    const size = this.layout.size;
+    const momentumLength = this.outer.momentum.length;
+    // Encode with empty stand-ins of the right lengths: only the prefix, header and padding are
+    // used; the sections are written in place below.
+    const parts = encodeCheckpoint(this.checkpoint(round, new Float32Array(size), new Float32Array(momentumLength)));
+    const head = parts[0]!.length + parts[1]!.length + parts[2]!.length;
+    const total = head + 4 * (size + momentumLength);
+    // A fresh ArrayBuffer: offset 0, so the section views are 4-byte aligned (head is a multiple of 64).
+    const file = Buffer.from(new ArrayBuffer(total));
+    let at = 0;
+    for (const part of parts.slice(0, 3)) {
+      file.set(part, at);
+      at += part.length;
+    }
+    const params = new Float32Array(file.buffer, head, size);
+    const momentum = new Float32Array(file.buffer, head + 4 * size, momentumLength);
+    fill(params, momentum);
+    return { file, params, momentum };
+  }
+
+  private checkpoint(round: bigint, params: Float32Array, momentum: Float32Array): Checkpoint {
+    const sections = new Map<string, Float32Array>([['params', params]]);
+    if (momentum.length > 0) sections.set('momentum', momentum);
+    return { layout: this.layout, sections, meta: { runId: this.runId, round: round.toString() } };
   }
 }

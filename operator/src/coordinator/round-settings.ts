@@ -40,6 +40,14 @@ export interface RoundSettings {
      * so that coordinators sample different peers and a contributor cannot know who checks it.
      */
     sample: number | undefined;
+    /**
+     * Reputation (EMA of scores) below which a peer's contributions are excluded. Default 0.1:
+     * with margin 0, honest scores here are mostly 0.1–0.4 (specificity / 0.25) and a zero now
+     * and then is noise, so their EMA sits around 0.2–0.3 — the Reputation class's own default
+     * floor of 0.3 excluded honest peers in `npm start`. A peer scoring 0 every round falls
+     * below 0.1 after 8 rounds (it is rejected in each of them anyway).
+     */
+    reputationFloor: number;
   };
   transfer: {
     /** Payload transfers from one peer at a time. */
@@ -57,7 +65,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   graceMs: 10_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, step: 0.5, margin: 0, sample: undefined },
+  validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
   transfer: { concurrency: 2, bytesPerSecond: 0 },
   maxContributionBytes: 64 * 1024 * 1024,
 };
@@ -67,7 +75,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const root = mapping(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = mapping(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample']);
+  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
   const transfer = mapping(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
@@ -87,6 +95,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
       step: number(validation.step ?? d.validation.step, `${field}.validation.step`, 0.001, 1),
       margin: number(validation.margin ?? d.validation.margin, `${field}.validation.margin`, 0, 0.9),
       sample: validation.sample === undefined ? undefined : integer(validation.sample, `${field}.validation.sample`, 1, 1024),
+      reputationFloor: number(validation.reputationFloor ?? d.validation.reputationFloor, `${field}.validation.reputationFloor`, 0, 1),
     },
     transfer: {
       concurrency: integer(transfer.concurrency ?? d.transfer.concurrency, `${field}.transfer.concurrency`, 1, 64),

@@ -13,8 +13,8 @@ export const DILOCO_OUTER: OuterConfig = { kind: 'nesterov', lr: 0.7, momentum: 
 export const TEMPLAR_OUTER: OuterConfig = { kind: 'sgd', lr: 1.0 };
 
 export class OuterOptimizer {
-  /** Momentum buffer (zeros for sgd); part of a checkpoint. */
-  readonly momentum: Float32Array;
+  /** Momentum buffer (empty for sgd); part of a checkpoint. The owner may point it at other memory of the same length. */
+  momentum: Float32Array;
 
   constructor(readonly length: number, readonly config: OuterConfig) {
     if (!(config.lr > 0 && Number.isFinite(config.lr))) throw new Error(`outer.lr must be a positive number, got ${config.lr}`);
