@@ -28,7 +28,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -51,6 +51,8 @@ interface ClusterState {
   rounds: RoundLine[];
   finished: boolean;
   stopping: LogLine | undefined;
+  /** The round a restarted coordinator resumed at. */
+  resumedAt?: number;
 }
 
 function options() {
@@ -61,15 +63,19 @@ function options() {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   const steps = values.steps === undefined ? undefined : Number(values.steps);
-  return { clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps };
+  const kill = values.kill === undefined ? undefined : /^([a-z]+)@(\d+)$/.exec(values.kill);
+  if (values.kill !== undefined && (kill === null || kill === undefined || !NAMES.slice(0, clusters - 1).includes(kill[1]!))) throw new Error('--kill must be NAME@ROUND with an honest cluster\'s name, e.g. beta@2');
+  return {
+    kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps };
 }
 
 const children: ChildProcess[] = [];
 
 /** Starts a process; each JSON line of its stdout goes to `onLine`, anything else passes through. */
-function run(args: string[], onLine: (line: LogLine) => void): Promise<number> {
+function run(args: string[], onLine: (line: LogLine) => void, started?: (child: ChildProcess) => void): Promise<number> {
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
+  started?.(child);
   createInterface({ input: child.stdout! }).on('line', (text) => {
     try {
       onLine(JSON.parse(text) as LogLine);
@@ -134,9 +140,24 @@ async function main(): Promise<number> {
         case 'phase':
           state.phase = String(line.phase);
           state.round = Number(line.round);
+          if (opts.kill?.name === state.name && opts.kill.round === state.round && state.phase === 'Training' && !killed) {
+            killed = true;
+            say(state.name, `kill -9 of its coordinator in round ${state.round} (while training)`);
+            coordinators.get(state.name)!.kill('SIGKILL');
+            setTimeout(() => {
+              say(state.name, 'restarting its coordinator: it resumes from its checkpoint');
+              exits.push(startCoordinator(state.name));
+            }, 3000);
+          }
+          break;
+        case 'resumed':
+          state.resumedAt = Number(line.round);
+          say(state.name, `resumed from its checkpoint at round ${line.round}`);
           break;
         case 'round-done': {
           const summary = line as unknown as RoundLine;
+          // A restarted coordinator reports rounds again from where it resumed.
+          state.rounds = state.rounds.filter((r) => Number(r.round) !== Number(summary.round));
           state.rounds.push(summary);
           if (Number.isFinite(summary.loss)) state.loss = summary.loss;
           const accepted = summary.accepted.map((a) => `${nameOf(a.peerId)} ${(a.weight * 100).toFixed(0)}%`).join(', ') || 'none';
@@ -164,6 +185,14 @@ async function main(): Promise<number> {
 
     const impostor: Array<{ attempt: string; refused: boolean; reason: string }> = [];
     const exits: Array<Promise<number>> = [];
+    const coordinators = new Map<string, ChildProcess>();
+    const configFiles = new Map<string, string>();
+    let killed = false;
+    const startCoordinator = (name: string) => {
+      const file = configFiles.get(name)!;
+      const args = clusters.get(name)!.honest ? [COORDINATOR, '--config', file] : [MALICIOUS, '--config', file, '--attack', opts.attack!];
+      return run(args, onLine, (child) => coordinators.set(name, child));
+    };
     for (const name of names) {
       const state = clusters.get(name)!;
       const config = {
@@ -181,7 +210,8 @@ async function main(): Promise<number> {
       };
       const file = join(work, `${name}.yaml`);
       await writeFile(file, stringify(config));
-      exits.push(run(state.honest ? [COORDINATOR, '--config', file] : [MALICIOUS, '--config', file, '--attack', opts.attack!], onLine));
+      configFiles.set(name, file);
+      exits.push(startCoordinator(name));
       exits.push(run([AGENT, '--coordinator', `127.0.0.1:${ports.get(name)!.trainers}`, '--config', trainConfig, '--id', `${name}-trainer-0`], () => undefined));
     }
 
@@ -231,9 +261,12 @@ async function main(): Promise<number> {
 
 async function report(out: string, clusters: ClusterState[], opts: ReturnType<typeof options>, validation: { initial: number; final: number }, nameOf: (peerId: string) => string, seconds: number) {
   const honest = clusters.filter((c) => c.honest);
-  const finalHashes = new Set(honest.map((c) => c.rounds.at(-1)?.modelHash));
-  const honestAgree = finalHashes.size === 1 && honest.every((c) => c.rounds.length === opts.rounds);
-  const perRoundAgree = Array.from({ length: opts.rounds }, (_, r) => new Set(honest.map((c) => c.rounds[r]?.modelHash)).size === 1);
+  // A round's model hash at every honest cluster that ran the round (a killed one misses some).
+  const hashesOf = (round: number) => new Set(honest.flatMap((c) => c.rounds.filter((r) => Number(r.round) === round).map((r) => r.modelHash)));
+  const finalHashes = hashesOf(opts.rounds - 1);
+  const complete = honest.every((c) => c.rounds.some((r) => Number(r.round) === opts.rounds - 1));
+  const honestAgree = finalHashes.size === 1 && complete;
+  const perRoundAgree = Array.from({ length: opts.rounds }, (_, r) => hashesOf(r).size === 1);
   const received = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadBytes, 0), 0);
   const dense = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadsReceived * r.denseBytes, 0), 0);
   // What the honest clusters decided about each peer, over the run.
@@ -284,8 +317,8 @@ async function report(out: string, clusters: ClusterState[], opts: ReturnType<ty
   ];
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
-    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
-    metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete: honest.every((c) => c.rounds.length === opts.rounds), validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
 

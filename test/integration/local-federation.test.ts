@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 
 interface Outcome {
-  clusters: Record<string, { honest: boolean; rounds: Array<{ round: string; modelHash: string; accepted: string[]; rejected: Array<{ peer: string; reason: string }> }> }>;
+  clusters: Record<string, { honest: boolean; resumedAt?: number; rounds: Array<{ round: string; modelHash: string; accepted: string[]; rejected: Array<{ peer: string; reason: string }> }> }>;
   honestAgree: boolean;
   perRoundAgree: boolean[];
   complete: boolean;
@@ -19,18 +19,27 @@ interface Outcome {
 }
 
 // `npm start` runs this launcher from the build output (npm test builds first): four clusters as
-// separate coordinator and trainer processes on loopback, one of them equivocating.
+// separate coordinator and trainer processes on loopback, one of them equivocating; beta's
+// coordinator process is killed with SIGKILL as it starts training round 1 and started again.
 describe('npm start: the local federation', () => {
-  it('trains on across rounds with every honest cluster holding the same model, bans the equivocator with evidence, and keeps an impostor out', async () => {
+  it('trains on across rounds with every honest cluster holding the same model, survives a kill -9, bans the equivocator with evidence, and keeps an impostor out', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-start-'));
     try {
       const json = join(dir, 'outcome.json');
       const { stdout } = await promisify(execFile)(process.execPath, [
-        'dist/scripts/local-federation.js', '--rounds', '3', '--window', '6', '--grace', '4', '--out', join(dir, 'report'), '--json', json, '--timeout', '170',
+        'dist/scripts/local-federation.js', '--rounds', '4', '--window', '6', '--grace', '4', '--kill', 'beta@1', '--out', join(dir, 'report'), '--json', json, '--timeout', '170',
       ], { timeout: 180_000 });
       const outcome = JSON.parse(await readFile(json, 'utf8')) as Outcome;
       expect(outcome.complete).toBe(true);
-      expect(outcome.perRoundAgree).toEqual([true, true, true]);
+      expect(outcome.perRoundAgree).toEqual([true, true, true, true]);
+      // kill -9 mid-round: beta's coordinator resumed from the checkpoint it wrote after round 0
+      // (its restart is quick enough to rejoin round 1 itself, or it resyncs for the next), and
+      // ran to the end holding the others' model in every round it ran.
+      expect(outcome.clusters.beta!.resumedAt).toBe(1);
+      for (const round of outcome.clusters.beta!.rounds) {
+        expect(round.modelHash).toBe(outcome.clusters.alpha!.rounds.find((r) => r.round === round.round)!.modelHash);
+      }
+      expect(Number(outcome.clusters.beta!.rounds.at(-1)!.round)).toBe(3);
       expect(outcome.honestAgree).toBe(true);
       const honest = Object.entries(outcome.clusters).filter(([, c]) => c.honest);
       expect(honest.map(([name]) => name)).toEqual(['alpha', 'beta', 'gamma']);
@@ -54,7 +63,7 @@ describe('npm start: the local federation', () => {
       expect(stdout).toMatch(/Report: .*report\.md/);
       // Each coordinator's /metrics, as scraped before it stopped: the round metrics with values.
       const scraped = await readFile(join(outcome.metrics, 'alpha.prom'), 'utf8');
-      expect(scraped).toMatch(/^concord_rounds_total 3$/m);
+      expect(scraped).toMatch(/^concord_rounds_total 4$/m);
       expect(scraped).toMatch(/^concord_contributions_rejected_total\{reason="Equivocation"\} [1-9]/m);
       expect(scraped).toMatch(/^concord_peer_reputation\{peer="mallory"\} 0\.\d+/m);
       expect(scraped).toMatch(/^concord_model_hash_agreement 1$/m);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { gauntletScore, randomBatchSeed, scoreToPpm, type LossReport } from '../../operator/src/rounds/score.js';
+import { gauntletScore, randomBatchSeed, scaleToRound, scoreToPpm, type LossReport } from '../../operator/src/rounds/score.js';
 import { randomBatches } from '../../trainer/src/data/assign.js';
 
 /** Losses from improvements: before 4.0 on both batch sets. */
@@ -94,5 +94,27 @@ describe('random batch seed', () => {
   it('refuses hashes of the wrong length and rounds outside uint64', () => {
     expect(() => randomBatchSeed('ns/run', 5n, [Buffer.alloc(31)])).toThrow(/32 bytes/);
     expect(() => randomBatchSeed('ns/run', -1n, hashes)).toThrow(/uint64/);
+  });
+});
+
+describe('scaling a score to the round', () => {
+  const scored = (own: number, random: number) => gauntletScore({ ownLossBefore: 5, ownLossAfter: 5 - own, randomLossBefore: 5, randomLossAfter: 5 - random });
+  it('rejects an update that barely moves its own data against the round, however specific', () => {
+    // Noise of an honest update's norm: own 1e-3, random ≈ 0, so specificity ≈ 1 and score 1 alone.
+    const noise = scored(0.001, 0.00001);
+    expect(noise.score).toBe(1);
+    const scaled = scaleToRound(noise, 0.03);
+    expect(scaled.score).toBe(0);
+    expect(scaled.reason).toBe('NoImprovement');
+    expect(scaled.detail).toMatch(/under 0.25 of the round's median 0.0300/);
+  });
+
+  it('scales by the share of the median up to 1, and leaves rejections and empty rounds alone', () => {
+    expect(scaleToRound(scored(0.03, 0.02), 0.03).score).toBeCloseTo(scored(0.03, 0.02).score, 12);
+    expect(scaleToRound(scored(0.06, 0.04), 0.03).score).toBeCloseTo(scored(0.06, 0.04).score, 12);
+    expect(scaleToRound(scored(0.015, 0.01), 0.03).score).toBeCloseTo(0.5 * scored(0.015, 0.01).score, 12);
+    const rejected = scored(0.03, 0.04);
+    expect(scaleToRound(rejected, 0.03)).toEqual(rejected);
+    expect(scaleToRound(scored(0.001, 0), 0)).toEqual(scored(0.001, 0));
   });
 });

@@ -27,6 +27,8 @@ export interface TrainRoundOptions {
   peers: string[];
   /** Inner steps at most (0 or absent: until the deadline). */
   maxSteps?: number;
+  /** Called with each uploaded delta once it is folded into the result (to reuse its buffer). */
+  release?: (delta: Float32Array) => void;
 }
 
 /**
@@ -64,6 +66,7 @@ export async function trainRound(gateway: TrainerGateway, trainerIds: readonly s
         else {
           const share = Number(weight) / Number(tokens);
           for (let i = 0; i < mean.length; i++) mean[i] = mean[i]! + share * (delta[i]! - mean[i]!);
+          options.release?.(delta);
         }
         lossSum += Number(weight) * outcome.result.value.finalLoss;
         trained.push(trainerId);

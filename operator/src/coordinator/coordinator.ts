@@ -15,6 +15,9 @@ import { ModelState } from './model-state.js';
 import { RoundDriver, type Phase, type RoundSummary } from './round-driver.js';
 import type { RoundSettings } from './round-settings.js';
 import { TrainerGateway } from './trainer-gateway.js';
+import { BufferPool } from './buffer-pool.js';
+import { gptParamSpecs } from '../../../trainer/src/model/gpt.js';
+import { layoutOf } from '../../../trainer/src/params.js';
 
 /** Everything a coordinator runs from: its config file, or a test's setup. */
 export interface CoordinatorSetup {
@@ -55,6 +58,8 @@ export class Coordinator {
   private readonly checkpoints = new MemoryBlobStore();
   private readonly trainerBlobs = new MemoryBlobStore();
   private readonly peers: PeerDirectory;
+  /** Uploaded deltas and the aggregate share these model-sized buffers. */
+  private readonly buffers: BufferPool;
   private state: ModelState;
   /** Set by start(): the ports actually bound. */
   address = '';
@@ -64,9 +69,10 @@ export class Coordinator {
     this.metrics = createFederationMetrics(this.registry);
     this.roundMetrics = createRoundMetrics(this.registry);
     this.peers = new PeerDirectory(setup.peers);
+    this.buffers = new BufferPool(4 * layoutOf(gptParamSpecs(setup.train.model)).size);
     this.state = ModelState.initial(setup.runId, setup.train.model, setup.train.outer, setup.settings.runSeed);
     this.gateway = new TrainerGateway({
-      paramCount: this.state.layout.size, blobs: this.trainerBlobs,
+      paramCount: this.state.layout.size, blobs: this.trainerBlobs, deltaBuffers: this.buffers,
       onTrainer: (event, trainer, detail) => setup.log.info(`trainer-${event}`, { trainerId: trainer.trainerId, device: trainer.device, detail }),
     });
     for (const peer of setup.peers) {
@@ -111,7 +117,7 @@ export class Coordinator {
       name: setup.name, runId: setup.runId, identity: setup.identity, peers: this.peers, clients: this.clients,
       settings: setup.settings, train: setup.train, gateway: this.gateway, trainerBlobs: this.trainerBlobs,
       payloads: this.payloads, checkpoints: this.checkpoints, state: this.state, reputation,
-      metrics: this.roundMetrics, log: setup.log, trainers: setup.trainers,
+      metrics: this.roundMetrics, log: setup.log, trainers: setup.trainers, buffers: this.buffers,
       ...(errorFeedback ? { errorFeedback } : {}),
       ...(setup.checkpointDir !== undefined ? { checkpointDir: setup.checkpointDir } : {}),
       ...(setup.maxInnerSteps !== undefined ? { maxInnerSteps: setup.maxInnerSteps } : {}),

@@ -35,9 +35,10 @@ import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js'
 import { normOutliers } from '../rounds/norms.js';
 import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
-import { gauntletScore, randomBatchSeed, scoreToPpm } from '../rounds/score.js';
+import { gauntletScore, randomBatchSeed, scaleToRound, scoreToPpm } from '../rounds/score.js';
 import { sleep } from '../runtime/backoff.js';
 import { makeContribution, trainRound, type Contribution } from './contribute.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { Misbehaviour, MisbehaviourContext } from './misbehaviour.js';
 import type { ModelState } from './model-state.js';
 import { RoundBook, type Commit } from './round-book.js';
@@ -98,6 +99,8 @@ export interface RoundDriverOptions {
   log: Logger;
   /** Where the local checkpoint is written after every round; none if undefined. */
   checkpointDir?: string;
+  /** Model-sized scratch buffers shared with the trainer gateway's uploads. */
+  buffers?: BufferPool;
   /** Trainers to wait for before the first round (default 1). */
   trainers?: number;
   /** Inner steps per train task at most (tests, benchmarks); default: until the deadline. */
@@ -227,6 +230,8 @@ export class RoundDriver implements RoundHandlers {
       if (trained.tokens === 0n) return;
       this.options.misbehaviour?.alterDelta?.(trained.delta, { round });
       own = await makeContribution(identity, this.encoder, { runId, round, baseHash: this.state.hash, tokens: trained.tokens, delta: trained.delta });
+      // The delta is in the payload and the error feedback now: its buffer serves the aggregate.
+      this.options.buffers?.give(trained.delta);
       metrics.tokens.inc(Number(trained.tokens));
       metrics.compressionRatio.set((4 * this.state.layout.size) / own.payload.length);
       if (Number.isFinite(trained.loss)) metrics.loss.set(trained.loss);
@@ -275,7 +280,7 @@ export class RoundDriver implements RoundHandlers {
     const data = misbehaviour?.trainingData?.({ ownPeerId: this.ownPeerId, peers: this.memberIds, round }) ?? { peerId: this.ownPeerId, peers: this.memberIds };
     const result = await trainRound(gateway, trainers, {
       round, baseHash: this.baseBlob, deadlineUnixMs: this.deadlineMs, runSeed: settings.runSeed,
-      peerId: data.peerId, peers: data.peers, length, ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
+      peerId: data.peerId, peers: data.peers, length, release: (delta) => this.options.buffers?.give(delta), ...(this.options.maxInnerSteps ? { maxSteps: this.options.maxInnerSteps } : {}),
     });
     for (const failure of result.failed) this.options.log.warn('trainer-failed', { round, ...failure });
     return result;
@@ -400,6 +405,8 @@ export class RoundDriver implements RoundHandlers {
     const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
     const sampled = this.sample(book.round, candidates);
     const losses = await this.evaluate(book, sampled, seed);
+    const owns = [...losses.values()].map((l) => l.ownLossBefore - l.ownLossAfter).filter(Number.isFinite).sort((a, b) => a - b);
+    const medianOwn = owns.length === 0 ? 0 : owns.length % 2 === 1 ? owns[owns.length >> 1]! : (owns[(owns.length >> 1) - 1]! + owns[owns.length >> 1]!) / 2;
     for (const c of candidates) {
       if (!sampled.includes(c)) {
         // Not evaluated this round: it carries the contributor's reputation.
@@ -412,7 +419,7 @@ export class RoundDriver implements RoundHandlers {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
         continue;
       }
-      const score = gauntletScore(loss, { margin: this.options.settings.validation.margin });
+      const score = scaleToRound(gauntletScore(loss, { margin: this.options.settings.validation.margin }), medianOwn);
       scores.set(c.peerId, score.score);
       if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
       else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
@@ -553,6 +560,7 @@ export class RoundDriver implements RoundHandlers {
     this.options.metrics.contributionsAccepted.inc(aggregate === undefined ? 0 : sources.length);
     this.previousBaseHash = this.state.hash;
     this.state.step(aggregate?.delta);
+    if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     await this.afterModelChange();
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
   }
@@ -796,11 +804,10 @@ export class RoundDriver implements RoundHandlers {
     this.options.trainerBlobs.put(payload);
   }
 
-  /** One model-sized float32 buffer, reused by every round's aggregate. */
-  private scratchBuffer: Float32Array | undefined;
+  /** A model-sized float32 buffer for the aggregate: from the pool the uploads come from. */
   private scratch(): Float32Array {
-    this.scratchBuffer ??= new Float32Array(this.state.layout.size);
-    return this.scratchBuffer;
+    const bytes = this.options.buffers?.take() ?? new Uint8Array(4 * this.state.layout.size);
+    return new Float32Array(bytes.buffer, bytes.byteOffset, this.state.layout.size);
   }
 
   private codec() {

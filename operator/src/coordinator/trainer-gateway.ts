@@ -14,6 +14,7 @@ import {
 import { addService, encodeChunkMessage, listen, RpcError, shutdown, type CallContext, type EncodedMessage, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import type { BlobStore } from '../federation/blob-store.js';
 import { Limits } from '../federation/limits.js';
+import type { BufferPool } from './buffer-pool.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -102,6 +103,8 @@ export interface TrainerGatewayOptions {
   onRefused?: (error: RpcError, method: string) => void;
   /** Called when a trainer joins or leaves. */
   onTrainer?: (event: 'joined' | 'left', trainer: TrainerInfo, detail?: string) => void;
+  /** Where upload buffers come from (and go back to when a task fails); fresh ones by default. */
+  deltaBuffers?: BufferPool;
 }
 
 interface Task {
@@ -238,7 +241,7 @@ export class TrainerGateway {
     const task = this.tasks.get(taskId);
     if (task === undefined || task.cancelled) return;
     task.cancelled = true;
-    task.upload = undefined;
+    this.dropUpload(task);
     task.reject(new TaskFailedError(task.trainer.info.trainerId, task.id, 'cancelled', `task ${task.id} was cancelled`));
   }
 
@@ -269,7 +272,7 @@ export class TrainerGateway {
         if (received + data.length > expected) {
           throw refuse('WrongSize', `chunk at offset ${received} of ${data.length} bytes runs past total_bytes ${expected}`);
         }
-        task.upload ??= { bytes: new Uint8Array(expected), received: 0 };
+        task.upload ??= { bytes: this.options.deltaBuffers?.take() ?? new Uint8Array(expected), received: 0 };
         task.upload.bytes.set(data, received);
         task.upload.received = received + data.length;
         return { receivedBytes: BigInt(task.upload.received) };
@@ -300,6 +303,8 @@ export class TrainerGateway {
             throw refuse('IncompleteDelta', `task ${task.id} uploaded ${received} of ${expected} delta bytes; upload the rest before completing it`);
           }
           delta = new Float32Array(task.upload.bytes.buffer, 0, this.options.paramCount);
+          // The caller owns the buffer from here (and may give it back to the pool).
+          task.upload = undefined;
         }
         this.forget(task);
         task.resolve(delta === undefined ? { result } : { result, delta });
@@ -377,6 +382,11 @@ export class TrainerGateway {
   private forget(task: Task): void {
     this.tasks.delete(task.id);
     task.trainer.tasks.delete(task);
+    this.dropUpload(task);
+  }
+
+  private dropUpload(task: Task): void {
+    if (task.upload !== undefined) this.options.deltaBuffers?.give(task.upload.bytes);
     task.upload = undefined;
   }
 

@@ -84,6 +84,25 @@ export function gauntletScore(loss: LossReport, options: ScoreOptions = {}): Sco
   return { score, own, random, specificity };
 }
 
+/**
+ * A score against the round's scale: a contribution must improve its own data by at least
+ * `minShare` (default ¼) of the round's median own-data improvement, and its score is scaled by
+ * that share (capped at 1). Why: specificity is a ratio, so an update that barely moves the loss
+ * — random noise of an honest update's norm, measured at own ≈ 1e-3 against honest 1e-2 to 5e-2
+ * — can show a large specificity by chance (own tiny, random ≈ 0) and score 1. `medianOwn`: the
+ * median of (own before − own after) over the contributions this coordinator evaluated in the
+ * round; with honest contributions a majority, it is an honest one's.
+ */
+export function scaleToRound(score: Score, medianOwn: number, options: { minShare?: number } = {}): Score {
+  const minShare = options.minShare ?? 0.25;
+  if (score.score === 0 || !(medianOwn > 0)) return score;
+  const share = score.own / medianOwn;
+  if (share < minShare) {
+    return { ...score, score: 0, reason: RejectionReason.NoImprovement, detail: `improves its own data by ${score.own.toPrecision(3)} nats, under ${minShare} of the round's median ${medianOwn.toPrecision(3)}` };
+  }
+  return { ...score, score: score.score * Math.min(1, share) };
+}
+
 /** A score in [0, 1] as integer millionths, as a manifest carries it. */
 export function scoreToPpm(score: number): number {
   if (!(score > 0)) return 0;
