@@ -26,7 +26,7 @@ interface Outcome {
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args, options: {
-      config: { type: 'string', default: 'trainer/configs/small.yaml' }, clusters: { type: 'string', default: '4' },
+      config: { type: 'string', default: 'trainer/configs/medium.yaml' }, clusters: { type: 'string', default: '4' },
       rounds: { type: 'string', default: '3' }, window: { type: 'string', default: '60' }, 'eval-batches': { type: 'string', default: '2' }, 'eval-sample': { type: 'string', default: '1' },
     },
   });
