@@ -849,4 +849,3 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export type { PeerEntry };
