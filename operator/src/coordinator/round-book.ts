@@ -34,6 +34,13 @@ export class RoundBook {
   /** At most one rejection per peer and reason, in the order they happened. */
   readonly rejections: RoundRejection[] = [];
   /**
+   * Statements of earlier rounds received in this one (a replay, or a slow peer's late relay):
+   * refused and reported (WrongRound), but they do not settle the signer's contribution of this
+   * round — an honest peer that is a round behind must still be able to contribute once it
+   * catches up.
+   */
+  readonly stale: RoundRejection[] = [];
+  /**
    * Verified manifests by statement hash: every distinct one, so that a signer's second,
    * different manifest is seen by agree() (which then counts neither).
    */
@@ -74,6 +81,12 @@ export class RoundBook {
   reject(peerId: string, reason: RejectionReason, detail: string): boolean {
     if (this.rejections.some((r) => r.peerId === peerId && r.reason === reason)) return false;
     this.rejections.push({ peerId, reason, detail });
+    return true;
+  }
+
+  noteStale(peerId: string, reason: RejectionReason, detail: string): boolean {
+    if (this.stale.some((r) => r.peerId === peerId)) return false;
+    this.stale.push({ peerId, reason, detail });
     return true;
   }
 

@@ -263,7 +263,7 @@ export class RoundDriver implements RoundHandlers {
     return {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
-      accepted: applied, rejected: [...book.rejections], scores: Object.fromEntries(scores),
+      accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores),
       phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size, wallSeconds: 0,
     };
   }
@@ -431,7 +431,7 @@ export class RoundDriver implements RoundHandlers {
       if (penalised) reputation.update(peerId, 0);
       else if (scores.has(peerId) && sampled.some((c) => c.peerId === peerId)) reputation.update(peerId, scores.get(peerId)!);
     }
-    for (const r of book.rejections) this.options.metrics.contributionsRejected.inc({ reason: r.reason });
+    for (const r of [...book.rejections, ...book.stale]) this.options.metrics.contributionsRejected.inc({ reason: r.reason });
     for (const peer of this.members.list()) this.options.metrics.reputation.set({ peer: peer.name }, reputation.value(peer.peerId));
     for (const [peerId, score] of scores) if (book.rejected(peerId)) scores.set(peerId, 0);
     return scores;
@@ -718,6 +718,10 @@ export class RoundDriver implements RoundHandlers {
     if (!check.ok && check.reason === RejectionReason.WrongRound && signed.header.round > book.round) {
       // Ahead of this coordinator, not a replay: keep the next round's for when it starts.
       if (signed.header.round === book.round + 1n && source !== undefined && this.early.length < 4 * this.memberIds.length) this.early.push({ envelope, source });
+      return undefined;
+    }
+    if (!check.ok && check.reason === RejectionReason.WrongRound) {
+      book.noteStale(peerId, check.reason, check.detail);
       return undefined;
     }
     if (signed.header.round === book.round) {
