@@ -53,18 +53,28 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Buffer[] {
   const params = checkpoint.sections.get('params');
   if (params === undefined || [...checkpoint.sections.keys()][0] !== 'params') throw new Error('a checkpoint needs "params" as its first section');
   if (params.length !== checkpoint.layout.size) throw new Error(`params have ${params.length} values, the layout needs ${checkpoint.layout.size}`);
+  const head = encodeCheckpointHead(checkpoint.layout, [...checkpoint.sections].map(([name, values]) => ({ name, length: values.length })), checkpoint.meta);
+  return [...head, ...[...checkpoint.sections.values()].map(bytesOf)];
+}
+
+/**
+ * What precedes the sections of a checkpoint with these section lengths: magic and header
+ * length, the header, the padding (three buffers, in order). For writers that place the sections
+ * themselves.
+ */
+export function encodeCheckpointHead(layout: ParamLayout, sections: ReadonlyArray<{ name: string; length: number }>, meta: Record<string, unknown>): Buffer[] {
   const header = Buffer.from(JSON.stringify({
     version: 1,
-    layout: checkpoint.layout.tensors.map((t) => ({ name: t.name, shape: t.shape })),
-    sections: [...checkpoint.sections].map(([name, values]) => ({ name, length: values.length })),
-    meta: checkpoint.meta,
+    layout: layout.tensors.map((t) => ({ name: t.name, shape: t.shape })),
+    sections,
+    meta,
   }));
   const prefix = Buffer.alloc(12);
   MAGIC.copy(prefix, 0);
   prefix.writeUInt32LE(header.length, 8);
   const used = 12 + header.length;
   const padding = Buffer.alloc((ALIGN - (used % ALIGN)) % ALIGN);
-  return [prefix, header, padding, ...[...checkpoint.sections.values()].map(bytesOf)];
+  return [prefix, header, padding];
 }
 
 export function decodeCheckpoint(bytes: Uint8Array): Checkpoint {

@@ -8,12 +8,14 @@
 //     reputation, from which a restarted coordinator resumes.
 //
 // Memory: the parameters and the momentum live *inside* the shared checkpoint file (views into
-// it), so serving the file to peers and the parameters to the cluster's trainers costs no copy.
-// The outer step writes θ_{r+1} into a new file; the old one is dropped once it is no longer
-// served.
+// it), so serving the file to peers and the parameters to the cluster's trainers costs no copy,
+// and the outer step updates the file in place: its header has a fixed length (the round is
+// written with 20 digits, enough for any uint64), so only the round's digits and the sections
+// change. A peer streaming the previous round's checkpoint while the step runs gets bytes that
+// do not hash to what it asked for; it checks, and fetches from another donor.
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { decodeCheckpoint, encodeCheckpoint, modelHash, saveCheckpoint, type Checkpoint } from '../../../trainer/src/checkpoint.js';
+import { decodeCheckpoint, encodeCheckpointHead, modelHash, saveCheckpoint, type Checkpoint } from '../../../trainer/src/checkpoint.js';
 import { gptParamSpecs, initGptParams } from '../../../trainer/src/model/gpt.js';
 import { OuterOptimizer, type OuterConfig } from '../../../trainer/src/outer/optimizer.js';
 import { layoutOf, type ParamLayout } from '../../../trainer/src/params.js';
@@ -71,20 +73,16 @@ export class ModelState {
     return new ModelState(runId, 0n, initGptParams(model, runSeed.toString()), undefined, outer, layout);
   }
 
-  /**
-   * Takes the outer step with the round's aggregate into a new shared file: θ_{r+1} = step(θ_r),
-   * and the round moves on. The previous file stays valid for whoever still holds it.
-   */
+  /** Takes the outer step with the round's aggregate, in place: θ_{r+1} = step(θ_r); the round moves on. */
   step(aggregate: Float32Array | undefined): void {
-    const next = this.newFile(this.round + 1n, (p, m) => {
-      p.set(this.shared.params);
-      m.set(this.shared.momentum);
-    });
-    this.outer.momentum = next.momentum;
-    if (aggregate !== undefined) this.outer.step(next.params, aggregate);
-    this.shared = next;
-    this.round++;
-    this.hash = modelHash(this.layout, next.params);
+    const round = this.round + 1n;
+    const head = this.head(round);
+    const { file, params } = this.shared;
+    if (head.length !== params.byteOffset - file.byteOffset) throw new Error('checkpoint header changed length (unreachable: the round has a fixed width)');
+    if (aggregate !== undefined) this.outer.step(params, aggregate);
+    file.set(head, 0);
+    this.round = round;
+    this.hash = modelHash(this.layout, params);
   }
 
   /**
@@ -158,27 +156,31 @@ export class ModelState {
   private newFile(round: bigint, fill: (params: Float32Array, momentum: Float32Array) => void): SharedFile {
     const size = this.layout.size;
     const momentumLength = this.outer.momentum.length;
-    // Encode with empty stand-ins of the right lengths: only the prefix, header and padding are
-    // used; the sections are written in place below.
-    const parts = encodeCheckpoint(this.checkpoint(round, new Float32Array(size), new Float32Array(momentumLength)));
-    const head = parts[0]!.length + parts[1]!.length + parts[2]!.length;
-    const total = head + 4 * (size + momentumLength);
+    const head = this.head(round);
     // A fresh ArrayBuffer: offset 0, so the section views are 4-byte aligned (head is a multiple of 64).
-    const file = Buffer.from(new ArrayBuffer(total));
-    let at = 0;
-    for (const part of parts.slice(0, 3)) {
-      file.set(part, at);
-      at += part.length;
-    }
-    const params = new Float32Array(file.buffer, head, size);
-    const momentum = new Float32Array(file.buffer, head + 4 * size, momentumLength);
+    const file = Buffer.from(new ArrayBuffer(head.length + 4 * (size + momentumLength)));
+    file.set(head, 0);
+    const params = new Float32Array(file.buffer, head.length, size);
+    const momentum = new Float32Array(file.buffer, head.length + 4 * size, momentumLength);
     fill(params, momentum);
     return { file, params, momentum };
+  }
+
+  /** The bytes of the shared file before its sections: magic, header length, header, padding. */
+  private head(round: bigint): Buffer {
+    const sections = [{ name: 'params', length: this.layout.size }];
+    if (this.outer.momentum.length > 0) sections.push({ name: 'momentum', length: this.outer.momentum.length });
+    return Buffer.concat(encodeCheckpointHead(this.layout, sections, this.meta(round)));
   }
 
   private checkpoint(round: bigint, params: Float32Array, momentum: Float32Array): Checkpoint {
     const sections = new Map<string, Float32Array>([['params', params]]);
     if (momentum.length > 0) sections.set('momentum', momentum);
-    return { layout: this.layout, sections, meta: { runId: this.runId, round: round.toString() } };
+    return { layout: this.layout, sections, meta: this.meta(round) };
+  }
+
+  /** 20 digits, zero-padded: the header keeps its length from round to round (see the top). */
+  private meta(round: bigint): Record<string, unknown> {
+    return { runId: this.runId, round: round.toString().padStart(20, '0') };
   }
 }
