@@ -73,6 +73,8 @@ export class Coordinator {
     this.state = ModelState.initial(setup.runId, setup.train.model, setup.train.outer, setup.settings.runSeed);
     this.gateway = new TrainerGateway({
       paramCount: this.state.layout.size, blobs: this.trainerBlobs, deltaBuffers: this.buffers,
+      // 1 MiB chunks: a model-sized transfer leaves less in flight and less garbage per message.
+      chunkBytes: 1024 * 1024,
       onTrainer: (event, trainer, detail) => setup.log.info(`trainer-${event}`, { trainerId: trainer.trainerId, device: trainer.device, detail }),
     });
     for (const peer of setup.peers) {

@@ -152,8 +152,9 @@ export class TrainerGateway {
     this.server = new grpc.Server({
       'grpc.max_receive_message_length': TrainerLimits.transportMessageBytes,
       'grpc.max_send_message_length': TrainerLimits.transportMessageBytes,
-      // Uploads are client-to-server bulk transfers: the 64 KiB default window throttles them.
-      'grpc-node.flow_control_window': 16 * MiB,
+      // Uploads are client-to-server bulk transfers: the 64 KiB default window throttles them;
+      // 4 MiB keeps them fast without buffering a large share of a model-sized delta in flight.
+      'grpc-node.flow_control_window': 4 * MiB,
     });
     addService(this.server, TrainerService, this.implementation(), {
       // An UploadDelta request is a 4 MiB chunk plus a small header; its own checks name the limit.

@@ -118,7 +118,8 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
     const local = await trainer.readParams();
     const delta = new Float32Array(base.length);
     for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - local[i]!;
-    await client.uploadDelta(taskId, delta, undefined, { signal });
+    // 1 MiB chunks: the coordinator holds less of a model-sized upload in flight.
+    await client.uploadDelta(taskId, delta, 1024 * 1024, { signal });
     const finalLoss = result.losses.at(-1) ?? Number.NaN;
     await client.complete(taskId, { case: 'train', value: { tokens: BigInt(result.tokens), steps: BigInt(result.steps), finalLoss } });
     options.onTrained?.({ taskId, round: task.round, steps: result.steps, tokens: result.tokens, loss: finalLoss });
