@@ -18,6 +18,7 @@ import { parseArgs } from 'node:util';
 import { parse, stringify } from 'yaml';
 import { ModelState } from '../operator/src/coordinator/model-state.js';
 import { encodePublicKey, generateIdentity, saveIdentity } from '../operator/src/federation/identity.js';
+import { freePort } from '../operator/src/runtime/free-port.js';
 import { TrainerThread } from '../trainer/src/engine/trainer-thread.js';
 import { lineChart } from '../trainer/src/report/line-chart.js';
 import { formatDuration, ProgressLine } from '../trainer/src/report/progress.js';
@@ -84,17 +85,6 @@ function run(args: string[], onLine: (line: LogLine) => void, started?: (child: 
     }
   });
   return new Promise((done) => child.on('exit', (code, signal) => done(code ?? (signal ? 128 : 1))));
-}
-
-function freePort(): Promise<number> {
-  return import('node:net').then(({ createServer }) => new Promise((done, fail) => {
-    const probe = createServer();
-    probe.once('error', fail);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => done(port));
-    });
-  }));
 }
 
 async function main(): Promise<number> {

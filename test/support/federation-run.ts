@@ -2,13 +2,13 @@
 // Coordinator (its own identity, federation endpoint and trainer endpoint on loopback) with one
 // real trainer agent (a TrainerThread running ORT on a worker thread). They talk over real gRPC
 // with real signatures; only the process is shared.
-import { createServer } from 'node:net';
 import { Coordinator } from '../../operator/src/coordinator/coordinator.js';
 import type { Misbehaviour } from '../../operator/src/coordinator/misbehaviour.js';
 import type { RoundSummary } from '../../operator/src/coordinator/round-driver.js';
 import { DEFAULT_ROUND_SETTINGS, type RoundSettings } from '../../operator/src/coordinator/round-settings.js';
 import { generateIdentity, type Identity } from '../../operator/src/federation/identity.js';
 import type { Logger } from '../../operator/src/log.js';
+import { freePort } from '../../operator/src/runtime/free-port.js';
 import { countsOf } from '../../operator/src/metrics/read.js';
 import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
 import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
@@ -67,17 +67,6 @@ export interface Federation {
   /** Resolves when the named (default: honest) clusters have finished all rounds. */
   finished(names?: string[], timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
 }
 
 function recorder(events: ClusterHandle['events']): Logger {
