@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { ConfigError } from '../../../trainer/src/config-error.js';
+import { ConfigError, configFields } from '../../../trainer/src/config-error.js';
 import { parsePublicKey } from '../federation/identity.js';
 import { Limits } from '../federation/limits.js';
 import { parseTrainConfig, type TrainConfig } from '../../../trainer/src/train/config.js';
@@ -71,8 +71,8 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     if (seen.has(peer.name)) throw new ConfigError(`peers[${i}].name`, `"${peer.name}" is listed twice`);
     seen.add(peer.name);
   });
-  const known = ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'metricsListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps'];
-  for (const key of Object.keys(root)) if (!known.includes(key)) throw new ConfigError(key, `unknown field (known: ${known.join(', ')})`);
+  // Unknown fields are reported after the peers, whose errors are the more useful.
+  configFields(root, '(file)', ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'metricsListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps']);
   const trainerListen = hostPort(string(root.trainerListen, 'trainerListen', 300), 'trainerListen');
   const metricsListen = root.metricsListen === undefined ? undefined : hostPort(string(root.metricsListen, 'metricsListen', 300), 'metricsListen');
   const trainers = root.trainers ?? 1;

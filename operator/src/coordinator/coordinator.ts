@@ -16,8 +16,6 @@ import { RoundDriver, type Phase, type RoundSummary } from './round-driver.js';
 import type { RoundSettings } from './round-settings.js';
 import { TrainerGateway } from './trainer-gateway.js';
 import { BufferPool } from './buffer-pool.js';
-import { gptParamSpecs } from '../../../trainer/src/model/gpt.js';
-import { layoutOf } from '../../../trainer/src/params.js';
 
 /** Everything a coordinator runs from: its config file, or a test's setup. */
 export interface CoordinatorSetup {
@@ -69,8 +67,8 @@ export class Coordinator {
     this.metrics = createFederationMetrics(this.registry);
     this.roundMetrics = createRoundMetrics(this.registry);
     this.peers = new PeerDirectory(setup.peers);
-    this.buffers = new BufferPool(4 * layoutOf(gptParamSpecs(setup.train.model)).size);
     this.state = ModelState.initial(setup.runId, setup.train.model, setup.train.outer, setup.settings.runSeed);
+    this.buffers = new BufferPool(4 * this.state.layout.size);
     this.gateway = new TrainerGateway({
       paramCount: this.state.layout.size, blobs: this.trainerBlobs, deltaBuffers: this.buffers,
       // 1 MiB chunks: a model-sized transfer leaves less in flight and less garbage per message.

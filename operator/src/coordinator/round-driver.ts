@@ -32,7 +32,7 @@ import { alignmentOf, canJoin, isAhead, medianDeadline, type PeerState } from '.
 import { checkContributionHeader, checkPayload, statementHash } from '../rounds/contribution.js';
 import { findCopies } from '../rounds/duplicates.js';
 import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js';
-import { normOutliers } from '../rounds/norms.js';
+import { medianOf, normOutliers } from '../rounds/norms.js';
 import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
 import { gauntletScore, randomBatchSeed, scaleToRound, scoreToPpm } from '../rounds/score.js';
@@ -405,8 +405,8 @@ export class RoundDriver implements RoundHandlers {
     const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
     const sampled = this.sample(book.round, candidates);
     const losses = await this.evaluate(book, sampled, seed);
-    const owns = [...losses.values()].map((l) => l.ownLossBefore - l.ownLossAfter).filter(Number.isFinite).sort((a, b) => a - b);
-    const medianOwn = owns.length === 0 ? 0 : owns.length % 2 === 1 ? owns[owns.length >> 1]! : (owns[(owns.length >> 1) - 1]! + owns[owns.length >> 1]!) / 2;
+    const owns = [...losses.values()].map((l) => l.ownLossBefore - l.ownLossAfter).filter(Number.isFinite);
+    const medianOwn = owns.length === 0 ? 0 : medianOf(owns);
     for (const c of candidates) {
       if (!sampled.includes(c)) {
         // Not evaluated this round: it carries the contributor's reputation.

@@ -1,6 +1,6 @@
 // How a coordinator runs outer rounds: the `outer`, `compression`, `validation` and transfer
 // parts of a TrainingRun, as the round driver uses them. Defaults follow docs/rounds.md.
-import { ConfigError } from '../../../trainer/src/config-error.js';
+import { ConfigError, configFields } from '../../../trainer/src/config-error.js';
 
 export interface RoundSettings {
   /** The run's seed: initial parameters (round 0) and assign(). Equal at every peer. */
@@ -72,11 +72,11 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
 
 /** Parses the `rounds` mapping of a coordinator's config file; every field is optional but runSeed. */
 export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSettings {
-  const root = mapping(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
+  const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
   const d = DEFAULT_ROUND_SETTINGS;
-  const compression = mapping(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = mapping(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
-  const transfer = mapping(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
+  const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
+  const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
+  const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
     runSeed: BigInt(integer(root.runSeed, `${field}.runSeed`, 0, Number.MAX_SAFE_INTEGER)),
@@ -105,15 +105,6 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   };
   if (settings.compression.k > settings.compression.chunk) throw new ConfigError(`${field}.compression.topk`, `must be at most chunk (${settings.compression.chunk})`);
   return settings;
-}
-
-function mapping(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping');
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!known.includes(key)) throw new ConfigError(`${field}.${key}`, `unknown field (known: ${known.join(', ')})`);
-  }
-  return record;
 }
 
 function integer(value: unknown, field: string, min: number, max: number): number {

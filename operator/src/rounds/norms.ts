@@ -45,7 +45,8 @@ export function normOutliers(norms: ReadonlyArray<{ peerId: string; norm: number
     .sort((a, b) => (a.peerId < b.peerId ? -1 : a.peerId > b.peerId ? 1 : 0));
 }
 
-function medianOf(values: readonly number[]): number {
+/** The median as aggregate.ts takes it: the middle value, or the mean of the two middle values. */
+export function medianOf(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;

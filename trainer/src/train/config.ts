@@ -1,5 +1,5 @@
 import { parse } from 'yaml';
-import { ConfigError } from '../config-error.js';
+import { ConfigError, configFields } from '../config-error.js';
 import { parseGptConfig, type GptConfig } from '../model/config.js';
 import { TEMPLAR_OUTER, type OuterConfig } from '../outer/optimizer.js';
 import type { Device } from '../engine/session.js';
@@ -43,17 +43,17 @@ export function parseTrainConfigYaml(text: string): TrainConfig {
 }
 
 export function parseTrainConfig(raw: unknown): TrainConfig {
-  const root = fields(raw, '(file)', ['seed', 'model', 'data', 'inner', 'train', 'outer']);
-  const outer = fields(root.outer ?? {}, 'outer', ['kind', 'lr', 'momentum']);
+  const root = configFields(raw, '(file)', ['seed', 'model', 'data', 'inner', 'train', 'outer']);
+  const outer = configFields(root.outer ?? {}, 'outer', ['kind', 'lr', 'momentum']);
   const outerKind = outer.kind ?? 'nesterov';
   if (outerKind !== 'nesterov' && outerKind !== 'sgd') throw new ConfigError('outer.kind', `must be nesterov or sgd, got ${JSON.stringify(outerKind)}`);
   const outerConfig: OuterConfig = outerKind === 'sgd'
     ? { kind: 'sgd', lr: number(outer.lr ?? TEMPLAR_OUTER.lr, 'outer.lr', 0, 10, false) }
     : { kind: 'nesterov', lr: number(outer.lr ?? 0.7, 'outer.lr', 0, 10, false), momentum: number(outer.momentum ?? 0.9, 'outer.momentum', 0, 1, true) };
   if (outerConfig.kind === 'nesterov' && outerConfig.momentum >= 1) throw new ConfigError('outer.momentum', 'must be below 1');
-  const data = fields(root.data ?? {}, 'data', ['genres', 'validationEvery']);
-  const inner = fields(root.inner ?? {}, 'inner', Object.keys(DEFAULT_INNER));
-  const train = fields(root.train ?? {}, 'train', ['steps', 'minutes', 'evalEvery', 'evalBatches', 'threads', 'device']);
+  const data = configFields(root.data ?? {}, 'data', ['genres', 'validationEvery']);
+  const inner = configFields(root.inner ?? {}, 'inner', Object.keys(DEFAULT_INNER));
+  const train = configFields(root.train ?? {}, 'train', ['steps', 'minutes', 'evalEvery', 'evalBatches', 'threads', 'device']);
   if (root.model === undefined) throw new ConfigError('model', 'is required');
   const device = train.device ?? 'auto';
   if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new ConfigError('train.device', `must be auto, cpu or cuda, got ${JSON.stringify(device)}`);
@@ -86,15 +86,6 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
   if (config.inner.beta1 >= 1) throw new ConfigError('inner.beta1', 'must be below 1');
   if (config.inner.beta2 >= 1) throw new ConfigError('inner.beta2', 'must be below 1');
   return config;
-}
-
-function fields(value: unknown, field: string, known: readonly string[]): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ConfigError(field, 'must be a mapping');
-  const record = value as Record<string, unknown>;
-  for (const key of Object.keys(record)) {
-    if (!known.includes(key)) throw new ConfigError(field === '(file)' ? key : `${field}.${key}`, `unknown field (known: ${known.join(', ')})`);
-  }
-  return record;
 }
 
 function integer(value: unknown, field: string, min: number): number {
