@@ -12,13 +12,14 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs, promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { parse as parseYaml } from 'yaml';
 import { fmt, median, table } from './report.js';
 
 interface Outcome {
   clusters: Record<string, {
     memory?: { startRssBytes: number; peakRssBytes: number; modelBytes: number };
-    rounds: Array<{ round: string; wallSeconds: number; phaseSeconds: Record<string, number>; payloadBytes: number }>;
+    rounds: Array<{ round: string; wallSeconds: number; phaseSeconds: Record<string, number>; payloadBytes: number; tokens: string | number }>;
   }>;
   honestAgree: boolean;
 }
@@ -49,6 +50,9 @@ export async function main(args: string[]): Promise<number> {
     }
     const outcome = JSON.parse(await readFile(json, 'utf8')) as Outcome;
     const clusters = Object.entries(outcome.clusters);
+    // Inner steps per round (Templar's H): the cluster's tokens over one step's tokens.
+    const model = parseYaml(await readFile(values.config!, 'utf8')) as { model: { seqLen: number }; inner: { batch: number } };
+    const stepTokens = model.model.seqLen * model.inner.batch;
 
     // Time: per round, the median over clusters of each phase and of the share outside training.
     const rows: string[][] = [];
@@ -59,11 +63,12 @@ export async function main(args: string[]): Promise<number> {
       const wall = median(per.map((x) => x.wallSeconds));
       const outside = per.map((x) => 1 - (x.phaseSeconds.train ?? 0) / x.wallSeconds);
       shares.push(...outside);
+      const steps = median(per.map((x) => Number(x.tokens) / stepTokens));
       const rest = wall - ['train', 'contribute', 'gather', 'validate', 'agree', 'apply'].reduce((sum, p) => sum + phase(p), 0);
-      rows.push([String(r), fmt(wall, 1), fmt(phase('train'), 1), fmt(phase('contribute'), 2), fmt(phase('gather'), 2), fmt(phase('validate'), 2), fmt(phase('agree'), 2), fmt(phase('apply'), 2), fmt(rest, 2), `${fmt(100 * median(outside), 1)} %`]);
+      rows.push([String(r), fmt(steps, 0), fmt(wall, 1), fmt(phase('train'), 1), fmt(phase('contribute'), 2), fmt(phase('gather'), 2), fmt(phase('validate'), 2), fmt(phase('agree'), 2), fmt(phase('apply'), 2), fmt(rest, 2), `${fmt(100 * median(outside), 1)} %`]);
     }
     console.log('\nWall time per round, seconds (median over the clusters)\n');
-    console.log(table(['round', 'wall', 'train', 'contribute', 'gather', 'validate', 'agree', 'apply', 'hash check', 'outside inner steps'], rows));
+    console.log(table(['round', 'inner steps', 'wall', 'train', 'contribute', 'gather', 'validate', 'agree', 'apply', 'hash check', 'outside inner steps'], rows));
     const share = median(shares);
     console.log(`\noutside inner steps: median ${fmt(100 * share, 1)} %, worst ${fmt(100 * Math.max(...shares), 1)} % (goal ≤ 10 %): ${share <= 0.1 ? 'met' : 'NOT met'}`);
 

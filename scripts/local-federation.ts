@@ -41,7 +41,7 @@ const AGENT = entry('../trainer/src/cli/agent.js');
 const IMPOSTOR = entry('./impostor.js');
 
 type LogLine = Record<string, unknown> & { event: string; name: string };
-interface RoundLine { wallSeconds: number; round: number; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
+interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
 interface ClusterState {
   name: string;
   honest: boolean;
@@ -307,7 +307,7 @@ async function report(out: string, clusters: ClusterState[], opts: ReturnType<ty
   ];
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
-    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
     metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
