@@ -16,6 +16,8 @@ import { RoundDriver, type Phase, type RoundSummary } from './round-driver.js';
 import type { RoundSettings } from './round-settings.js';
 import { TrainerGateway } from './trainer-gateway.js';
 import { BufferPool } from './buffer-pool.js';
+import { buildReport, ContributionTally, type CoordinatorReport } from './report.js';
+import { sleep } from '../runtime/backoff.js';
 
 /** Everything a coordinator runs from: its config file, or a test's setup. */
 export interface CoordinatorSetup {
@@ -58,6 +60,8 @@ export class Coordinator {
   private readonly peers: PeerDirectory;
   /** Uploaded deltas and the aggregate share these model-sized buffers. */
   private readonly buffers: BufferPool;
+  private readonly tally = new ContributionTally();
+  private readonly probing = new AbortController();
   private state: ModelState;
   /** Set by start(): the ports actually bound. */
   address = '';
@@ -122,7 +126,10 @@ export class Coordinator {
       ...(setup.checkpointDir !== undefined ? { checkpointDir: setup.checkpointDir } : {}),
       ...(setup.maxInnerSteps !== undefined ? { maxInnerSteps: setup.maxInnerSteps } : {}),
       ...(setup.misbehaviour ? { misbehaviour: setup.misbehaviour } : {}),
-      ...(setup.onRound ? { onRound: setup.onRound } : {}),
+      onRound: (summary) => {
+        this.tally.record(summary);
+        setup.onRound?.(summary);
+      },
       ...(setup.onPhase ? { onPhase: setup.onPhase } : {}),
     });
     const bound = await this.server.listen(setup.listen.host, setup.listen.port);
@@ -132,6 +139,35 @@ export class Coordinator {
     setup.log.info('listening', {
       address: this.address, trainerAddress: this.trainerAddress, runId: setup.runId, peerId: setup.identity.peerId,
       publicKey: setup.identity.publicKey.toString('base64'), round: this.state.round,
+    });
+  }
+
+  /**
+   * Checks every peer that has not answered for `intervalMs` with a status call, so that the link
+   * state in the report (reachable, verified, round trip) is fresh also between rounds and before
+   * the first one. Runs until stop().
+   */
+  async probePeers(intervalMs = 15_000): Promise<void> {
+    const signal = this.probing.signal;
+    while (!signal.aborted) {
+      await Promise.all([...this.clients.values()].map(async (client) => {
+        const { lastSeenMs } = client.link();
+        if (lastSeenMs !== undefined && Date.now() - lastSeenMs < intervalMs) return;
+        await client.status('probe').catch(() => undefined);
+      }));
+      await sleep(intervalMs, signal).catch(() => undefined);
+    }
+  }
+
+  /** The status report served on GET /status (operator/src/coordinator/report.ts). */
+  report(): CoordinatorReport {
+    const { setup } = this;
+    return buildReport({
+      runId: setup.runId, peerId: setup.identity.peerId, publicKey: setup.identity.publicKey.toString('base64'),
+      phase: this.driver?.status().phase ?? 'Idle', round: this.state.round, rounds: setup.settings.rounds,
+      modelHash: this.state.hash.toString('hex'), trainers: this.gateway.trainers().length, tally: this.tally,
+      peers: setup.peers.map((peer) => ({ name: peer.name, peerId: this.peers.get(peer.publicKey)!.peerId, link: this.clients.get(peer.name)!.link() })),
+      reputations: this.driver?.reputations() ?? [],
     });
   }
 
@@ -152,6 +188,7 @@ export class Coordinator {
 
   /** Stops serving: lets running calls finish for up to `graceMs` (0: cuts them, as a crash would). */
   async stop(graceMs = 500): Promise<void> {
+    this.probing.abort();
     for (const client of this.clients.values()) client.close();
     await Promise.all([this.server.close(graceMs), this.gateway.close(graceMs)]);
   }

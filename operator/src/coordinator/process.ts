@@ -45,9 +45,12 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
 
   await coordinator.start();
   if (config.metricsListen !== undefined) {
-    metrics = await serveMetrics(coordinator.registry, config.metricsListen.host, config.metricsListen.port);
+    metrics = await serveMetrics(coordinator.registry, config.metricsListen.host, config.metricsListen.port, {
+      '/status': () => ({ status: 200, body: coordinator.report() }),
+    });
     log.info('metrics', { address: `http://${metrics.address}/metrics` });
   }
+  void coordinator.probePeers();
   await coordinator.run(stopping.signal);
   if (stopping.signal.aborted) return;
   const { round, hash } = coordinator.model();

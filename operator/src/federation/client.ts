@@ -42,7 +42,29 @@ interface ClientSession {
  * session), signs every request and checks every response as strictly as the server checks
  * requests. A refused response is counted like a refused request.
  */
+/**
+ * What this coordinator knows of its link to one peer, for the Peer resource's conditions: an
+ * unreachable endpoint (transport failures) and a misconfigured one (refusals: wrong key, not
+ * allowed, other run) are told apart.
+ */
+export interface PeerLink {
+  /** Last time a call to the peer succeeded (a verified answer), Unix ms. */
+  lastSeenMs: number | undefined;
+  lastHandshakeMs: number | undefined;
+  /** Round trip of the last handshake's first exchange. */
+  rttMs: number | undefined;
+  /**
+   * The last call's failure, if the last call failed: `unreachable` (transport, deadline),
+   * `refused` (the peer refused this coordinator: not on its list, another run…) or `rejected`
+   * (this coordinator refused the peer's answer: another key, a bad signature).
+   */
+  lastError: { kind: LinkErrorKind; reason: string; message: string; atMs: number } | undefined;
+}
+
+export type LinkErrorKind = 'unreachable' | 'refused' | 'rejected';
+
 export class PeerClient {
+  private readonly linkState: PeerLink = { lastSeenMs: undefined, lastHandshakeMs: undefined, rttMs: undefined, lastError: undefined };
   private readonly rpc: ServiceClient<(typeof FederationService)['method']> & { close(): void };
   private readonly serverKey: Buffer;
   private readonly serverKeyObject: KeyObject;
@@ -74,7 +96,9 @@ export class PeerClient {
     const { identity, runId, metrics } = this.options;
     try {
       const clientNonce = freshNonce();
+      const sent = performance.now();
       const hello = await this.rpc.hello({ protocol: PROTOCOL, runId, clientKey: identity.publicKey, clientNonce }, { timeoutMs });
+      this.linkState.rttMs = Math.round(performance.now() - sent);
       if (hello.serverKey.length !== Limits.publicKeyBytes || !this.serverKey.equals(hello.serverKey)) {
         throw this.refused(refuse('UnknownPeer', `the server at ${this.options.address} presented key ${Buffer.from(hello.serverKey).toString('base64')}, expected ${encodePublicKey(this.serverKey)}`));
       }
@@ -88,13 +112,37 @@ export class PeerClient {
       if (!sessionId.equals(finish.sessionId)) throw this.refused(refuse('Malformed', 'the server confirmed another session id'));
       this.session = { id: sessionId, nextOutbound: 1n, inbound: new ReplayWindow() };
       metrics.handshakes.inc({ role: 'client', result: 'ok' });
+      this.linkState.lastHandshakeMs = Date.now();
+      this.succeeded();
       return sessionId;
     } catch (error) {
       // `refused`: one side refused the other; `failed`: the transport or a deadline failed.
       const refused = error instanceof RpcError && isRefusalReason(error.reason);
       metrics.handshakes.inc({ role: 'client', result: refused ? 'refused' : 'failed' });
+      this.failed(error);
       throw error;
     }
+  }
+
+  /** The link's state (a copy). */
+  link(): PeerLink {
+    return { ...this.linkState, lastError: this.linkState.lastError && { ...this.linkState.lastError } };
+  }
+
+  private succeeded(): void {
+    this.linkState.lastSeenMs = Date.now();
+    this.linkState.lastError = undefined;
+  }
+
+  private failed(error: unknown): void {
+    const refused = error instanceof RpcError && isRefusalReason(error.reason);
+    this.linkState.lastError = {
+      // A Refusal is raised here, by this side's checks; the peer's refusals arrive as RpcErrors.
+      kind: error instanceof Refusal ? 'rejected' : refused ? 'refused' : 'unreachable',
+      reason: refused ? (error as RpcError).reason! : error instanceof RpcError ? `grpc:${error.code}` : 'Error',
+      message: error instanceof Error ? error.message.slice(0, 300) : String(error).slice(0, 300),
+      atMs: Date.now(),
+    };
   }
 
   /** Asks the peer for its status: one signed message each way. */
@@ -195,11 +243,23 @@ export class PeerClient {
   private async withSession<T>(call: () => Promise<T>): Promise<T> {
     if (this.session === undefined) await this.handshake();
     try {
-      return await call();
+      const result = await this.tracked(call);
+      return result;
     } catch (error) {
       if (!(error instanceof RpcError) || error.reason !== 'UnknownSession') throw error;
       await this.handshake();
-      return call();
+      return this.tracked(call);
+    }
+  }
+
+  private async tracked<T>(call: () => Promise<T>): Promise<T> {
+    try {
+      const result = await call();
+      this.succeeded();
+      return result;
+    } catch (error) {
+      this.failed(error);
+      throw error;
     }
   }
 

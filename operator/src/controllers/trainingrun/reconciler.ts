@@ -1,0 +1,166 @@
+// The TrainingRun reconciler: reads the run and its Peers from the cache, checks the spec,
+// ensures the identity Secret, server-side-applies the children the builders describe (only
+// those whose live state differs), asks the coordinator for its report, and writes the status
+// once, if it changed. Level-based: it never depends on which event woke it.
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import { conditionTransitions } from '../../api/conditions.js';
+import { GROUP, VERSION, type TrainingRun, type TrainingRunStatus } from '../../api/types.js';
+import { encodePublicKey, generateIdentity, identityFromPem, identityToPem } from '../../federation/identity.js';
+import type { Logger } from '../../log.js';
+import type { ReconcileResult } from '../../runtime/controller.js';
+import type { EventRecorder } from '../../runtime/events.js';
+import { canonical, holds, statusOf, type Applier } from '../../runtime/kube.js';
+import type { ClusterCache } from '../cache.js';
+import { usablePeers } from '../peer/status.js';
+import type { ReportBook } from '../reports.js';
+import { childrenOf, identitySecretOf, type Images } from './builders.js';
+import { LABELS, names } from './names.js';
+import { InvalidSpecError, validateRun } from './run-config.js';
+import { desiredStatus } from './status.js';
+
+export interface TrainingRunReconcilerOptions {
+  config: KubeConfig;
+  cache: ClusterCache;
+  applier: Applier;
+  events: EventRecorder;
+  reports: ReportBook;
+  images: Images;
+  log: Logger;
+  /** How often a running run's coordinator is asked for its report. */
+  pollMs: number;
+  /** Peers of a reconciled run, handed to the Peer controller (their status follows the report). */
+  onPeers?: (keys: string[]) => void;
+  now?: () => Date;
+}
+
+export class TrainingRunReconciler {
+  private readonly core: CoreV1Api;
+  private readonly custom: CustomObjectsApi;
+
+  constructor(private readonly options: TrainingRunReconcilerOptions) {
+    this.core = options.config.makeApiClient(CoreV1Api);
+    this.custom = options.config.makeApiClient(CustomObjectsApi);
+  }
+
+  readonly reconcile = async (key: string): Promise<ReconcileResult> => {
+    const { cache, reports } = this.options;
+    const [namespace, name] = key.split('/') as [string, string];
+    const run = cache.runs.get(name, namespace);
+    if (run === undefined || run.metadata.deletionTimestamp !== undefined) {
+      // Children go with their owner (garbage collection by owner references).
+      reports.set(key, undefined);
+      return {};
+    }
+    const allPeers = cache.peers.list(namespace).filter((peer) => peer.spec?.runRef?.name === name);
+    const peers = usablePeers(allPeers);
+
+    let invalid: string | undefined;
+    try {
+      validateRun(run, peers);
+    } catch (error) {
+      if (!(error instanceof InvalidSpecError)) throw error;
+      invalid = error.message;
+    }
+    let identity: { secretName: string; peerId: string; publicKey: string } | undefined;
+    if (invalid === undefined) {
+      const found = await this.ensureIdentity(run);
+      if ('problem' in found) invalid = found.problem;
+      else identity = found;
+    }
+    if (invalid === undefined) await this.applyChildren(run, peers);
+
+    const report = invalid === undefined && !run.spec.suspend ? await reports.fetch(run) : undefined;
+    reports.set(key, report);
+    const children = childrenOf(run, peers, this.options.images);
+    const status = desiredStatus({
+      run, peers, now: this.now(),
+      ...(invalid !== undefined ? { invalid } : {}),
+      ...(identity !== undefined ? { identity } : {}),
+      ...(report !== undefined ? { report } : {}),
+      ...(cache.deployments.get(children.coordinator.metadata!.name!, namespace) !== undefined ? { coordinator: cache.deployments.get(children.coordinator.metadata!.name!, namespace)! } : {}),
+      trainers: children.trainers.map((desired) => ({ desired: desired.spec!.replicas!, live: cache.statefulSets.get(desired.metadata!.name!, namespace) })),
+    });
+    await this.writeStatus(run, status);
+    this.options.onPeers?.(allPeers.map((peer) => `${namespace}/${peer.metadata.name}`));
+    const settled = invalid !== undefined || run.spec.suspend || status.phase === 'Succeeded';
+    return settled ? {} : { requeueAfterMs: this.options.pollMs };
+  };
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  /**
+   * The run's identity: read from its Secret, or a fresh key in a new Secret when there is none.
+   * An existing Secret is never overwritten; one that holds no usable key is reported as a spec
+   * problem (the owner must fix or delete it).
+   */
+  private async ensureIdentity(run: TrainingRun): Promise<{ secretName: string; peerId: string; publicKey: string } | { problem: string }> {
+    const namespace = run.metadata.namespace!;
+    const secretName = names.identitySecret(run);
+    let secret: V1Secret;
+    try {
+      secret = await this.core.readNamespacedSecret({ name: secretName, namespace });
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+      const fresh = generateIdentity();
+      try {
+        secret = await this.core.createNamespacedSecret({ namespace, body: identitySecretOf(run, { privateKeyPem: identityToPem(fresh), publicKey: encodePublicKey(fresh.publicKey) }) });
+        this.options.log.info('identity-created', { run: `${namespace}/${run.metadata.name}`, secret: secretName, peerId: fresh.peerId });
+        await this.options.events.record(run, 'Normal', 'IdentityCreated', `created Secret ${secretName} with a new Ed25519 identity (peer id ${fresh.peerId.slice(0, 16)}…)`);
+      } catch (createError) {
+        // Someone else created it meanwhile: use theirs.
+        if (statusOf(createError) !== 409) throw createError;
+        secret = await this.core.readNamespacedSecret({ name: secretName, namespace });
+      }
+    }
+    const pem = secret.data?.['private.pem'] !== undefined ? Buffer.from(secret.data['private.pem'], 'base64').toString('utf8') : secret.stringData?.['private.pem'];
+    if (pem === undefined) return { problem: `spec.federation.identitySecret: Secret ${secretName} has no "private.pem" key` };
+    try {
+      const identity = identityFromPem(pem);
+      return { secretName, peerId: identity.peerId, publicKey: encodePublicKey(identity.publicKey) };
+    } catch (error) {
+      return { problem: `spec.federation.identitySecret: Secret ${secretName}: ${(error as Error).message}` };
+    }
+  }
+
+  /** Applies each child whose live copy does not already hold the desired fields; removes trainer groups no longer in the spec. */
+  private async applyChildren(run: TrainingRun, peers: Parameters<typeof childrenOf>[1]): Promise<void> {
+    const { cache, applier } = this.options;
+    const namespace = run.metadata.namespace!;
+    const children = childrenOf(run, peers, this.options.images);
+    const pairs: Array<[KubernetesObject, KubernetesObject | undefined]> = [
+      [children.configMap, cache.configMaps.get(children.configMap.metadata!.name!, namespace)],
+      [children.checkpoints, cache.claims.get(children.checkpoints.metadata!.name!, namespace)],
+      [children.coordinatorService, cache.services.get(children.coordinatorService.metadata!.name!, namespace)],
+      [children.federationService, cache.services.get(children.federationService.metadata!.name!, namespace)],
+      [children.coordinator, cache.deployments.get(children.coordinator.metadata!.name!, namespace)],
+      ...children.trainers.map((sts): [KubernetesObject, KubernetesObject | undefined] => [sts, cache.statefulSets.get(sts.metadata!.name!, namespace)]),
+    ];
+    for (const [desired, live] of pairs) {
+      // List items carry no apiVersion/kind: compare the rest.
+      if (live !== undefined && holds(live, { ...desired, apiVersion: undefined, kind: undefined })) continue;
+      await applier.apply(desired);
+    }
+    const wanted = new Set(children.trainers.map((sts) => sts.metadata!.name!));
+    for (const sts of cache.statefulSets.list(namespace)) {
+      const labels = sts.metadata?.labels ?? {};
+      if (labels[LABELS.run] !== run.metadata.name || labels[LABELS.component] !== 'trainer' || wanted.has(sts.metadata!.name!)) continue;
+      if (!sts.metadata?.ownerReferences?.some((ref) => ref.uid === run.metadata.uid)) continue;
+      await applier.delete({ apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: sts.metadata!.name!, namespace } });
+    }
+  }
+
+  /** One status write per pass, only when the status changed; events for condition transitions. */
+  private async writeStatus(run: TrainingRun, status: TrainingRunStatus): Promise<void> {
+    if (canonical(status) === canonical(run.status ?? {})) return;
+    await this.custom.replaceNamespacedCustomObjectStatus({
+      group: GROUP, version: VERSION, plural: 'trainingruns', namespace: run.metadata.namespace!, name: run.metadata.name!,
+      body: { ...run, status },
+    });
+    for (const { condition } of conditionTransitions(run.status?.conditions, status.conditions ?? [])) {
+      const warning = (condition.type === 'Degraded' && condition.status === 'True') || condition.reason === 'InvalidSpec';
+      await this.options.events.record(run, warning ? 'Warning' : 'Normal', condition.reason, `${condition.type}=${condition.status}: ${condition.message ?? ''}`);
+    }
+  }
+}
