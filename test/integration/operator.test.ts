@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { AppsV1Api, type V1Deployment } from '@kubernetes/client-node';
+import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
 import type { Operator } from '../../operator/src/manager.js';
@@ -25,6 +25,8 @@ afterAll(async () => {
   await cluster?.stop();
 }, 60_000);
 
+const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const strategicPatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
 const condition = (run: TrainingRun, type: string) => run.status?.conditions?.find((c) => c.type === type);
 const exists = async (read: () => Promise<unknown>) => read().then(() => true, () => false);
 
@@ -68,4 +70,129 @@ describe('TrainingRun controller against a real API server', () => {
     expect(condition(run!, 'Federated')).toMatchObject({ status: 'False', reason: 'NoPeers' });
     expect(run!.status!.progress).toBe('0/5');
   });
+});
+
+describe('TrainingRun controller: changes, drift, bad input', () => {
+  const patchSpec = (name: string, spec: Record<string, unknown>) => cluster.custom.patchNamespacedCustomObject({
+    group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name, body: { spec },
+  }, mergePatch);
+
+  it('follows spec updates: replicas, a new worker group, a removed one', async () => {
+    await cluster.objects.create(trainingRun('bravo'));
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' })), 30_000, 'the cpu group');
+    await patchSpec('bravo', { workers: [{ name: 'gpu', replicas: 3, gpu: { count: 2 } }] });
+    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'bravo-trainer-gpu', namespace: 'default' })).spec!.replicas === 3, 30_000, 'the gpu group with 3 replicas');
+    await waitFor(async () => !(await exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' }))), 30_000, 'the removed cpu group to go');
+    const gpu = await apps.readNamespacedStatefulSet({ name: 'bravo-trainer-gpu', namespace: 'default' });
+    expect(gpu.spec!.template.spec!.containers[0]!.resources!.limits!['nvidia.com/gpu']).toBe('2');
+    // The config follows too, and the pods roll with it (config hash in the template).
+    const config = await cluster.core.readNamespacedConfigMap({ name: 'bravo-config', namespace: 'default' });
+    expect(config.data!['trainer-gpu.yaml']).toContain('device: cuda');
+    expect(config.data!['coordinator.yaml']).toContain('trainers: 3');
+  });
+
+  it('recreates a deleted child and corrects an edited one', async () => {
+    await cluster.objects.create(trainingRun('charlie'));
+    await waitFor(() => exists(() => apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' })), 30_000, 'the coordinator');
+    await cluster.core.deleteNamespacedService({ name: 'charlie-federation', namespace: 'default' });
+    await cluster.core.deleteNamespacedConfigMap({ name: 'charlie-config', namespace: 'default' });
+    await waitFor(() => exists(() => cluster.core.readNamespacedService({ name: 'charlie-federation', namespace: 'default' })), 30_000, 'the Service to come back');
+    await waitFor(() => exists(() => cluster.core.readNamespacedConfigMap({ name: 'charlie-config', namespace: 'default' })), 30_000, 'the ConfigMap to come back');
+    // Someone edits what the operator owns: image and replicas.
+    const live = await apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' });
+    await apps.patchNamespacedDeployment({
+      name: 'charlie-coordinator', namespace: 'default',
+      body: { spec: { replicas: 3, template: { spec: { containers: [{ name: 'coordinator', image: 'someone/else:1' }] } } } },
+    }, strategicPatch);
+    await waitFor(async () => {
+      const now: V1Deployment = await apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' });
+      return now.spec!.replicas === 1 && now.spec!.template.spec!.containers[0]!.image === live.spec!.template.spec!.containers[0]!.image;
+    }, 30_000, 'the edit to be corrected');
+  });
+
+  it('reports a spec the schema lets through but the operator cannot run, naming the field, and keeps what exists', async () => {
+    // heads must divide dModel: a CEL rule on newer API servers, the operator's check on every one.
+    await cluster.objects.create(trainingRun('delta', { model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 30, heads: 4 } }));
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', 30_000, 'InvalidSpec');
+    const run = await getRun(cluster, 'delta');
+    expect(condition(run, 'Ready')!.message).toContain('spec.model.heads');
+    expect(condition(run, 'Ready')!.status).toBe('False');
+    expect(run.status!.phase).toBe('Failed');
+    expect(await exists(() => apps.readNamespacedDeployment({ name: 'delta-coordinator', namespace: 'default' }))).toBe(false);
+    // Fixed: the run proceeds.
+    await patchSpec('delta', { model: { dModel: 32 } });
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'CoordinatorNotReady', 30_000, 'the fixed run to proceed');
+
+    // A run that was fine and is then broken keeps its children (nothing stored is lost).
+    await patchSpec('delta', { compression: { chunk: 16, topk: 64 } });
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', 30_000, 'InvalidSpec after an update');
+    expect(condition(await getRun(cluster, 'delta'), 'Ready')!.message).toContain('spec.compression.topk');
+    expect(await exists(() => apps.readNamespacedDeployment({ name: 'delta-coordinator', namespace: 'default' }))).toBe(true);
+  });
+
+  it('refuses in the schema what the schema can express, with a message that names the field', async () => {
+    await expect(cluster.objects.create(trainingRun('echo', { workers: [{ name: 'cpu', replicas: -1 }] }))).rejects.toThrow(/spec\.workers(\[0\])?\.replicas/);
+    await expect(cluster.objects.create(trainingRun('echo', { outer: { optimizer: 'adam' } }))).rejects.toThrow(/spec\.outer\.optimizer/);
+    const { runId: _, ...noRunId } = trainingRun('echo').spec;
+    await expect(cluster.objects.create({ ...trainingRun('echo'), spec: noRunId })).rejects.toThrow(/spec\.runId/);
+  });
+
+  it('uses a Secret the owner made beforehand and never overwrites it', async () => {
+    const identity = generateIdentity();
+    const created = await cluster.core.createNamespacedSecret({
+      namespace: 'default', body: { metadata: { name: 'my-identity' }, stringData: { 'private.pem': identityToPem(identity) } },
+    });
+    await cluster.objects.create(trainingRun('foxtrot', { federation: { identitySecret: 'my-identity' } }));
+    await waitFor(async () => (await getRun(cluster, 'foxtrot')).status?.identity?.publicKey !== undefined, 30_000, 'the identity in status');
+    expect((await getRun(cluster, 'foxtrot')).status!.identity!.publicKey).toBe(encodePublicKey(identity.publicKey));
+    const after = await cluster.core.readNamespacedSecret({ name: 'my-identity', namespace: 'default' });
+    expect(after.metadata!.resourceVersion).toBe(created.metadata!.resourceVersion);
+    expect(after.metadata!.ownerReferences ?? []).toEqual([]);
+    const config = await cluster.core.readNamespacedConfigMap({ name: 'foxtrot-config', namespace: 'default' });
+    expect(config.data!['coordinator.yaml']).toContain('identityFile: /var/run/concord/identity/private.pem');
+    const deployment = await apps.readNamespacedDeployment({ name: 'foxtrot-coordinator', namespace: 'default' });
+    expect(deployment.spec!.template.spec!.volumes!.find((v) => v.name === 'identity')!.secret!.secretName).toBe('my-identity');
+  });
+
+  it('suspends (trainers and coordinator to zero, identity and volume kept) and resumes', async () => {
+    await cluster.objects.create(trainingRun('golf'));
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })), 30_000, 'the trainers');
+    const key = (await getRun(cluster, 'golf')).status?.identity?.publicKey;
+    await patchSpec('golf', { suspend: true });
+    await waitFor(async () => (await getRun(cluster, 'golf')).status?.phase === 'Suspended', 30_000, 'Suspended');
+    expect((await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(0);
+    expect((await apps.readNamespacedDeployment({ name: 'golf-coordinator', namespace: 'default' })).spec!.replicas).toBe(0);
+    expect(await exists(() => cluster.core.readNamespacedPersistentVolumeClaim({ name: 'golf-checkpoints', namespace: 'default' }))).toBe(true);
+    expect(condition(await getRun(cluster, 'golf'), 'Ready')).toMatchObject({ status: 'False', reason: 'Suspended' });
+    await patchSpec('golf', { suspend: false });
+    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas === 1, 30_000, 'the trainers back');
+    expect((await getRun(cluster, 'golf')).status!.identity!.publicKey).toBe(key);
+  });
+
+  it('puts its Peers into the coordinator config; a deleted Peer leaves it', async () => {
+    await cluster.objects.create(trainingRun('hotel'));
+    const partner = generateIdentity();
+    await cluster.objects.create(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
+    const coordinatorYaml = async () => (await cluster.core.readNamespacedConfigMap({ name: 'hotel-config', namespace: 'default' })).data!['coordinator.yaml']!;
+    await waitFor(async () => (await coordinatorYaml()).includes('partner.example.org:7443'), 30_000, 'the peer in the config');
+    const hash = async () => (await apps.readNamespacedDeployment({ name: 'hotel-coordinator', namespace: 'default' })).spec!.template.metadata!.annotations!['concord.dev/config-hash'];
+    const before = await hash();
+    await cluster.objects.delete(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
+    await waitFor(async () => !(await coordinatorYaml()).includes('partner.example.org'), 30_000, 'the peer to leave the config');
+    // The coordinator pod rolls with the new config: the revoked key is refused from then on.
+    await waitFor(async () => (await hash()) !== before, 30_000, 'the coordinator template to change');
+  });
+
+  it('deletes everything it made when the run is deleted (garbage collection by owner references)', async () => {
+    await cluster.objects.create(trainingRun('india'));
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), 30_000, 'the children');
+    await cluster.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'india' });
+    const gone = (read: () => Promise<unknown>) => async () => !(await exists(read));
+    // The garbage collector watches a custom resource only after its discovery resync (30 s).
+    await waitFor(gone(() => apps.readNamespacedDeployment({ name: 'india-coordinator', namespace: 'default' })), 100_000, 'the Deployment to go');
+    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), 60_000, 'the StatefulSet to go');
+    await waitFor(gone(() => cluster.core.readNamespacedConfigMap({ name: 'india-config', namespace: 'default' })), 60_000, 'the ConfigMap to go');
+    await waitFor(gone(() => cluster.core.readNamespacedSecret({ name: 'india-identity', namespace: 'default' })), 60_000, 'the identity Secret to go');
+    await waitFor(gone(() => cluster.core.readNamespacedService({ name: 'india-federation', namespace: 'default' })), 60_000, 'the Service to go');
+  }, 180_000);
 });

@@ -25,7 +25,7 @@ export function trainingRun(name: string, spec: Record<string, unknown> = {}, na
   return run as Manifest;
 }
 
-export function peerObject(name: string, run: string, endpoint: string, publicKey: string, namespace = 'default'): KubernetesObject {
+export function peerObject(name: string, run: string, endpoint: string, publicKey: string, namespace = 'default'): Manifest {
   return { apiVersion: API_VERSION, kind: 'Peer', metadata: { name, namespace }, spec: { runRef: { name: run }, endpoint, publicKey } };
 }
 
