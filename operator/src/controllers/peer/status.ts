@@ -7,14 +7,18 @@ import type { Condition, Peer, PeerStatus, TrainingRun } from '../../api/types.j
 import type { CoordinatorReport } from '../../coordinator/report.js';
 import { parsePublicKey, peerIdOf } from '../../federation/identity.js';
 
-/** Why a Peer's spec cannot be used ("field: problem"), or undefined. `others`: the run's other Peers. */
-export function peerProblem(peer: Peer, others: readonly Peer[]): string | undefined {
+/**
+ * Why a Peer's spec cannot be used ("field: problem"), or undefined. `others`: the run's other
+ * Peers; `ownKey`: the run's own public key (status.identity.publicKey), which no Peer may carry.
+ */
+export function peerProblem(peer: Peer, others: readonly Peer[], ownKey?: string): string | undefined {
   let key: Buffer;
   try {
     key = parsePublicKey(peer.spec.publicKey);
   } catch (error) {
     return `spec.publicKey: ${(error as Error).message}`;
   }
+  if (ownKey !== undefined && key.equals(parsePublicKey(ownKey))) return 'spec.publicKey: this is the run\'s own identity (status.identity.publicKey of the TrainingRun), not a partner\'s';
   const twin = others.find((other) => other.metadata.name! < peer.metadata.name! && publicKeyOrUndefined(other)?.equals(key));
   if (twin !== undefined) return `spec.publicKey: the same key as Peer "${twin.metadata.name}" of this run (each partner has its own identity)`;
   return undefined;
@@ -29,8 +33,8 @@ function publicKeyOrUndefined(peer: Peer): Buffer | undefined {
 }
 
 /** The run's Peers the coordinator is configured with: the valid ones. */
-export function usablePeers(peers: readonly Peer[]): Peer[] {
-  return peers.filter((peer) => peer.metadata.deletionTimestamp === undefined && peerProblem(peer, peers) === undefined);
+export function usablePeers(peers: readonly Peer[], ownKey?: string): Peer[] {
+  return peers.filter((peer) => peer.metadata.deletionTimestamp === undefined && peerProblem(peer, peers, ownKey) === undefined);
 }
 
 export interface PeerObservation {
@@ -46,7 +50,7 @@ export function desiredPeerStatus(o: PeerObservation): PeerStatus {
   const { peer, run, report, now } = o;
   const previous = peer.status ?? {};
   const generation = peer.metadata.generation;
-  const problem = peerProblem(peer, o.siblings);
+  const problem = peerProblem(peer, o.siblings, run?.status?.identity?.publicKey);
   const entry = report?.peers.find((p) => p.name === peer.metadata.name);
   let conditions = previous.conditions ?? [];
   const set = (type: string, status: Condition['status'], reason: string, message: string) => {

@@ -52,11 +52,10 @@ export class TrainingRunReconciler {
       return {};
     }
     const allPeers = cache.peers.list(namespace).filter((peer) => peer.spec?.runRef?.name === name);
-    const peers = usablePeers(allPeers);
 
     let invalid: string | undefined;
     try {
-      validateRun(run, peers);
+      validateRun(run);
     } catch (error) {
       if (!(error instanceof InvalidSpecError)) throw error;
       invalid = error.message;
@@ -67,13 +66,17 @@ export class TrainingRunReconciler {
       if ('problem' in found) invalid = found.problem;
       else identity = found;
     }
+    // Peers with a problem (a bad key, a twin, the run's own key) stay out of the coordinator's
+    // config; their own status says why.
+    const peers = usablePeers(allPeers, identity?.publicKey);
     if (invalid === undefined) await this.applyChildren(run, peers);
 
     const report = invalid === undefined && !run.spec.suspend ? await reports.fetch(run) : undefined;
     reports.set(key, report);
     const children = childrenOf(run, peers, this.options.images);
     const status = desiredStatus({
-      run, peers, now: this.now(),
+      // Every Peer of the run counts in the summary, one the operator refused too (it is not verified).
+      run, peers: allPeers, now: this.now(),
       ...(invalid !== undefined ? { invalid } : {}),
       ...(identity !== undefined ? { identity } : {}),
       ...(report !== undefined ? { report } : {}),
