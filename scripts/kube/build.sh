@@ -25,6 +25,15 @@ have_binaries() {
   for b in "${BINARIES[@]}"; do [[ -x $BIN/$b ]] || return 1; done
 }
 
+# kubectl (the tests check printer columns and schema errors with it): Debian's own, same
+# version as the API server, unless one is already on PATH.
+if ! command -v kubectl >/dev/null 2>&1; then
+  echo "kube: installing kubectl (Debian package kubernetes-client)"
+  sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
+  DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends kubernetes-client >/dev/null \
+    || { "${sudo_[@]}" apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends kubernetes-client >/dev/null; }
+fi
+
 if have_binaries; then
   echo "kube: $KUBE_VERSION binaries already cached in $BIN"
   exit 0

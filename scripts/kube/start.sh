@@ -60,6 +60,8 @@ done
 if [[ ! -x $BIN/kube-apiserver || ! -x $BIN/kube-controller-manager ]]; then
   log "binaries not cached in $BIN; building them (once per machine)"
   "$SCRIPT_DIR/build.sh" >&2
+elif ! command -v kubectl >/dev/null 2>&1; then
+  "$SCRIPT_DIR/build.sh" >&2   # installs kubectl only
 fi
 
 mkdir -p "$DIR"

@@ -1,4 +1,10 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { stringify } from 'yaml';
 import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
@@ -11,6 +17,7 @@ import { getRun, peerObject, startOperator, trainingRun } from '../support/opera
 let cluster: TestCluster;
 let operator: Operator & { logLines: string[] };
 let apps: AppsV1Api;
+const execFileAsync = promisify(execFile);
 
 beforeAll(async () => {
   cluster = await startCluster({ controllerManager: true });
@@ -195,4 +202,40 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await waitFor(gone(() => cluster.core.readNamespacedSecret({ name: 'india-identity', namespace: 'default' })), 60_000, 'the identity Secret to go');
     await waitFor(gone(() => cluster.core.readNamespacedService({ name: 'india-federation', namespace: 'default' })), 60_000, 'the Service to go');
   }, 180_000);
+});
+
+describe('kubectl against the test API server', () => {
+  const kubectl = (...args: string[]) => execFileAsync('kubectl', ['--kubeconfig', cluster.kubeconfigPath, ...args]).then(
+    ({ stdout, stderr }) => ({ code: 0, out: stdout + stderr }),
+    (error: { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code ?? 1, out: (error.stdout ?? '') + (error.stderr ?? '') }),
+  );
+
+  it('shows the printer columns of TrainingRuns and Peers', async () => {
+    await cluster.objects.create(trainingRun('juliet'));
+    await cluster.objects.create(peerObject('juliet-partner', 'juliet', 'partner.example.org:7443', encodePublicKey(generateIdentity().publicKey)));
+    await waitFor(async () => (await getRun(cluster, 'juliet')).status?.progress !== undefined, 30_000, 'juliet\'s status');
+    const runs = await kubectl('get', 'trainingruns', 'juliet');
+    expect(runs.code).toBe(0);
+    expect(runs.out).toMatch(/NAME\s+PHASE\s+ROUND\s+LOSS\s+PEERS\s+AGE/);
+    expect(runs.out).toMatch(/juliet\s+Pending\s+0\/5\s+/);
+    const peers = await kubectl('get', 'peers', 'juliet-partner');
+    expect(peers.out).toMatch(/NAME\s+RUN\s+ENDPOINT\s+REACHABLE\s+VERIFIED\s+REPUTATION\s+AGE/);
+    expect(peers.out).toMatch(/juliet-partner\s+juliet\s+partner\.example\.org:7443/);
+    const both = await kubectl('get', 'trainingruns,peers');
+    expect(both.out).toContain('trainingrun.concord.dev/juliet');
+    expect(both.out).toContain('peer.concord.dev/juliet-partner');
+  });
+
+  it('kubectl apply of an invalid TrainingRun is refused by the schema with a message naming the field', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'concord-kubectl-'));
+    const file = join(dir, 'invalid.yaml');
+    await writeFile(file, stringify(trainingRun('kilo', { inner: { lr: 5 }, federation: { serviceType: 'Public' } })));
+    // --validate=false: the API server's schema answers, not kubectl's client-side check.
+    const result = await kubectl('apply', '--validate=false', '-f', file);
+    await rm(dir, { recursive: true, force: true });
+    expect(result.code).not.toBe(0);
+    expect(result.out).toMatch(/spec\.inner\.lr/);
+    expect(result.out).toMatch(/spec\.federation\.serviceType/);
+    expect(result.out).toMatch(/Unsupported value: "Public"/);
+  });
 });
