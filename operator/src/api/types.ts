@@ -80,8 +80,6 @@ export interface PeerSpec {
   runRef: { name: string };
   endpoint: string;
   publicKey: string;
-  weight: number;
-  maxContributionBytes?: number;
 }
 
 export interface PeerStatus {
