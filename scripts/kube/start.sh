@@ -196,7 +196,7 @@ for attempt in 1 2 3 4 5; do
     --secure-port="$API_PORT" \
     --insecure-port=0 \
     --cert-dir="$DATA/certs" \
-    --service-cluster-ip-range=10.0.0.0/24 \
+    --service-cluster-ip-range=10.0.0.0/16 \
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$DATA/sa.pub" \
     --service-account-signing-key-file="$DATA/sa.key" \

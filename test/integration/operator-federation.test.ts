@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { Coordinator } from '../../operator/src/coordinator/coordinator.js';
 import { parseCoordinatorConfig } from '../../operator/src/coordinator/config.js';
 import { encodePublicKey, generateIdentity, identityFromPem } from '../../operator/src/federation/identity.js';
@@ -6,7 +7,7 @@ import type { Operator } from '../../operator/src/manager.js';
 import { serveMetrics, type MetricsServer } from '../../operator/src/metrics/serve.js';
 import { freePort } from '../../operator/src/runtime/free-port.js';
 import type { Peer, TrainingRun } from '../../operator/src/api/types.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../support/kube.js';
+import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getPeer, getRun, memoryLogger, peerObject, startOperator, trainingRun } from '../support/operator.js';
 
 // Two owners, two real API servers, an operator in each. Each owner applies a TrainingRun and a
@@ -51,6 +52,10 @@ async function runCoordinator(o: Owner): Promise<Coordinator> {
   void coordinator.probePeers(300);
   const metrics = await serveMetrics(coordinator.registry, '127.0.0.1', o.statusPort, { '/status': () => ({ status: 200, body: coordinator.report() }) });
   o.coordinator = { coordinator, metrics };
+  // What the kubelet and the Deployment controller would report once the pod is up.
+  await o.cluster.config.makeApiClient(AppsV1Api).patchNamespacedDeploymentStatus({
+    name: 'run-coordinator', namespace: 'default', body: { status: { replicas: 1, readyReplicas: 1, availableReplicas: 1 } },
+  }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   return coordinator;
 }
 

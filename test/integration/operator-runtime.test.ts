@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, CoordinationV1Api } from '@kubernetes/client-node';
 import type { Operator } from '../../operator/src/manager.js';
 import { freePort } from '../../operator/src/runtime/free-port.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../support/kube.js';
+import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getRun, startOperator, trainingRun } from '../support/operator.js';
 
 // Leader election, the API server going away, and the health and metrics endpoints, against one

@@ -9,7 +9,7 @@ import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
 import type { Operator } from '../../operator/src/manager.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../support/kube.js';
+import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getRun, peerObject, startOperator, trainingRun } from '../support/operator.js';
 
 // One real API server (etcd + kube-apiserver + kube-controller-manager for garbage collection)

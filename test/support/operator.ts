@@ -4,7 +4,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
 import { jsonLogger, type Logger } from '../../operator/src/log.js';
 import { Operator, type OperatorOptions } from '../../operator/src/manager.js';
-import type { TestCluster } from './kube.js';
+import type { TestCluster } from '../../scripts/kube/cluster.js';
 
 export const IMAGES = { coordinator: 'concord-operator:test', trainer: 'concord-trainer:test' };
 

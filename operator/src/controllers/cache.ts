@@ -19,6 +19,11 @@ export interface CacheHandlers {
   child: Handler<KubernetesObject>;
 }
 
+/** The operator never reads managedFields; on server-side-applied objects they are often the largest part. */
+function withoutManagedFields(object: KubernetesObject): void {
+  if (object.metadata !== undefined) delete object.metadata.managedFields;
+}
+
 export class ClusterCache {
   readonly runs: ResilientInformer<TrainingRun>;
   readonly peers: ResilientInformer<Peer>;
@@ -37,7 +42,7 @@ export class ClusterCache {
     const ns = namespace === undefined ? '' : `/namespaces/${namespace}`;
     const labelSelector = MANAGED_SELECTOR;
     const common = <T extends KubernetesObject>(kind: string, onEvent: Handler<T>) => ({
-      onEvent, ...(options.maxRetryDelayMs !== undefined ? { maxDelayMs: options.maxRetryDelayMs } : {}),
+      onEvent, transform: withoutManagedFields, ...(options.maxRetryDelayMs !== undefined ? { maxDelayMs: options.maxRetryDelayMs } : {}),
       onError: (error: unknown, retryInMs: number) => options.onError?.(kind, error, retryInMs),
     });
     const listCustom = <T extends KubernetesObject>(plural: string) => async () => (namespace === undefined

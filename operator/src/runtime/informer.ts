@@ -13,6 +13,11 @@ export interface InformerOptions<T extends KubernetesObject> {
   labelSelector?: string;
   onEvent: (event: InformerEvent, object: T) => void;
   onError?: (error: unknown, retryInMs: number) => void;
+  /**
+   * Trims each object before it is cached and handed on (in place), e.g. dropping
+   * metadata.managedFields, which the operator never reads and which can outweigh the rest.
+   */
+  transform?: (object: T) => void;
   baseDelayMs?: number;
   maxDelayMs?: number;
 }
@@ -28,12 +33,16 @@ export class ResilientInformer<T extends KubernetesObject> {
     // The list callback counts a successful list, so start() can tell "synced" from "failed".
     const list: ListPromise<T> = async () => {
       const result: KubernetesListObject<T> = await options.list();
+      if (options.transform) for (const item of result.items) options.transform(item);
       this.listedOnce = true;
       this.attempts = 0;
       return result;
     };
     this.informer = makeInformer<T>(config, options.path, list, options.labelSelector);
+    // The watch stores an object before the callbacks run, and they get the same reference: the
+    // transform here trims the cached copy too.
     const handle = (event: InformerEvent) => (object: T) => {
+      options.transform?.(object);
       this.attempts = 0;
       options.onEvent(event, object);
     };

@@ -48,7 +48,8 @@ export class PeerReconciler {
       group: GROUP, version: VERSION, plural: 'peers', namespace: peer.metadata.namespace!, name: peer.metadata.name!,
       body: { ...peer, status },
     });
-    for (const { condition } of conditionTransitions(peer.status?.conditions, status.conditions ?? [])) {
+    for (const { condition, from } of conditionTransitions(peer.status?.conditions, status.conditions ?? [])) {
+      if (from === undefined && condition.status !== 'False') continue;
       await this.options.events.record(peer, condition.status === 'True' ? 'Normal' : 'Warning', condition.reason, `${condition.type}=${condition.status}: ${condition.message ?? ''}`);
     }
   }

@@ -71,16 +71,19 @@ export class TrainingRunReconciler {
     const peers = usablePeers(allPeers, identity?.publicKey);
     if (invalid === undefined) await this.applyChildren(run, peers);
 
-    const report = invalid === undefined && !run.spec.suspend ? await reports.fetch(run) : undefined;
-    reports.set(key, report);
     const children = childrenOf(run, peers, this.options.images);
+    const coordinator = cache.deployments.get(children.coordinator.metadata!.name!, namespace);
+    // Only an available coordinator is asked (a pod that is not up would cost a timeout per pass).
+    const available = (coordinator?.status?.availableReplicas ?? 0) >= 1;
+    const report = invalid === undefined && !run.spec.suspend && available ? await reports.fetch(run) : undefined;
+    reports.set(key, report);
     const status = desiredStatus({
       // Every Peer of the run counts in the summary, one the operator refused too (it is not verified).
       run, peers: allPeers, now: this.now(),
       ...(invalid !== undefined ? { invalid } : {}),
       ...(identity !== undefined ? { identity } : {}),
       ...(report !== undefined ? { report } : {}),
-      ...(cache.deployments.get(children.coordinator.metadata!.name!, namespace) !== undefined ? { coordinator: cache.deployments.get(children.coordinator.metadata!.name!, namespace)! } : {}),
+      ...(coordinator !== undefined ? { coordinator } : {}),
       trainers: children.trainers.map((desired) => ({ desired: desired.spec!.replicas!, live: cache.statefulSets.get(desired.metadata!.name!, namespace) })),
     });
     await this.writeStatus(run, status);
@@ -101,20 +104,29 @@ export class TrainingRunReconciler {
   private async ensureIdentity(run: TrainingRun): Promise<{ secretName: string; peerId: string; publicKey: string } | { problem: string }> {
     const namespace = run.metadata.namespace!;
     const secretName = names.identitySecret(run);
-    let secret: V1Secret;
-    try {
-      secret = await this.core.readNamespacedSecret({ name: secretName, namespace });
-    } catch (error) {
-      if (statusOf(error) !== 404) throw error;
+    const read = () => this.core.readNamespacedSecret({ name: secretName, namespace });
+    const create = async (): Promise<V1Secret | undefined> => {
       const fresh = generateIdentity();
       try {
-        secret = await this.core.createNamespacedSecret({ namespace, body: identitySecretOf(run, { privateKeyPem: identityToPem(fresh), publicKey: encodePublicKey(fresh.publicKey) }) });
+        const created = await this.core.createNamespacedSecret({ namespace, body: identitySecretOf(run, { privateKeyPem: identityToPem(fresh), publicKey: encodePublicKey(fresh.publicKey) }) });
         this.options.log.info('identity-created', { run: `${namespace}/${run.metadata.name}`, secret: secretName, peerId: fresh.peerId });
-        await this.options.events.record(run, 'Normal', 'IdentityCreated', `created Secret ${secretName} with a new Ed25519 identity (peer id ${fresh.peerId.slice(0, 16)}…)`);
-      } catch (createError) {
-        // Someone else created it meanwhile: use theirs.
-        if (statusOf(createError) !== 409) throw createError;
-        secret = await this.core.readNamespacedSecret({ name: secretName, namespace });
+        return created;
+      } catch (error) {
+        // It exists (the owner's, or made meanwhile): never overwritten, read below.
+        if (statusOf(error) !== 409) throw error;
+        return undefined;
+      }
+    };
+    let secret: V1Secret | undefined;
+    if (run.status?.identity?.publicKey === undefined && run.spec.federation.identitySecret === undefined) {
+      // A new run: one create, no read first (a 409 means it exists, and it is read instead).
+      secret = (await create()) ?? (await read());
+    } else {
+      try {
+        secret = await read();
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+        secret = (await create()) ?? (await read());
       }
     }
     const pem = secret.data?.['private.pem'] !== undefined ? Buffer.from(secret.data['private.pem'], 'base64').toString('utf8') : secret.stringData?.['private.pem'];
@@ -161,8 +173,10 @@ export class TrainingRunReconciler {
       group: GROUP, version: VERSION, plural: 'trainingruns', namespace: run.metadata.namespace!, name: run.metadata.name!,
       body: { ...run, status },
     });
-    for (const { condition } of conditionTransitions(run.status?.conditions, status.conditions ?? [])) {
+    for (const { condition, from } of conditionTransitions(run.status?.conditions, status.conditions ?? [])) {
       const warning = (condition.type === 'Degraded' && condition.status === 'True') || condition.reason === 'InvalidSpec';
+      // A condition's first value is in the status already; events tell what changed (and every warning).
+      if (from === undefined && !warning) continue;
       await this.options.events.record(run, warning ? 'Warning' : 'Normal', condition.reason, `${condition.type}=${condition.status}: ${condition.message ?? ''}`);
     }
   }

@@ -1,10 +1,12 @@
-// A real Kubernetes API server for tests: scripts/kube/start.sh (etcd + kube-apiserver v1.20.2,
+// A real Kubernetes API server for tests, benchmarks and demos: scripts/kube/start.sh (etcd + kube-apiserver v1.20.2,
 // optionally kube-controller-manager for garbage collection), built once per machine into
 // ~/.cache/concord/kube. Each cluster lives in its own temp directory; stop() removes it.
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, loadYaml, type KubernetesObject,
@@ -12,7 +14,16 @@ import {
 import { GROUP, VERSION } from '../../operator/src/api/types.js';
 
 const run = promisify(execFile);
-const ROOT = new URL('../../', import.meta.url).pathname;
+/** The package root (this file runs from scripts/kube/ under jest and from dist/scripts/kube/ built). */
+const ROOT = (() => {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'scripts/kube/start.sh'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('scripts/kube/start.sh not found above this module');
+    dir = up;
+  }
+  return dir;
+})();
 
 export interface TestCluster {
   dir: string;
@@ -107,7 +118,7 @@ export async function installCrds(cluster: TestCluster): Promise<void> {
 }
 
 /** Polls `check` until it returns true; fails with what it waited for. */
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string, intervalMs = 100): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -117,6 +128,6 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
       lastError = error;
     }
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
 }
