@@ -152,7 +152,11 @@ export function trainerStatefulSetOf(run: TrainingRun, group: WorkerGroup, image
     limits: { ...stringValues(group.resources?.limits ?? {}), ...(gpus > 0 ? { [group.gpu!.resource]: String(gpus) } : {}) },
   };
   if (Object.keys(resources.limits).length === 0) delete (resources as { limits?: unknown }).limits;
-  const env: V1EnvVar[] = [{ name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }];
+  const env: V1EnvVar[] = [
+    { name: 'POD_NAME', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } },
+    // The tokenizer is trained once per pod and cached on the writable /tmp (the root is read-only).
+    { name: 'CONCORD_CACHE_DIR', value: '/tmp/concord-cache' },
+  ];
   const container: V1Container = {
     name: 'trainer',
     image: images.trainer,
