@@ -7,7 +7,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 
-interface Schema {
+/** The parts of a CRD's OpenAPI v3 schema that the docs and the tests read. */
+export interface Schema {
   type?: string;
   description?: string;
   properties?: Record<string, Schema>;

