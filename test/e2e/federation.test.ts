@@ -1,0 +1,125 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { AppsV1Api, type CoreV1Event } from '@kubernetes/client-node';
+import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
+import { waitFor } from '../../scripts/kube/cluster.js';
+import { startOwner, type Owner } from './owner.js';
+
+// Three owners, three real API servers, each with the chart installed by helm and a test kubelet
+// as its node (test/e2e/kubelet.ts, docs/e2e.md). Each owner applies the same TrainingRun and a
+// Peer per partner with the key and address the partner's Kubernetes objects show, as people
+// would; mallory's coordinator image attacks (it signs two different contributions a round).
+// The test then reads only Kubernetes state.
+const RUN = {
+  runId: 'e2e-gpt', seed: 7,
+  model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+  workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
+  inner: { batch: 4 },
+  outer: { optimizer: 'sgd', rounds: 4, windowSeconds: 8, graceSeconds: 6 },
+  compression: { chunk: 1024, topk: 32 },
+  validation: { batches: 1 },
+  federation: { serviceType: 'LoadBalancer' },
+};
+
+let owners: Owner[];
+const byName = (name: string) => owners.find((o) => o.name === name)!;
+const getRun = async (o: Owner) => (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'gpt' })) as TrainingRun;
+const getPeer = async (o: Owner, name: string) => (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name })) as Peer;
+const condition = (object: TrainingRun | Peer, type: string) => object.status?.conditions?.find((c) => c.type === type);
+
+beforeAll(async () => {
+  owners = await Promise.all([startOwner('alpha', 31), startOwner('beta', 32), startOwner('mallory', 33, { attack: 'equivocate' })]);
+}, 30 * 60_000);
+
+afterAll(async () => {
+  if (process.env.CONCORD_TEST_LOGS) for (const o of owners ?? []) console.log(o.name, o.kubelet.errors.join('\n'));
+  await Promise.all((owners ?? []).map((o) => o.stop()));
+}, 120_000);
+
+describe('three owners federate through the operator', () => {
+  it('trains to the same model on the honest clusters, with the attacker banned and the evidence in its Peer', async () => {
+    for (const o of owners) await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'TrainingRun', metadata: { name: 'gpt', namespace: 'default' }, spec: RUN });
+
+    // What each owner hands its partners: the public key from the run's status and the address
+    // of its federation Service.
+    const contact = new Map<string, { key: string; endpoint: string }>();
+    await Promise.all(owners.map(async (o) => {
+      let key: string | undefined;
+      let ip: string | undefined;
+      await waitFor(async () => {
+        key = (await getRun(o)).status?.identity?.publicKey;
+        ip = (await o.cluster.core.readNamespacedService({ name: 'gpt-federation', namespace: 'default' })).status?.loadBalancer?.ingress?.[0]?.ip;
+        return key !== undefined && ip !== undefined;
+      }, 120_000, `${o.name}'s key and federation address`, 500);
+      contact.set(o.name, { key: key!, endpoint: `${ip}:7443` });
+    }));
+    for (const o of owners) {
+      for (const partner of owners.filter((p) => p !== o)) {
+        const { key, endpoint } = contact.get(partner.name)!;
+        await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'Peer', metadata: { name: partner.name, namespace: 'default' }, spec: { runRef: { name: 'gpt' }, endpoint, publicKey: key } });
+      }
+    }
+
+    const alpha = byName('alpha');
+    const beta = byName('beta');
+    // While rounds run, the honest runs are Ready, Federated and Training.
+    await waitFor(async () => {
+      const run = await getRun(alpha);
+      return (run.status?.round ?? 0) >= 1 && ['Ready', 'Federated', 'Training'].every((t) => condition(run, t)?.status === 'True');
+    }, 240_000, 'alpha to be Ready, Federated and Training after a round', 500);
+
+    // A trainer pod deleted mid-run comes back (its StatefulSet) and the run goes on.
+    const apps = alpha.cluster.config.makeApiClient(AppsV1Api);
+    const before = await alpha.cluster.core.readNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' });
+    await alpha.cluster.core.deleteNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' });
+    await waitFor(async () => {
+      const pod = await alpha.cluster.core.readNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' }).catch(() => undefined);
+      return pod !== undefined && pod.metadata!.uid !== before.metadata!.uid && pod.status?.phase === 'Running';
+    }, 60_000, 'the trainer pod to be recreated and running', 500);
+    expect((await apps.readNamespacedStatefulSet({ name: 'gpt-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(1);
+
+    await waitFor(async () => (await getRun(alpha)).status?.phase === 'Succeeded' && (await getRun(beta)).status?.phase === 'Succeeded', 300_000, 'the honest runs to finish', 1000);
+    const [a, b] = [await getRun(alpha), await getRun(beta)];
+    expect(a.status!.round).toBe(4);
+    expect(b.status!.round).toBe(4);
+    expect(a.status!.modelHash).toMatch(/^[0-9a-f]{64}$/);
+    expect(a.status!.modelHash).toBe(b.status!.modelHash);
+    for (const run of [a, b]) {
+      expect(condition(run, 'Ready')!.status).toBe('True');
+      expect(condition(run, 'Training')).toMatchObject({ status: 'False', reason: 'RoundsCompleted' });
+      expect(condition(run, 'Degraded')).toMatchObject({ status: 'True', reason: 'PeerBanned' });
+    }
+
+    // Each honest owner's Peer for mallory: banned, with both signed headers as evidence.
+    for (const o of [alpha, beta]) {
+      await waitFor(async () => (await getPeer(o, 'mallory')).status?.banned !== undefined, 60_000, `${o.name}'s Peer mallory to show the ban`, 500);
+      const mallory = await getPeer(o, 'mallory');
+      expect(condition(mallory, 'Verified')).toMatchObject({ status: 'False', reason: 'Banned' });
+      expect(mallory.status!.banned!.reason).toBe('Equivocation');
+      expect(mallory.status!.banned!.evidence!.split('\n')).toHaveLength(2);
+      expect(mallory.status!.rejected).toBeGreaterThan(0);
+      const partner = await getPeer(o, o === alpha ? 'beta' : 'alpha');
+      expect(condition(partner, 'Verified')).toMatchObject({ status: 'True' });
+      expect(partner.status!.accepted).toBeGreaterThan(0);
+      const events = (await o.cluster.core.listNamespacedEvent({ namespace: 'default' })).items as CoreV1Event[];
+      expect(events.some((e) => e.involvedObject.kind === 'Peer' && e.involvedObject.name === 'mallory' && e.reason === 'Banned')).toBe(true);
+    }
+  }, 20 * 60_000);
+
+  it('deleting a TrainingRun removes everything the operator made for it', async () => {
+    const alpha = byName('alpha');
+    const apps = alpha.cluster.config.makeApiClient(AppsV1Api);
+    await alpha.cluster.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'gpt' });
+    const gone = (read: () => Promise<unknown>) => async () => read().then(() => false, () => true);
+    const ns = 'default';
+    await waitFor(gone(() => apps.readNamespacedDeployment({ name: 'gpt-coordinator', namespace: ns })), 120_000, 'the coordinator Deployment to go', 500);
+    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: 'gpt-trainer-cpu', namespace: ns })), 60_000, 'the trainers to go', 500);
+    for (const [what, read] of [
+      ['ConfigMap', () => alpha.cluster.core.readNamespacedConfigMap({ name: 'gpt-config', namespace: ns })],
+      ['identity Secret', () => alpha.cluster.core.readNamespacedSecret({ name: 'gpt-identity', namespace: ns })],
+      ['checkpoint claim', () => alpha.cluster.core.readNamespacedPersistentVolumeClaim({ name: 'gpt-checkpoints', namespace: ns })],
+      ['federation Service', () => alpha.cluster.core.readNamespacedService({ name: 'gpt-federation', namespace: ns })],
+      ['coordinator Service', () => alpha.cluster.core.readNamespacedService({ name: 'gpt-coordinator', namespace: ns })],
+    ] as const) await waitFor(gone(read), 60_000, `the ${what} to go`, 500);
+    await waitFor(async () => (await alpha.cluster.core.listNamespacedPod({ namespace: ns })).items.length === 0, 60_000, 'every pod of the run to go', 500);
+  }, 5 * 60_000);
+});
