@@ -8,6 +8,7 @@ import { startOwner, type Owner } from './owner.js';
 // as its node (test/e2e/kubelet.ts, docs/e2e.md). Each owner applies the same TrainingRun and a
 // Peer per partner with the key and address the partner's Kubernetes objects show, as people
 // would; mallory's coordinator image attacks (it signs two different contributions a round).
+// Coordinators wait for their Peers before the first round (a run trains with its partners).
 // The test then reads only Kubernetes state.
 const RUN = {
   runId: 'e2e-gpt', seed: 7,
@@ -31,7 +32,7 @@ beforeAll(async () => {
 }, 30 * 60_000);
 
 afterAll(async () => {
-  if (process.env.CONCORD_TEST_LOGS) for (const o of owners ?? []) console.log(o.name, o.kubelet.errors.join('\n'));
+  if (process.env.CONCORD_TEST_LOGS) for (const o of owners ?? []) console.log(await o.describe());
   await Promise.all((owners ?? []).map((o) => o.stop()));
 }, 120_000);
 

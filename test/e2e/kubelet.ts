@@ -12,6 +12,7 @@
 // SIGKILL when the pod is deleted.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync } from 'node:fs';
+import { connect, createServer, type Server } from 'node:net';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -61,9 +62,21 @@ interface RunningPod {
   waiting: string | undefined;
 }
 
+/** A LoadBalancer Service's stand-in: a stable address of its own, forwarding to a ready pod. */
+interface Balancer {
+  ip: string;
+  servers: Server[];
+  /** `podIP` of a ready endpoint, for new connections (undefined: refused). */
+  endpoint: string | undefined;
+  /** service port → target container port. */
+  targets: Map<number, number>;
+}
+
 export class TestKubelet {
   private readonly core: CoreV1Api;
   private readonly pods = new Map<string, RunningPod>();
+  private readonly balancers = new Map<string, Balancer>();
+  private nextBalancer = 2;
   private nextAddress = 2;
   private timer: NodeJS.Timeout | undefined;
   private passing: Promise<void> = Promise.resolve();
@@ -97,6 +110,7 @@ export class TestKubelet {
     if (this.timer !== undefined) clearTimeout(this.timer);
     await this.passing;
     await Promise.all([...this.pods.values()].map((pod) => this.kill(pod, 2_000)));
+    for (const balancer of this.balancers.values()) for (const server of balancer.servers) server.close();
   }
 
   /** The pod's log file (stdout and stderr of its container). */
@@ -325,9 +339,10 @@ export class TestKubelet {
   }
 
   /**
-   * The stand-ins for cluster DNS and for a load balancer: every pod's /etc/hosts maps each
-   * Service's names to a ready pod it selects; a LoadBalancer Service gets that pod's address as
-   * its ingress (the address partners dial).
+   * The stand-ins for cluster DNS and for a cloud load balancer: every pod's /etc/hosts maps each
+   * Service's names to a ready pod it selects; a LoadBalancer Service gets an address of its own,
+   * stable while its pods come and go (published as its ingress: the address partners dial), whose
+   * connections are forwarded to a ready pod.
    */
   private async publishServices(services: V1Service[], pods: V1Pod[]): Promise<void> {
     const lines = ['127.0.0.1 localhost'];
@@ -335,21 +350,60 @@ export class TestKubelet {
       const selector = service.spec?.selector;
       if (selector === undefined) continue;
       const namespace = service.metadata!.namespace!;
+      const name = service.metadata!.name!;
       const target = pods
         .filter((p) => p.metadata!.namespace === namespace && p.metadata!.deletionTimestamp === undefined && Object.entries(selector).every(([k, v]) => p.metadata!.labels?.[k] === v))
         .map((p) => this.pods.get(`${namespace}/${p.metadata!.name}`))
         .find((r) => r !== undefined && r.ready);
+      if (service.spec?.type === 'LoadBalancer') await this.balance(service, target?.ip);
       if (target === undefined) continue;
-      const name = service.metadata!.name!;
       lines.push(`${target.ip} ${name}.${namespace}.svc.cluster.local ${name}.${namespace}.svc ${name}.${namespace} ${name}`);
-      if (service.spec?.type === 'LoadBalancer' && service.status?.loadBalancer?.ingress?.[0]?.ip !== target.ip) {
-        await this.core.patchNamespacedServiceStatus({ name, namespace, body: { status: { loadBalancer: { ingress: [{ ip: target.ip }] } } } }, mergePatch)
-          .catch((error: unknown) => this.note(`service ${name}: ${String(error)}`));
+    }
+    for (const [key, balancer] of this.balancers) {
+      if (!services.some((s) => `${s.metadata!.namespace}/${s.metadata!.name}` === key && s.spec?.type === 'LoadBalancer')) {
+        for (const server of balancer.servers) server.close();
+        this.balancers.delete(key);
       }
     }
     for (const running of this.pods.values()) {
       // Same file, same inode (the pod's bind mount sees the new content); its own name first.
       await writeFile(running.hostsFile, `${[...lines, `${running.ip} ${running.dir.split('_').pop()}`].join('\n')}\n`);
+    }
+  }
+
+  private async balance(service: V1Service, endpoint: string | undefined): Promise<void> {
+    const namespace = service.metadata!.namespace!;
+    const name = service.metadata!.name!;
+    const key = `${namespace}/${name}`;
+    let balancer = this.balancers.get(key);
+    if (balancer === undefined) {
+      const n = this.nextBalancer++;
+      balancer = { ip: `127.${this.options.subnet}.250.${n}`, servers: [], endpoint: undefined, targets: new Map() };
+      this.balancers.set(key, balancer);
+      const own = balancer;
+      for (const port of service.spec?.ports ?? []) {
+        own.targets.set(port.port, typeof port.targetPort === 'number' ? port.targetPort : port.port);
+        const server = createServer((socket) => {
+          const to = own.endpoint;
+          if (to === undefined) return socket.destroy();
+          const upstream = connect(own.targets.get(port.port)!, to);
+          socket.pipe(upstream).pipe(socket);
+          const close = () => {
+            socket.destroy();
+            upstream.destroy();
+          };
+          socket.on('error', close);
+          upstream.on('error', close);
+        });
+        server.on('error', (error) => this.note(`balancer ${key}: ${String(error)}`));
+        server.listen(port.port, own.ip);
+        own.servers.push(server);
+      }
+    }
+    balancer.endpoint = endpoint;
+    if (service.status?.loadBalancer?.ingress?.[0]?.ip !== balancer.ip) {
+      await this.core.patchNamespacedServiceStatus({ name, namespace, body: { status: { loadBalancer: { ingress: [{ ip: balancer.ip }] } } } }, mergePatch)
+        .catch((error: unknown) => this.note(`service ${name}: ${String(error)}`));
     }
   }
 

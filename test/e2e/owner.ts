@@ -4,7 +4,7 @@
 // nothing else. Images map to this checkout's build (dist/); an attacking owner's operator image
 // maps to a build whose coordinator attacks (test/e2e/images/).
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -29,6 +29,8 @@ export interface Owner {
   cluster: TestCluster;
   kubelet: TestKubelet;
   dir: string;
+  /** Pods, their states and the tails of their logs, and the kubelet's errors: for a failing test. */
+  describe(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -54,7 +56,8 @@ export async function startOwner(name: string, subnet: number, options: { attack
   const apiServerPort = Number(new URL(cluster.config.getCurrentCluster()!.server).port);
   const operatorRepository = options.attack === undefined ? 'concord-operator' : 'concord-operator-attacker';
   const images: Record<string, string> = { 'concord-operator': ROOT, 'concord-trainer': ROOT };
-  if (options.attack !== undefined) images['concord-operator-attacker'] = await attackerImage(join(dir, 'attacker-image'), options.attack);
+  // Not under /tmp: a pod's emptyDir at /tmp would hide it from the pod's own process.
+  if (options.attack !== undefined) images['concord-operator-attacker'] = await attackerImage(join(ROOT, '.cache/e2e-images', `${name}-${options.attack}`), options.attack);
   const kubelet = new TestKubelet({ cluster, node: `${name}-node`, subnet, images, dir: join(dir, 'node'), apiServerPort });
   await kubelet.start();
   // The chart, as an owner installs it (1.20 API server: see docs/install.md for the flag).
@@ -66,6 +69,14 @@ export async function startOwner(name: string, subnet: number, options: { attack
   ]);
   return {
     name, cluster, kubelet, dir,
+    describe: async () => {
+      const lines = [`=== ${name}`, ...kubelet.errors];
+      for (const pod of (await cluster.core.listPodForAllNamespaces()).items) {
+        lines.push(`--- pod ${pod.metadata!.namespace}/${pod.metadata!.name} ${pod.status?.phase} ${JSON.stringify(pod.status?.containerStatuses?.[0]?.state ?? {})}`);
+        lines.push(await readFile(kubelet.logOf(pod.metadata!.namespace!, pod.metadata!.name!), 'utf8').then((t) => t.slice(-2000), () => '(no log)'));
+      }
+      return lines.join('\n');
+    },
     stop: async () => {
       await kubelet.stop();
       await cluster.stop();

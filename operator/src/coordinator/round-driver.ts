@@ -170,6 +170,13 @@ export class RoundDriver implements RoundHandlers {
   /** Runs rounds until `settings.rounds` are done or `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
     const { settings, log } = this.options;
+    if (this.options.peers.list().length === 0) {
+      // A federated run trains with partners: alone it would race ahead of them and could not
+      // align later. In Kubernetes the coordinator restarts with its peers once Peers exist.
+      log.info('waiting-for-peers', { round: this.state.round });
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      return;
+    }
     await this.options.gateway.waitForTrainers(this.options.trainers ?? 1, 10 * 60_000).catch((error) => log.warn('trainers-missing', { error: String(error) }));
     await this.align(signal, 'start');
     while (this.state.round < BigInt(settings.rounds) && !signal.aborted) {

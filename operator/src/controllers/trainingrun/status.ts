@@ -72,7 +72,9 @@ export function desiredStatus(o: Observation): TrainingRunStatus {
   else if (succeeded) set(RunCondition.Training, 'False', Reason.RoundsCompleted, `all ${rounds} rounds applied`);
   else if (suspended) set(RunCondition.Training, 'False', Reason.Suspended, 'the run is suspended');
   else if (report !== undefined && report.trainers > 0 && report.phase !== 'Idle') set(RunCondition.Training, 'True', Reason.RoundsProgressing, `round ${report.round} of ${report.rounds}: ${report.phase}`);
-  else set(RunCondition.Training, 'False', Reason.WaitingForRounds, report === undefined ? 'waiting for the coordinator' : `waiting for trainers (${report.trainers} connected)`);
+  else set(RunCondition.Training, 'False', Reason.WaitingForRounds, report === undefined ? 'waiting for the coordinator'
+    : report.peers.length === 0 ? 'waiting for Peers: a run trains with its partners (add a Peer per partner)'
+      : `waiting for trainers and partners (${report.trainers} trainers connected)`);
 
   // Degraded
   if (banned > 0) set(RunCondition.Degraded, 'True', Reason.PeerBanned, `${banned} peer(s) banned for equivocation (evidence in their Peer status)`);
