@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, type CoreV1Event } from '@kubernetes/client-node';
 import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
 import { waitFor } from '../../scripts/kube/cluster.js';
-import { startOwner, type Owner } from './owner.js';
+import { applyRun, e2eRunSpec, getPeer, getRun, introduce, startOwner, type Owner } from './owner.js';
 
 // Three owners, three real API servers, each with the chart installed by helm and a test kubelet
 // as its node (test/e2e/kubelet.ts, docs/e2e.md). Each owner applies the same TrainingRun and a
@@ -10,21 +10,10 @@ import { startOwner, type Owner } from './owner.js';
 // would; mallory's coordinator image attacks (it signs two different contributions a round).
 // Coordinators wait for their Peers before the first round (a run trains with its partners).
 // The test then reads only Kubernetes state.
-const RUN = {
-  runId: 'e2e-gpt', seed: 7,
-  model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
-  workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
-  inner: { batch: 4 },
-  outer: { optimizer: 'sgd', rounds: 4, windowSeconds: 8, graceSeconds: 6 },
-  compression: { chunk: 1024, topk: 32 },
-  validation: { batches: 1 },
-  federation: { serviceType: 'LoadBalancer' },
-};
 
 let owners: Owner[];
 const byName = (name: string) => owners.find((o) => o.name === name)!;
-const getRun = async (o: Owner) => (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'gpt' })) as TrainingRun;
-const getPeer = async (o: Owner, name: string) => (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name })) as Peer;
+const run = (o: Owner) => getRun(o, 'gpt');
 const condition = (object: TrainingRun | Peer, type: string) => object.status?.conditions?.find((c) => c.type === type);
 
 beforeAll(async () => {
@@ -38,34 +27,15 @@ afterAll(async () => {
 
 describe('three owners federate through the operator', () => {
   it('trains to the same model on the honest clusters, with the attacker banned and the evidence in its Peer', async () => {
-    for (const o of owners) await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'TrainingRun', metadata: { name: 'gpt', namespace: 'default' }, spec: RUN });
-
-    // What each owner hands its partners: the public key from the run's status and the address
-    // of its federation Service.
-    const contact = new Map<string, { key: string; endpoint: string }>();
-    await Promise.all(owners.map(async (o) => {
-      let key: string | undefined;
-      let ip: string | undefined;
-      await waitFor(async () => {
-        key = (await getRun(o)).status?.identity?.publicKey;
-        ip = (await o.cluster.core.readNamespacedService({ name: 'gpt-federation', namespace: 'default' })).status?.loadBalancer?.ingress?.[0]?.ip;
-        return key !== undefined && ip !== undefined;
-      }, 120_000, `${o.name}'s key and federation address`, 500);
-      contact.set(o.name, { key: key!, endpoint: `${ip}:7443` });
-    }));
-    for (const o of owners) {
-      for (const partner of owners.filter((p) => p !== o)) {
-        const { key, endpoint } = contact.get(partner.name)!;
-        await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'Peer', metadata: { name: partner.name, namespace: 'default' }, spec: { runRef: { name: 'gpt' }, endpoint, publicKey: key } });
-      }
-    }
+    for (const o of owners) await applyRun(o, 'gpt', e2eRunSpec());
+    await introduce(owners, 'gpt');
 
     const alpha = byName('alpha');
     const beta = byName('beta');
     // While rounds run, the honest runs are Ready, Federated and Training.
     await waitFor(async () => {
-      const run = await getRun(alpha);
-      return (run.status?.round ?? 0) >= 1 && ['Ready', 'Federated', 'Training'].every((t) => condition(run, t)?.status === 'True');
+      const now = await run(alpha);
+      return (now.status?.round ?? 0) >= 1 && ['Ready', 'Federated', 'Training'].every((t) => condition(now, t)?.status === 'True');
     }, 240_000, 'alpha to be Ready, Federated and Training after a round', 500);
 
     // A trainer pod deleted mid-run comes back (its StatefulSet) and the run goes on.
@@ -78,8 +48,8 @@ describe('three owners federate through the operator', () => {
     }, 60_000, 'the trainer pod to be recreated and running', 500);
     expect((await apps.readNamespacedStatefulSet({ name: 'gpt-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(1);
 
-    await waitFor(async () => (await getRun(alpha)).status?.phase === 'Succeeded' && (await getRun(beta)).status?.phase === 'Succeeded', 300_000, 'the honest runs to finish', 1000);
-    const [a, b] = [await getRun(alpha), await getRun(beta)];
+    await waitFor(async () => (await run(alpha)).status?.phase === 'Succeeded' && (await run(beta)).status?.phase === 'Succeeded', 300_000, 'the honest runs to finish', 1000);
+    const [a, b] = [await run(alpha), await run(beta)];
     expect(a.status!.round).toBe(4);
     expect(b.status!.round).toBe(4);
     expect(a.status!.modelHash).toMatch(/^[0-9a-f]{64}$/);

@@ -10,7 +10,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { startCluster, type TestCluster } from '../../scripts/kube/cluster.js';
+import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
+import { startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { TestKubelet } from './kubelet.js';
 
 const execFileAsync = promisify(execFile);
@@ -83,4 +84,53 @@ export async function startOwner(name: string, subnet: number, options: { attack
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** The run every owner of the end-to-end test and the demo applies (tiny model, short rounds). */
+export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number } = {}): Record<string, unknown> {
+  return {
+    runId: 'e2e-gpt', seed: 7,
+    model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+    workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
+    inner: { batch: 4 },
+    outer: { optimizer: 'sgd', rounds: options.rounds ?? 4, windowSeconds: options.windowSeconds ?? 8, graceSeconds: 6 },
+    compression: { chunk: 1024, topk: 32 },
+    validation: { batches: 1 },
+    federation: { serviceType: 'LoadBalancer' },
+  };
+}
+
+export async function getRun(o: Owner, name: string): Promise<TrainingRun> {
+  return (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name })) as TrainingRun;
+}
+
+export async function getPeer(o: Owner, name: string): Promise<Peer> {
+  return (await o.cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name })) as Peer;
+}
+
+export async function applyRun(o: Owner, name: string, spec: Record<string, unknown>): Promise<void> {
+  await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'TrainingRun', metadata: { name, namespace: 'default' }, spec });
+}
+
+/**
+ * What each owner hands its partners, read from its own cluster as a person would: the run's
+ * public key (status.identity.publicKey) and the federation Service's load-balancer address.
+ * Then every owner adds a Peer for each partner (named after the partner).
+ */
+export async function introduce(owners: readonly Owner[], run: string, timeoutMs = 120_000): Promise<void> {
+  const contacts = await Promise.all(owners.map(async (o) => {
+    let key: string | undefined;
+    let ip: string | undefined;
+    await waitFor(async () => {
+      key = (await getRun(o, run)).status?.identity?.publicKey;
+      ip = (await o.cluster.core.readNamespacedService({ name: `${run}-federation`, namespace: 'default' })).status?.loadBalancer?.ingress?.[0]?.ip;
+      return key !== undefined && ip !== undefined;
+    }, timeoutMs, `${o.name}'s key and federation address`, 500);
+    return { owner: o.name, key: key!, endpoint: `${ip}:7443` };
+  }));
+  for (const o of owners) {
+    for (const partner of contacts.filter((c) => c.owner !== o.name)) {
+      await o.cluster.objects.create({ apiVersion: `${GROUP}/${VERSION}`, kind: 'Peer', metadata: { name: partner.owner, namespace: 'default' }, spec: { runRef: { name: run }, endpoint: partner.endpoint, publicKey: partner.key } });
+    }
+  }
 }
