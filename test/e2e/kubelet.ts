@@ -30,6 +30,7 @@ const PRELOAD = (() => {
   }
   return join(dir, 'test/e2e/pod-network.mjs');
 })();
+const PROJECT = dirname(dirname(dirname(PRELOAD)));
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface KubeletOptions {
@@ -193,7 +194,7 @@ export class TestKubelet {
     }
     let mounts: string[];
     try {
-      mounts = await this.volumes(pod, container, running);
+      mounts = await this.volumes(pod, container, running, root);
     } catch (error) {
       running.waiting = 'CreateContainerConfigError';
       this.note(`${pod.metadata!.name}: volumes: ${String(error)}`);
@@ -235,7 +236,7 @@ export class TestKubelet {
   }
 
   /** Writes each volume into the pod's directory; returns the mount commands for the container's volumeMounts. */
-  private async volumes(pod: V1Pod, container: V1Container, running: RunningPod): Promise<string[]> {
+  private async volumes(pod: V1Pod, container: V1Container, running: RunningPod, root: string): Promise<string[]> {
     const namespace = pod.metadata!.namespace!;
     const paths = new Map<string, string>();
     for (const volume of pod.spec?.volumes ?? []) {
@@ -259,15 +260,26 @@ export class TestKubelet {
       }
       paths.set(volume.name, path);
     }
-    // A mount over a directory that holds the kubelet's own files (e.g. /tmp) would hide the
-    // sources of the mounts after it: those go last.
-    const hides = (target: string) => `${this.options.dir}/`.startsWith(`${target.replace(/\/$/, '')}/`);
+    // A mount over a directory that holds what the process needs from this machine (its image
+    // root, the preload, Node itself; e.g. an emptyDir at /tmp when the checkout is under /tmp)
+    // would hide them: those paths are bound into the volume first and the volume is mounted with
+    // its submounts (--rbind). Mounts that would hide the kubelet's own files (the sources of the
+    // other volumes) go last.
+    const needed = [...new Set([root, PROJECT, dirname(process.execPath)])];
+    const under = (path: string, target: string) => `${path}/`.startsWith(`${target.replace(/\/$/, '')}/`);
+    const hides = (target: string) => under(this.options.dir, target);
     const mounts = [...(container.volumeMounts ?? [])].sort((a, b) => Number(hides(a.mountPath)) - Number(hides(b.mountPath)));
     return mounts.map((mount) => {
       const source = paths.get(mount.name);
       if (source === undefined) throw new Error(`volumeMount ${mount.name} has no volume`);
       const target = q(mount.mountPath);
-      return `mkdir -p ${target} && mount --bind ${q(source)} ${target}${mount.readOnly ? ` && mount -o remount,bind,ro ${target}` : ''}`;
+      const keep = needed.filter((path) => under(path, mount.mountPath) && !needed.some((other) => other !== path && under(path, other) && under(other, mount.mountPath)));
+      const carried = keep.map((path) => {
+        const inside = join(source, path.slice(mount.mountPath.replace(/\/$/, '').length));
+        return `mkdir -p ${q(inside)} && mount --bind ${q(path)} ${q(inside)}`;
+      });
+      const bind = carried.length > 0 ? '--rbind' : '--bind';
+      return [...carried, `mkdir -p ${target} && mount ${bind} ${q(source)} ${target}${mount.readOnly ? ` && mount -o remount,bind,ro ${target}` : ''}`].join(' && ');
     });
   }
 

@@ -93,7 +93,9 @@ export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number } 
     model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
     workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
     inner: { batch: 4 },
-    outer: { optimizer: 'sgd', rounds: options.rounds ?? 4, windowSeconds: options.windowSeconds ?? 8, graceSeconds: 6 },
+    // A few dozen inner steps a round (DiLoCo's H), as the federation tests use: the tiny model
+    // would otherwise take thousands in a window and drift far from the base.
+    outer: { optimizer: 'sgd', rounds: options.rounds ?? 4, windowSeconds: options.windowSeconds ?? 8, graceSeconds: 6, maxInnerSteps: 30 },
     compression: { chunk: 1024, topk: 32 },
     validation: { batches: 1 },
     federation: { serviceType: 'LoadBalancer' },

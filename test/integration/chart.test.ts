@@ -2,13 +2,17 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { ApiextensionsV1Api, AppsV1Api, AuthorizationV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { PORTS } from '../../operator/src/controllers/trainingrun/names.js';
 import type { Operator } from '../../operator/src/manager.js';
 import { startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getRun, startOperator, trainingRun } from '../support/operator.js';
+
+// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
+// loaded machine.
+jest.setTimeout(120_000);
 
 const execFileAsync = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;

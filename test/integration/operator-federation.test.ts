@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { Coordinator } from '../../operator/src/coordinator/coordinator.js';
 import { parseCoordinatorConfig } from '../../operator/src/coordinator/config.js';
@@ -9,6 +9,10 @@ import { freePort } from '../../operator/src/runtime/free-port.js';
 import type { Peer, TrainingRun } from '../../operator/src/api/types.js';
 import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getPeer, getRun, memoryLogger, peerObject, startOperator, trainingRun } from '../support/operator.js';
+
+// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
+// loaded machine.
+jest.setTimeout(120_000);
 
 // Two owners, two real API servers, an operator in each. Each owner applies a TrainingRun and a
 // Peer for the other, with the public key the other's TrainingRun status shows, as a person

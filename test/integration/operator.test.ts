@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { stringify } from 'yaml';
 import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
@@ -11,6 +11,10 @@ import { encodePublicKey, generateIdentity, identityToPem } from '../../operator
 import type { Operator } from '../../operator/src/manager.js';
 import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getRun, peerObject, startOperator, trainingRun } from '../support/operator.js';
+
+// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
+// loaded machine.
+jest.setTimeout(120_000);
 
 // One real API server (etcd + kube-apiserver + kube-controller-manager for garbage collection)
 // and one operator for the whole file; each test uses its own TrainingRun.

@@ -33,7 +33,7 @@ describe('TrainingRun builders (pure)', () => {
 
   it('writes config files the coordinator and trainers parse, with the spec values', () => {
     const run = defaultedRun({
-      seed: 7, outer: { optimizer: 'sgd', rounds: 12, windowSeconds: 90 }, compression: { topk: 32 },
+      seed: 7, outer: { optimizer: 'sgd', rounds: 12, windowSeconds: 90, maxInnerSteps: 40 }, compression: { topk: 32 },
       validation: { sample: 2 }, federation: { quorum: 3, port: 9443 },
       workers: [{ name: 'big', replicas: 2, batch: 64, gpu: { count: 1 } }, { name: 'small', replicas: 3, threads: 2 }],
     });
@@ -47,6 +47,7 @@ describe('TrainingRun builders (pure)', () => {
     expect(coordinator.rounds.runSeed).toBe(7n);
     expect(coordinator.rounds.rounds).toBe(12);
     expect(coordinator.rounds.windowMs).toBe(90_000);
+    expect(coordinator.maxInnerSteps).toBe(40);
     expect(coordinator.rounds.compression.k).toBe(32);
     expect(coordinator.rounds.validation.sample).toBe(2);
     expect(coordinator.rounds.quorum).toBe(3);

@@ -78,6 +78,7 @@ export function coordinatorConfigOf(run: TrainingRun, peers: readonly Peer[]): R
     train: trainerConfigOf(run, spec.workers[0]!),
     rounds,
     checkpointDir: MOUNTS.checkpoints,
+    ...(spec.outer.maxInnerSteps !== undefined ? { maxInnerSteps: spec.outer.maxInnerSteps } : {}),
   };
 }
 
@@ -144,5 +145,6 @@ function coordinatorFieldToSpec(field: string): string {
     return `spec.${rest}`;
   }
   if (field === 'runId') return 'spec.runId';
+  if (field === 'maxInnerSteps') return 'spec.outer.maxInnerSteps';
   return `spec.${field}`;
 }
