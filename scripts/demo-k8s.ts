@@ -20,7 +20,7 @@ import { ATTACKS, isAttack } from './attacks.js';
 
 const { values } = parseArgs({
   options: {
-    attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '5' }, window: { type: 'string', default: '10' },
+    attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '16' }, window: { type: 'string', default: '10' },
     out: { type: 'string', default: 'out/demo-k8s' }, timeout: { type: 'string', default: '900' },
   },
 });

@@ -87,15 +87,15 @@ export async function startOwner(name: string, subnet: number, options: { attack
 }
 
 /** The run every owner of the end-to-end test and the demo applies (tiny model, short rounds). */
-export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number } = {}): Record<string, unknown> {
+export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number; maxInnerSteps?: number } = {}): Record<string, unknown> {
   return {
     runId: 'e2e-gpt', seed: 7,
     model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
     workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
     inner: { batch: 4 },
-    // A few dozen inner steps a round (DiLoCo's H), as the federation tests use: the tiny model
-    // would otherwise take thousands in a window and drift far from the base.
-    outer: { optimizer: 'sgd', rounds: options.rounds ?? 4, windowSeconds: options.windowSeconds ?? 8, graceSeconds: 6, maxInnerSteps: 30 },
+    // A few hundred inner steps a round (DiLoCo's H): the tiny model would otherwise take
+    // thousands in a window and drift far from the base.
+    outer: { optimizer: 'sgd', rounds: options.rounds ?? 16, windowSeconds: options.windowSeconds ?? 8, graceSeconds: 6, maxInnerSteps: options.maxInnerSteps ?? 300 },
     compression: { chunk: 1024, topk: 32 },
     validation: { batches: 1 },
     federation: { serviceType: 'LoadBalancer' },
