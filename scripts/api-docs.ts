@@ -3,9 +3,10 @@
 //   npm run docs:api            writes docs/api.md
 //   test/unit/api-docs.test.ts  fails when docs/api.md is stale
 import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { PROJECT_ROOT } from './project-root.js';
 
 /** The parts of a CRD's OpenAPI v3 schema that the docs and the tests read. */
 export interface Schema {
@@ -89,20 +90,7 @@ export function apiDocs(root: string): string {
   return `${lines.join('\n').trimEnd()}\n`;
 }
 
-const self = fileURLToPath(import.meta.url);
-if (process.argv[1] === self) {
-  let root = dirname(self);
-  while (!readdirHas(root, 'crds')) root = dirname(root);
-  writeFileSync(join(root, 'docs/api.md'), apiDocs(root));
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  writeFileSync(join(PROJECT_ROOT, 'docs/api.md'), apiDocs(PROJECT_ROOT));
   console.log('wrote docs/api.md');
-}
-
-function readdirHas(dir: string, name: string): boolean {
-  try {
-    readFileSync(join(dir, name, 'concord.dev_peers.yaml'));
-    return true;
-  } catch {
-    if (dirname(dir) === dir) throw new Error('crds/ not found');
-    return false;
-  }
 }

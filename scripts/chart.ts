@@ -3,9 +3,10 @@
 //   - the values table in charts/concord/README.md, from the `# --` comments of values.yaml
 //     (helm-docs style).
 // test/unit/chart-sync.test.ts fails when either is stale.
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from './project-root.js';
 import { parseDocument, isMap, isScalar, isSeq, type Node, type YAMLMap } from 'yaml';
 
 export const CHART = 'charts/concord';
@@ -66,18 +67,9 @@ export function readmeWithTable(readme: string, rows: Row[]): string {
   return `${readme.slice(0, start + BEGIN.length)}\n\n${table}\n\n${readme.slice(end)}`;
 }
 
-export function projectRoot(from: string): string {
-  let dir = from;
-  while (!existsSync(join(dir, 'crds'))) {
-    if (dirname(dir) === dir) throw new Error('crds/ not found');
-    dir = dirname(dir);
-  }
-  return dir;
-}
-
 const self = fileURLToPath(import.meta.url);
 if (process.argv[1] === self) {
-  const root = projectRoot(dirname(self));
+  const root = PROJECT_ROOT;
   for (const [file, content] of crdTemplates(root)) writeFileSync(join(root, CHART, 'templates/crd', file), content);
   const readme = join(root, CHART, 'README.md');
   writeFileSync(readme, readmeWithTable(readFileSync(readme, 'utf8'), valuesRows(readFileSync(join(root, CHART, 'values.yaml'), 'utf8'))));

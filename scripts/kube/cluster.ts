@@ -2,28 +2,18 @@
 // optionally kube-controller-manager for garbage collection), built once per machine into
 // ~/.cache/concord/kube. Each cluster lives in its own temp directory; stop() removes it.
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, KubernetesObjectApi, loadYaml, type KubernetesObject,
 } from '@kubernetes/client-node';
 import { GROUP, VERSION } from '../../operator/src/api/types.js';
+import { PROJECT_ROOT } from '../project-root.js';
 
 const run = promisify(execFile);
-/** The package root (this file runs from scripts/kube/ under jest and from dist/scripts/kube/ built). */
-const ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'scripts/kube/start.sh'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('scripts/kube/start.sh not found above this module');
-    dir = up;
-  }
-  return dir;
-})();
+const ROOT = PROJECT_ROOT;
 
 export interface TestCluster {
   dir: string;

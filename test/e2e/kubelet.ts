@@ -11,26 +11,19 @@
 // server address, readiness from the pod's HTTP probes, restarts with backoff, and SIGTERM then
 // SIGKILL when the pod is deleted.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { connect, createServer, type Server } from 'node:net';
 import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import {
   CoreV1Api, PatchStrategy, setHeaderOptions, type V1Container, type V1Pod, type V1PodStatus, type V1Service,
 } from '@kubernetes/client-node';
 import type { TestCluster } from '../../scripts/kube/cluster.js';
+import { PROJECT_ROOT } from '../../scripts/project-root.js';
 
-/** pod-network.mjs in the checkout (this module runs from test/e2e/ under jest, from dist/test/e2e/ built). */
-const PRELOAD = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'test/e2e/pod-network.mjs'))) {
-    if (dirname(dir) === dir) throw new Error('test/e2e/pod-network.mjs not found');
-    dir = dirname(dir);
-  }
-  return join(dir, 'test/e2e/pod-network.mjs');
-})();
-const PROJECT = dirname(dirname(dirname(PRELOAD)));
+/** pod-network.mjs in the checkout (not compiled: the same file under jest and built). */
+const PRELOAD = join(PROJECT_ROOT, 'test/e2e/pod-network.mjs');
+const PROJECT = PROJECT_ROOT;
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 
 export interface KubeletOptions {

@@ -6,24 +6,15 @@
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
 import { startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { PROJECT_ROOT } from '../../scripts/project-root.js';
 import { TestKubelet } from './kubelet.js';
 
 const execFileAsync = promisify(execFile);
-/** The checkout (this module runs from test/e2e/ under jest, from dist/test/e2e/ built). */
-const ROOT = (() => {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'charts/concord/Chart.yaml'))) {
-    if (dirname(dir) === dir) throw new Error('charts/concord not found');
-    dir = dirname(dir);
-  }
-  return dir;
-})();
+const ROOT = PROJECT_ROOT;
 
 export interface Owner {
   name: string;
