@@ -43,6 +43,9 @@ async function attackerImage(dir: string, attack: string): Promise<string> {
 }
 
 export async function startOwner(name: string, subnet: number, options: { attack?: string } = {}): Promise<Owner> {
+  if (process.getuid?.() !== 0) {
+    throw new Error('the test kubelet needs root: it mounts each pod\'s volumes in a mount namespace of its own (unshare --mount, mount --bind); run as root (CI does)');
+  }
   const dir = await mkdtemp(join(tmpdir(), `concord-e2e-${name}-`));
   const cluster = await startCluster({ controllerManager: true });
   const apiServerPort = Number(new URL(cluster.config.getCurrentCluster()!.server).port);
