@@ -69,9 +69,9 @@ export class TrainingRunReconciler {
     // Peers with a problem (a bad key, a twin, the run's own key) stay out of the coordinator's
     // config; their own status says why.
     const peers = usablePeers(allPeers, identity?.publicKey);
-    if (invalid === undefined) await this.applyChildren(run, peers);
-
     const children = childrenOf(run, peers, this.options.images);
+    if (invalid === undefined) await this.applyChildren(run, children);
+
     const coordinator = cache.deployments.get(children.coordinator.metadata!.name!, namespace);
     // Only an available coordinator is asked (a pod that is not up would cost a timeout per pass).
     const available = (coordinator?.status?.availableReplicas ?? 0) >= 1;
@@ -140,10 +140,9 @@ export class TrainingRunReconciler {
   }
 
   /** Applies each child whose live copy does not already hold the desired fields; removes trainer groups no longer in the spec. */
-  private async applyChildren(run: TrainingRun, peers: Parameters<typeof childrenOf>[1]): Promise<void> {
+  private async applyChildren(run: TrainingRun, children: ReturnType<typeof childrenOf>): Promise<void> {
     const { cache, applier } = this.options;
     const namespace = run.metadata.namespace!;
-    const children = childrenOf(run, peers, this.options.images);
     const pairs: Array<[KubernetesObject, KubernetesObject | undefined]> = [
       [children.configMap, cache.configMaps.get(children.configMap.metadata!.name!, namespace)],
       [children.checkpoints, cache.claims.get(children.checkpoints.metadata!.name!, namespace)],
