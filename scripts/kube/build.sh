@@ -28,10 +28,7 @@ have_binaries() {
 # kubectl (the tests check printer columns and schema errors with it): Debian's own, same
 # version as the API server, unless one is already on PATH.
 if ! command -v kubectl >/dev/null 2>&1; then
-  echo "kube: installing kubectl (Debian package kubernetes-client)"
-  sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends kubernetes-client >/dev/null \
-    || { "${sudo_[@]}" apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive "${sudo_[@]}" apt-get install -y --no-install-recommends kubernetes-client >/dev/null; }
+  "$(dirname "${BASH_SOURCE[0]}")/../apt-ensure.sh" kubernetes-client
 fi
 
 if have_binaries; then

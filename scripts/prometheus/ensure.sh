@@ -4,10 +4,6 @@
 # `prometheus` themselves on loopback with their own config and storage.
 set -euo pipefail
 if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
-  echo "prometheus: installing the Debian package (once per machine)" >&2
-  sudo_=(); [[ $(id -u) -eq 0 ]] || sudo_=(sudo)
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo_[@]}" apt-get install -y --no-install-recommends prometheus >/dev/null 2>&1 \
-    || { "${sudo_[@]}" apt-get update >/dev/null && "${sudo_[@]}" apt-get install -y --no-install-recommends prometheus >/dev/null; }
+  "$(dirname "${BASH_SOURCE[0]}")/../apt-ensure.sh" prometheus
 fi
 dirname "$(command -v prometheus)"
