@@ -66,6 +66,8 @@ export interface OnnxNode {
   readonly inputs: readonly (Tensor | undefined)[];
   readonly outputs: readonly Tensor[];
   readonly attrs: Readonly<Record<string, Attr>>;
+  /** The oldest opset that has this op in this form (absent: any opset toOnnx accepts). */
+  readonly sinceOpset?: number;
 }
 
 /** Gradient rule: given the gradient of the loss with respect to each output (zeros where an
@@ -96,6 +98,8 @@ export interface OpSpec {
   readonly outputs: readonly TensorType[];
   readonly attrs?: Readonly<Record<string, Attr>>;
   readonly grad?: GradFn;
+  /** The oldest opset that has this op in this form, when newer than toOnnx's MIN_OPSET. */
+  readonly sinceOpset?: number;
 }
 
 export class ShapeError extends Error {
@@ -194,7 +198,7 @@ export class Graph {
     const inputs = spec.inputs.filter((t): t is Tensor => t !== undefined);
     this.checkOwned(spec.op, inputs);
     const outputs = spec.outputs.map((o) => new Tensor(this, this.fresh(spec.op), o.dtype, [...o.shape], 'computed'));
-    const onnx: OnnxNode = { opType: spec.op, inputs: spec.inputs, outputs, attrs: spec.attrs ?? {} };
+    const onnx: OnnxNode = { opType: spec.op, inputs: spec.inputs, outputs, attrs: spec.attrs ?? {}, ...(spec.sinceOpset === undefined ? {} : { sinceOpset: spec.sinceOpset }) };
     const node: Node = { op: spec.op, inputs, outputs, onnx: [onnx], grad: spec.grad };
     for (const t of outputs) t.producer = node;
     this.nodeList.push(node);

@@ -56,25 +56,30 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
 const GELU_C = Math.sqrt(2 / Math.PI);
 const GELU_K = 0.044715;
 
-/** GELU, tanh approximation (GPT-2's): 0.5·x·(1 + tanh(c·(x + k·x³))). Written from Tanh rather
- * than ONNX Gelu (opset 20) or Erf, which has no float64 kernel in ORT.
- *   dy/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3k·x²) */
+/** tanh(c·(x + k·x³)), the inner part of the tanh approximation. */
+function geluTanh(x: Tensor): Tensor {
+  return tanh(mul(add(x, mul(mul(x, mul(x, x)), GELU_K)), GELU_C));
+}
+
+/** GELU, tanh approximation (GPT-2's): 0.5·x·(1 + tanh(c·(x + k·x³))).
+ *   dy/dx = 0.5·(1 + t) + 0.5·x·(1 − t²)·c·(1 + 3k·x²),  t = tanh(c·(x + k·x³))
+ * float32: ONNX Gelu (opset 20), one kernel that keeps nothing but its input for the backward
+ * pass, which recomputes t. Written from primitives instead, a step keeps t and ORT merges any
+ * recomputation with it (common subexpressions): the fused forward saves ~95 MB of the
+ * dModel=512 benchmark step's peak (docs/benchmarks.md). float64 (gradient checks): ORT has no
+ * float64 Gelu kernel, so the same function is built from primitives. */
 export function gelu(x: Tensor): Tensor {
   if (!isFloat(x.dtype)) shapeError('Gelu', 'expects float tensors', [x]);
-  let t: Tensor | undefined;
-  const [y] = x.graph.composite(
-    'Gelu',
-    [x],
-    () => {
-      t = tanh(mul(add(x, mul(mul(x, mul(x, x)), GELU_K)), GELU_C));
-      return [mul(mul(x, 0.5), add(t, 1))];
-    },
-    ([gy]) => {
-      if (gy === undefined || t === undefined) throw new Error('internal: Gelu gradient before forward');
-      const dt = mul(mul(sub(1, mul(t, t)), GELU_C), add(mul(mul(x, x), 3 * GELU_K), 1));
-      return [mul(gy, mul(add(add(t, 1), mul(x, dt)), 0.5))];
-    },
-  );
+  const grad = ([gy]: readonly Tensor[]) => {
+    if (gy === undefined) throw new Error('internal: Gelu gradient without upstream');
+    const t = geluTanh(x);
+    const dt = mul(mul(sub(1, mul(t, t)), GELU_C), add(mul(mul(x, x), 3 * GELU_K), 1));
+    return [mul(gy, mul(add(add(t, 1), mul(x, dt)), 0.5))];
+  };
+  if (x.dtype === 'float32') {
+    return x.graph.op({ op: 'Gelu', inputs: [x], outputs: [x], attrs: { approximate: attr.string('tanh') }, sinceOpset: 20, grad });
+  }
+  const [y] = x.graph.composite('Gelu', [x], () => [mul(mul(x, 0.5), add(geluTanh(x), 1))], grad);
   return y as Tensor;
 }
 

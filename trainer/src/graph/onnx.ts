@@ -21,10 +21,11 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from 'onnx-buf';
-import { DTYPE_CODE, type Attr, type Graph, type Node, type Tensor } from './graph.js';
+import { DTYPE_CODE, type Attr, type Graph, type Node, type OnnxNode, type Tensor } from './graph.js';
 
 /** The ops here use opset-18 forms (ReduceMean/ReduceSum axes and Split sizes as inputs, Pad
- * with an axes input); LayerNormalization needs 17. Newer opsets keep these forms. */
+ * with an axes input); LayerNormalization needs 17. Newer opsets keep these forms. A node that
+ * needs a newer opset says so (OnnxNode.sinceOpset, e.g. Gelu: 20) and raises the model's. */
 export const MIN_OPSET = 18;
 /** IR version 10 (ONNX 1.16) is read by onnxruntime 1.17 and later. */
 const IR_VERSION = 10n;
@@ -32,13 +33,13 @@ const IR_VERSION = 10n;
 export interface ExportOptions {
   /** Graph outputs by name, e.g. { loss, 'grad.wte': g }. */
   readonly outputs: Readonly<Record<string, Tensor>>;
+  /** Default: the oldest opset that has every op the outputs need (at least MIN_OPSET). */
   readonly opset?: number;
   readonly name?: string;
 }
 
 export function toOnnx(graph: Graph, options: ExportOptions): Uint8Array {
-  const opset = options.opset ?? MIN_OPSET;
-  if (opset < MIN_OPSET) throw new Error(`toOnnx: opset ${opset} is too old, need ${MIN_OPSET} or newer`);
+  if (options.opset !== undefined && options.opset < MIN_OPSET) throw new Error(`toOnnx: opset ${options.opset} is too old, need ${MIN_OPSET} or newer`);
   const requested = Object.entries(options.outputs);
   if (requested.length === 0) throw new Error('toOnnx: no outputs requested');
   for (const [name, t] of requested) {
@@ -46,6 +47,10 @@ export function toOnnx(graph: Graph, options: ExportOptions): Uint8Array {
   }
 
   const needed = neededNodes(requested.map(([, t]) => t));
+  const newest = needed.flatMap((n) => n.onnx).reduce<OnnxNode | undefined>((a, o) => ((o.sinceOpset ?? 0) > (a?.sinceOpset ?? MIN_OPSET) ? o : a), undefined);
+  const required = newest?.sinceOpset ?? MIN_OPSET;
+  const opset = options.opset ?? required;
+  if (opset < required) throw new Error(`toOnnx: opset ${opset} is too old for ${newest!.opType}, need ${required} or newer`);
   const used = new Set<Tensor>();
   for (const node of needed) for (const o of node.onnx) for (const t of o.inputs) if (t !== undefined) used.add(t);
   for (const [, t] of requested) used.add(t);
