@@ -36,9 +36,11 @@ describe('faults', () => {
     federation = await startFederation(NAMES.map((name) => ({ name })), { settings, maxInnerSteps: 8, checkpointDirs });
     federation.run();
     const victim = () => federation!.clusters.find((c) => c.spec.name === 'delta')!;
-    // Round 2 has started at delta (it trained rounds 0 and 1): kill it mid-round.
-    // As soon as delta has finished round 1, before it can contribute to round 2, kill it.
-    await until(() => victim().summaries.length === 2, 60_000, 'delta to finish round 1');
+    // Round 2 has started at delta (it trained rounds 0 and 1): kill it mid-round. As soon as
+    // delta has written round 2's base to its checkpoint (the write runs while round 2 trains),
+    // before it can contribute to round 2, kill it.
+    const checkpointed = (round: bigint) => victim().events.some((e) => e.event === 'checkpointed' && e.fields.round === round);
+    await until(() => victim().summaries.length === 2 && checkpointed(2n), 60_000, 'delta to finish round 1 and checkpoint round 2\'s base');
     await federation.crash('delta');
     const survivors = federation.clusters.filter((c) => c.spec.name !== 'delta');
     // The others finish round 2 without it, and one more.

@@ -132,6 +132,12 @@ export class RoundDriver implements RoundHandlers {
   private baseBlob: Buffer;
   private history: Envelope[] = [];
   private previousBaseHash: Buffer | undefined;
+  /**
+   * The local checkpoint's write (with its fsync) after the last model change. It runs while the
+   * next round trains, off the round's critical path; whatever changes the parameters or the
+   * error feedback it is writing waits for it first (checkpointed()).
+   */
+  private saving: Promise<void> = Promise.resolve();
 
   constructor(options: RoundDriverOptions) {
     this.options = options;
@@ -198,6 +204,7 @@ export class RoundDriver implements RoundHandlers {
       log.info('round-done', { ...summary, phaseSeconds: summary.phaseSeconds });
       this.options.onRound?.(summary);
     }
+    await this.checkpointed();
     this.setPhase('Done');
   }
 
@@ -235,6 +242,7 @@ export class RoundDriver implements RoundHandlers {
     let own: Contribution | undefined;
     await timed('contribute', async () => {
       if (trained.tokens === 0n) return;
+      await this.checkpointed(); // the encoder updates the error feedback the checkpoint holds
       this.options.misbehaviour?.alterDelta?.(trained.delta, { round });
       own = await makeContribution(identity, this.encoder, { runId, round, baseHash: this.state.hash, tokens: trained.tokens, delta: trained.delta });
       // The delta is in the payload and the error feedback now: its buffer serves the aggregate.
@@ -566,9 +574,10 @@ export class RoundDriver implements RoundHandlers {
     }
     this.options.metrics.contributionsAccepted.inc(aggregate === undefined ? 0 : sources.length);
     this.previousBaseHash = this.state.hash;
+    await this.checkpointed();
     this.state.step(aggregate?.delta);
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
-    await this.afterModelChange();
+    this.afterModelChange();
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
   }
 
@@ -669,9 +678,10 @@ export class RoundDriver implements RoundHandlers {
       if (signal.aborted) return false;
       try {
         const bytes = await this.limiter.run(donor, (pace) => this.client(donor).fetchCheckpoint(hash, partial, maxBytes, pace), signal);
+        await this.checkpointed();
         this.state.adopt(bytes, hash);
         this.previousBaseHash = undefined;
-        await this.afterModelChange();
+        this.afterModelChange();
         log.info('resync-done', { round: this.state.round, hash: hash.toString('hex').slice(0, 16), from: donor });
         return true;
       } catch (error) {
@@ -787,13 +797,22 @@ export class RoundDriver implements RoundHandlers {
     this.options.trainerBlobs.retain([this.baseBlob, ...keep]);
   }
 
-  /** Publishes the current parameters to trainers and peers, and writes the local checkpoint. */
-  private async afterModelChange(): Promise<void> {
+  /** Publishes the current parameters to trainers and peers, and starts writing the local
+   * checkpoint (see `saving`). */
+  private afterModelChange(): void {
     this.baseBlob = this.publishBase();
     const { checkpointDir } = this.options;
-    if (checkpointDir !== undefined) {
-      await this.state.save(checkpointDir, { errorFeedback: this.encoder.error, reputation: this.options.reputation.snapshot() });
-    }
+    if (checkpointDir === undefined) return;
+    const extras = { errorFeedback: this.encoder.error, reputation: this.options.reputation.snapshot() };
+    const round = this.state.round;
+    const write = this.state.save(checkpointDir, extras).then(() => this.options.log.info('checkpointed', { round }));
+    write.catch(() => undefined); // reported where it is awaited, not as an unhandled rejection
+    this.saving = write;
+  }
+
+  /** Waits for the checkpoint write in flight; a failed write fails the caller, as it did inline. */
+  private async checkpointed(): Promise<void> {
+    await this.saving;
   }
 
   /**
