@@ -38,6 +38,8 @@ export interface ClusterSpec {
   misbehaviour?: Misbehaviour;
   /** Whether the cluster counts as honest in the result (default: no misbehaviour). */
   honest?: boolean;
+  /** This cluster's Peer settings for others, by their names (Peer spec.weight, spec.maxContributionBytes). */
+  peerSettings?: Record<string, { weight?: number; maxContributionBytes?: number }>;
 }
 
 export interface ClusterHandle {
@@ -94,7 +96,7 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
     const coordinator = new Coordinator({
       name: spec.name, runId: RUN, identity: identities[i]!,
       listen: { host: '127.0.0.1', port: ports[i]! }, trainerListen: { host: '127.0.0.1', port: 0 },
-      peers: specs.flatMap((other, j) => (j === i ? [] : [{ name: other.name, endpoint: `127.0.0.1:${ports[j]}`, publicKey: identities[j]!.publicKey }])),
+      peers: specs.flatMap((other, j) => (j === i ? [] : [{ name: other.name, endpoint: `127.0.0.1:${ports[j]}`, publicKey: identities[j]!.publicKey, ...spec.peerSettings?.[other.name] }])),
       settings: options.settings, train, trainers: 1, log: recorder(events),
       onRound: (summary) => summaries.push(summary),
       ...(options.maxInnerSteps !== undefined ? { maxInnerSteps: options.maxInnerSteps } : {}),

@@ -33,7 +33,7 @@ const runStatus: Full<TrainingRunStatus> = {
   peers: { configured: 1, reachable: 1, verified: 1, banned: 0, summary: '1/1' }, conditions: [condition],
 };
 
-const peerSpec: Full<PeerSpec> = { runRef: { name: 'r' }, endpoint: 'h:1', publicKey: 'k' };
+const peerSpec: Full<PeerSpec> = { runRef: { name: 'r' }, endpoint: 'h:1', publicKey: 'k', weight: 1, maxContributionBytes: 1024 };
 
 const peerStatus: Full<PeerStatus> = {
   observedGeneration: 1, peerId: 'p', lastHandshake: '', lastSeen: '', rttMs: 1, reputation: 0.5, accepted: 1, rejected: 1,

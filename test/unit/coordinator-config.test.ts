@@ -21,6 +21,9 @@ describe('coordinator config', () => {
     const config = parseCoordinatorConfig(valid);
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 7070 });
     expect(config.peers[0]!.publicKey.toString('base64')).toBe(key);
+    expect(config.peers[0]).toMatchObject({ weight: 1 }); // Peer spec.weight's default
+    expect(config.peers[0]!.maxContributionBytes).toBeUndefined(); // the run's limit applies
+    expect(parseCoordinatorConfig(valid.replace(`"${key}"}`, `"${key}", weight: 0.25, maxContributionBytes: 4096}`)).peers[0]).toMatchObject({ weight: 0.25, maxContributionBytes: 4096 });
     expect(config.trainerListen).toEqual({ host: '0.0.0.0', port: 7071 });
     expect(config.train.model.dModel).toBe(32);
     expect(config.rounds).toMatchObject({ runSeed: 7n, rounds: 3, windowMs: 5000, graceMs: 10_000, compression: { chunk: 1024, k: 16, bits: 2, errorDecay: 0.95 } });
@@ -34,6 +37,10 @@ describe('coordinator config', () => {
     [valid.replace('beta.example:7070', 'beta.example:99999'), /^peers\[0\]\.endpoint: must be host:port/],
     [valid.replace('peers:', 'peers: 3\nx:'), /^peers: must be a list/],
     [`${valid}  - {name: beta, endpoint: "b:1", publicKey: "${key}"}\n`, /^peers\[1\]\.name: "beta" is listed twice/],
+    [valid.replace(`"${key}"}`, `"${key}", weight: 1.5}`), /^peers\[0\]\.weight: must be a number from 0 to 1, got 1\.5/],
+    [valid.replace(`"${key}"}`, `"${key}", weight: "high"}`), /^peers\[0\]\.weight: must be a number from 0 to 1/],
+    [valid.replace(`"${key}"}`, `"${key}", maxContributionBytes: 10}`), /^peers\[0\]\.maxContributionBytes: must be an integer from 1024/],
+    [valid.replace(`"${key}"}`, `"${key}", colour: blue}`), /^peers\[0\]\.colour: unknown field/],
     ['name: [', /^\(file\): not valid YAML/],
     [valid.replace('dModel: 32', 'dModel: 0'), /^train\.model\.dModel: /],
     [valid.replace('runSeed: 7, ', ''), /^rounds\.runSeed: is required/],

@@ -38,12 +38,14 @@ describe('TrainingRun builders (pure)', () => {
       workers: [{ name: 'big', replicas: 2, batch: 64, gpu: { count: 1 } }, { name: 'small', replicas: 3, threads: 2 }],
     });
     const peerKey = key();
-    const files = configMapOf(run, [defaultedPeer('partner', { publicKey: peerKey })]).data!;
+    const files = configMapOf(run, [defaultedPeer('partner', { publicKey: peerKey }), defaultedPeer('picky', { publicKey: key(), weight: 0.5, maxContributionBytes: 2048 })]).data!;
     const coordinator = parseCoordinatorConfig(files['coordinator.yaml']!);
     expect(coordinator.runId).toBe('shared-run');
     expect(coordinator.listen.port).toBe(9443);
     expect(coordinator.trainers).toBe(5);
-    expect(coordinator.peers).toEqual([{ name: 'partner', endpoint: 'partner.example.org:7443', publicKey: Buffer.from(peerKey, 'base64') }]);
+    // The CRD defaults weight to 1; the Peer's settings reach the coordinator as they are.
+    expect(coordinator.peers[0]).toEqual({ name: 'partner', endpoint: 'partner.example.org:7443', publicKey: Buffer.from(peerKey, 'base64'), weight: 1 });
+    expect(coordinator.peers[1]).toMatchObject({ name: 'picky', weight: 0.5, maxContributionBytes: 2048 });
     expect(coordinator.rounds.runSeed).toBe(7n);
     expect(coordinator.rounds.rounds).toBe(12);
     expect(coordinator.rounds.windowMs).toBe(90_000);

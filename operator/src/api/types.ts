@@ -80,6 +80,8 @@ export interface PeerSpec {
   runRef: { name: string };
   endpoint: string;
   publicKey: string;
+  weight?: number;
+  maxContributionBytes?: number;
 }
 
 export interface PeerStatus {

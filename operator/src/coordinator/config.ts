@@ -35,6 +35,12 @@ export interface PeerConfig {
   /** `host:port` of the peer's federation endpoint. */
   endpoint: string;
   publicKey: Buffer;
+  /** 0..1 (default 1): multiplies this coordinator's scores of the peer's contributions in its
+   * manifests (Peer spec.weight). */
+  weight?: number;
+  /** The largest payload this coordinator votes for from the peer; absent: the run's limit
+   * (Peer spec.maxContributionBytes). */
+  maxContributionBytes?: number;
 }
 
 export { ConfigError };
@@ -64,7 +70,14 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     } catch (error) {
       throw new ConfigError(`${field}.publicKey`, (error as Error).message);
     }
-    return { name: string(peer.name, `${field}.name`, 63), endpoint, publicKey };
+    const weight = peer.weight ?? 1;
+    if (typeof weight !== 'number' || !(weight >= 0 && weight <= 1)) throw new ConfigError(`${field}.weight`, `must be a number from 0 to 1, got ${JSON.stringify(weight)}`);
+    const maxContributionBytes = peer.maxContributionBytes;
+    if (maxContributionBytes !== undefined && (typeof maxContributionBytes !== 'number' || !Number.isInteger(maxContributionBytes) || maxContributionBytes < 1024 || maxContributionBytes > 2 ** 32)) {
+      throw new ConfigError(`${field}.maxContributionBytes`, `must be an integer from 1024 to ${2 ** 32}, got ${JSON.stringify(maxContributionBytes)}`);
+    }
+    configFields(peer, field, ['name', 'endpoint', 'publicKey', 'weight', 'maxContributionBytes']);
+    return { name: string(peer.name, `${field}.name`, 63), endpoint, publicKey, weight, ...(maxContributionBytes === undefined ? {} : { maxContributionBytes }) };
   });
   const seen = new Set<string>();
   peers.forEach((peer, i) => {

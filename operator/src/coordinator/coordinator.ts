@@ -119,6 +119,9 @@ export class Coordinator {
     }
     this.driver = new RoundDriver({
       name: setup.name, runId: setup.runId, identity: setup.identity, peers: this.peers, clients: this.clients,
+      peerPolicies: new Map(setup.peers.map((peer) => [this.peers.get(peer.publicKey)!.peerId, {
+        weight: peer.weight ?? 1, ...(peer.maxContributionBytes !== undefined ? { maxContributionBytes: peer.maxContributionBytes } : {}),
+      }])),
       settings: setup.settings, train: setup.train, gateway: this.gateway, trainerBlobs: this.trainerBlobs,
       payloads: this.payloads, checkpoints: this.checkpoints, state: this.state, reputation,
       metrics: this.roundMetrics, log: setup.log, trainers: setup.trainers, buffers: this.buffers,

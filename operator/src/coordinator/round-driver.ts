@@ -46,6 +46,14 @@ import type { RoundSettings } from './round-settings.js';
 import type { TrainerGateway } from './trainer-gateway.js';
 import { TransferLimiter } from './transfer-limiter.js';
 
+/** What one cluster decides for one partner's contributions (Peer spec.weight, spec.maxContributionBytes). */
+export interface PeerPolicy {
+  /** 0..1: multiplies this coordinator's score in its manifest; 0: it does not vote for them. */
+  weight: number;
+  /** Payloads above this are not voted for (nor fetched); absent: the run's limit. */
+  maxContributionBytes?: number;
+}
+
 /** What PeerStatus.phase says (federation.proto). */
 export type Phase = 'Idle' | 'Training' | 'Gathering' | 'Validating' | 'Agreeing' | 'Applying' | 'Syncing' | 'Done';
 
@@ -80,6 +88,9 @@ export interface RoundDriverOptions {
   runId: string;
   identity: Identity;
   peers: PeerDirectory;
+  /** This cluster's settings for each peer (its Peer resources), by peer id; absent: weight 1,
+   * the run's payload limit. */
+  peerPolicies?: ReadonlyMap<string, PeerPolicy>;
   /** A client per remote peer, by peer name. */
   clients: ReadonlyMap<string, PeerClient>;
   settings: RoundSettings;
@@ -491,7 +502,8 @@ export class RoundDriver implements RoundHandlers {
     const { identity, runId, settings, misbehaviour } = this.options;
     let entries: AcceptedContribution[] | undefined = book.ready()
       .filter((c) => (scores.get(c.peerId) ?? 0) > 0)
-      .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)!), header: c.signed.envelope }));
+      // The vote: this coordinator's score times its weight for the contributor (Peer spec.weight).
+      .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)! * (this.options.peerPolicies?.get(c.peerId)?.weight ?? 1)), header: c.signed.envelope }));
     if (misbehaviour?.manifest !== undefined) entries = misbehaviour.manifest(entries, this.misbehaviourContext(book));
     if (entries !== undefined) {
       const manifest = buildManifest(runId, book.round, entries.filter((e) => e.scorePpm > 0), [...book.equivocations.values()]);
@@ -755,6 +767,11 @@ export class RoundDriver implements RoundHandlers {
       return undefined;
     }
     if (book.rejected(peerId)) return undefined;
+    const policy = this.policyRefusal(peerId, check.header.payloadBytes);
+    if (policy !== undefined) {
+      book.reject(peerId, RejectionReason.PeerPolicy, policy);
+      return undefined;
+    }
     const { commit } = book.commit(check, peerId, source);
     // A header that says the same as the one held, re-encoded, is the same commitment.
     if (!commit.signed.hash.equals(check.hash)) return undefined;
@@ -769,6 +786,17 @@ export class RoundDriver implements RoundHandlers {
       }
     }
     return commit;
+  }
+
+  /** Why this cluster's Peer settings keep it from voting for a contribution, or undefined. */
+  private policyRefusal(peerId: string, payloadBytes: bigint): string | undefined {
+    const policy = this.options.peerPolicies?.get(peerId);
+    if (policy === undefined) return undefined;
+    if (policy.weight === 0) return 'this cluster gives the peer weight 0';
+    if (policy.maxContributionBytes !== undefined && payloadBytes > BigInt(policy.maxContributionBytes)) {
+      return `payload of ${payloadBytes} bytes is above this cluster's limit for the peer, ${policy.maxContributionBytes}`;
+    }
+    return undefined;
   }
 
   private ban(peerId: string, detail: string, evidence: readonly Envelope[], round: bigint): void {

@@ -46,6 +46,10 @@ export const RejectionReason = {
   Equivocation: 'Equivocation',
   /** A manifest from a signer that is not an active peer of the round. */
   NotActive: 'NotActive',
+  // ---- this cluster's own settings for the signer (its Peer resource) ----
+  /** This cluster does not vote for the signer's contribution: its Peer has weight 0, or caps
+   * the signer's payloads below this one's size (spec.maxContributionBytes). */
+  PeerPolicy: 'PeerPolicy',
 } as const;
 
 export type RejectionReason = (typeof RejectionReason)[keyof typeof RejectionReason];
@@ -95,4 +99,5 @@ export const PENALISES_SIGNER: Readonly<Record<RejectionReason, boolean>> = {
   Banned: false,
   Equivocation: false,
   NotActive: false,
+  PeerPolicy: false, // a local choice, not the signer's fault
 };

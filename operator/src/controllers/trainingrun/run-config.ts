@@ -74,6 +74,8 @@ export function coordinatorConfigOf(run: TrainingRun, peers: readonly Peer[]): R
     trainers: Math.max(1, trainerCount(run)),
     peers: [...peers].sort((a, b) => a.metadata.name!.localeCompare(b.metadata.name!)).map((peer) => ({
       name: peer.metadata.name!, endpoint: peer.spec.endpoint, publicKey: peer.spec.publicKey,
+      ...(peer.spec.weight !== undefined ? { weight: peer.spec.weight } : {}),
+      ...(peer.spec.maxContributionBytes !== undefined ? { maxContributionBytes: peer.spec.maxContributionBytes } : {}),
     })),
     train: trainerConfigOf(run, spec.workers[0]!),
     rounds,
