@@ -8,13 +8,15 @@
 // own work: a client creating, at the same concurrency, exactly the objects the operator writes
 // per run (identity Secret and the children the builders make). And the operator's peak RSS with
 // the N runs and their children in its cache; goal < 256 MiB.
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { GROUP, VERSION, type TrainingRun } from '../operator/src/api/types.js';
 import { childrenOf, identitySecretOf } from '../operator/src/controllers/trainingrun/builders.js';
 import { freePort } from '../operator/src/runtime/free-port.js';
+import { Applier } from '../operator/src/runtime/kube.js';
 import { installCrds, startCluster, waitFor, type TestCluster } from '../scripts/kube/cluster.js';
 import { fmt, progress, progressDone, table } from './report.js';
 
@@ -48,7 +50,7 @@ async function createRuns(cluster: TestCluster, namespace: string, count: number
  * Creates, for `count` runs, the objects the operator writes for one (identity Secret, ConfigMap,
  * PVC, two Services, Deployment, StatefulSet), without owner references; returns the seconds.
  */
-async function createChildren(cluster: TestCluster, namespace: string, count: number, concurrency: number): Promise<number> {
+async function createChildren(cluster: TestCluster, namespace: string, count: number, concurrency: number, apply?: Applier): Promise<number> {
   const template = (await cluster.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'baseline', name: 'run-0000' })) as TrainingRun;
   let next = 0;
   const started = performance.now();
@@ -58,8 +60,11 @@ async function createChildren(cluster: TestCluster, namespace: string, count: nu
       const run: TrainingRun = { ...template, metadata: { ...template.metadata, name: `run-${String(i).padStart(4, '0')}`, namespace } };
       const c = childrenOf(run, [], { coordinator: 'a', trainer: 'b' });
       const objects = [identitySecretOf(run, { privateKeyPem: 'x', publicKey: 'y' }), c.configMap, c.checkpoints, c.coordinatorService, c.federationService, c.coordinator, ...c.trainers];
-      for (const object of objects) await cluster.objects.create({ ...object, metadata: { ...object.metadata!, ownerReferences: [] } });
-      if (i % 25 === 0) progress(`children baseline: ${i}/${count} runs`);
+      for (const object of objects) {
+        const orphan = { ...object, metadata: { ...object.metadata!, ownerReferences: [] } };
+        await (apply === undefined ? cluster.objects.create(orphan) : apply.apply(orphan));
+      }
+      if (i % 25 === 0) progress(`children baseline${apply === undefined ? '' : ' (server-side apply)'}: ${i}/${count} runs`);
     }
   }));
   progressDone();
@@ -78,6 +83,37 @@ async function memoryOf(pid: number): Promise<{ peak: number; now: number }> {
   return { peak: kib('VmHWM'), now: kib('VmRSS') };
 }
 
+/**
+ * CPU seconds the API server and etcd have used so far (utime + stime from /proc, pids from
+ * start.sh's `pids` file): what each write costs the server itself, whoever makes it.
+ */
+async function serverCpuSeconds(cluster: TestCluster): Promise<number> {
+  const pids = (await readFile(join(cluster.dir, 'pids'), 'utf8')).split('\n').filter((l) => / (kube-apiserver|etcd)$/.test(l)).map((l) => Number(l.split(' ')[0]));
+  let ticks = 0;
+  for (const pid of pids) {
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const line = await readFile(`/proc/${pid}/stat`, 'utf8');
+    const stat = line.slice(line.lastIndexOf(')') + 2).split(' ');
+    ticks += Number(stat[11]) + Number(stat[12]);
+  }
+  return ticks / CLOCK_TICKS;
+}
+
+/** The API server's request counts by verb and resource (apiserver_request_total, via kubectl). */
+async function requestCounts(cluster: TestCluster): Promise<Map<string, number>> {
+  const { stdout } = await promisify(execFile)('kubectl', ['--kubeconfig', cluster.kubeconfigPath, 'get', '--raw', '/metrics'], { maxBuffer: 256 * MiB });
+  const counts = new Map<string, number>();
+  for (const m of stdout.matchAll(/^apiserver_request_total\{([^}]*)\} (\d+)/gm)) {
+    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(m[1]!)?.[1] ?? '';
+    const key = `${label('verb')} ${label('resource')}${label('subresource') ? `/${label('subresource')}` : ''}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+/** USER_HZ: the unit of /proc/<pid>/stat's times on Linux (100 on every common build). */
+const CLOCK_TICKS = 100;
+
 export async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { runs: { type: 'string', default: '500' }, concurrency: { type: 'string', default: '8' }, workers: { type: 'string', default: '8' }, 'heap-mib': { type: 'string', default: '160' } } });
   const runs = Number(values.runs);
@@ -89,11 +125,17 @@ export async function main(args: string[]): Promise<number> {
   try {
     await installCrds(cluster);
     const core = cluster.config.makeApiClient(CoreV1Api);
-    for (const name of ['baseline', 'children', 'bench']) await core.createNamespace({ body: { metadata: { name } } });
+    for (const name of ['baseline', 'children', 'applied', 'bench']) await core.createNamespace({ body: { metadata: { name } } });
 
     // Baseline: the API server alone accepting the same objects (nobody reconciles "baseline").
+    const cpu0 = await serverCpuSeconds(cluster);
     const baseline = await createRuns(cluster, 'baseline', runs, concurrency, 'baseline');
+    const cpu1 = await serverCpuSeconds(cluster);
     const children = await createChildren(cluster, 'children', runs, concurrency);
+    const cpu2 = await serverCpuSeconds(cluster);
+    // The same objects by server-side apply, as the operator writes them (the issue asks for SSA).
+    const applied = await createChildren(cluster, 'applied', runs, concurrency, new Applier(cluster.config, 'concord-bench'));
+    const cpu2a = await serverCpuSeconds(cluster);
 
     const healthPort = await freePort();
     // The heap cap the chart gives the operator container (charts/concord values: operator.heapMiB):
@@ -106,6 +148,8 @@ export async function main(args: string[]): Promise<number> {
     await waitFor(async () => (await fetch(`http://127.0.0.1:${healthPort}/readyz`).catch(() => undefined))?.status === 200, 60_000, 'the operator to be ready');
     const idle = await memoryOf(pid);
 
+    const cpu3 = await serverCpuSeconds(cluster);
+    const requestsBefore = await requestCounts(cluster);
     const started = performance.now();
     const creating = createRuns(cluster, 'bench', runs, concurrency, 'with the operator');
     let settled = 0;
@@ -116,6 +160,8 @@ export async function main(args: string[]): Promise<number> {
     }, 30 * 60_000, 'every run to settle', 500);
     await creating;
     const operatorSeconds = (performance.now() - started) / 1000;
+    const cpu4 = await serverCpuSeconds(cluster);
+    const requestsAfter = await requestCounts(cluster);
     progressDone();
     const memory = await memoryOf(pid);
     const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
@@ -125,6 +171,7 @@ export async function main(args: string[]): Promise<number> {
     console.log(`\n${table(['measure', 'seconds', 'runs/s', 'vs baseline'], [
       [`baseline: ${runs} creates, nobody reconciling`, fmt(baseline, 2), fmt(runs / baseline, 0), '1.00×'],
       [`the objects the operator writes for ${runs} runs, created by a client`, fmt(children, 2), fmt(runs / children, 0), `${fmt(children / baseline, 2)}×`],
+      ['the same objects, server-side applied by a client', fmt(applied, 2), fmt(runs / applied, 0), `${fmt(applied / baseline, 2)}×`],
       [`${runs} creates until every status settled (operator)`, fmt(operatorSeconds, 2), fmt(runs / operatorSeconds, 0), `${fmt(ratio, 2)}×`],
     ])}`);
     console.log(`\n${table(['operator process', 'RSS'], [
@@ -133,6 +180,16 @@ export async function main(args: string[]): Promise<number> {
       ['peak', `${fmt(memory.peak / MiB, 1)} MiB`],
     ])}`);
     console.log(`\ntrainingrun reconciles: ${reconciles} (${fmt(reconciles / runs, 1)} per run)`);
+    // The server's own cost per run, whoever writes: what no operator can go below.
+    const perRun = (seconds: number) => `${fmt((1000 * seconds) / runs, 2)} ms`;
+    console.log(`\n${table(['API server + etcd CPU', 'per run', 'vs baseline'], [
+      ['baseline: the run object created', perRun(cpu1 - cpu0), '1.00×'],
+      ['its children created by a client (7 objects)', perRun(cpu2 - cpu1), `${fmt((cpu2 - cpu1) / (cpu1 - cpu0), 2)}×`],
+      ['its children server-side applied by a client', perRun(cpu2a - cpu2), `${fmt((cpu2a - cpu2) / (cpu1 - cpu0), 2)}×`],
+      ['with the operator: the run, its children, its status', perRun(cpu4 - cpu3), `${fmt((cpu4 - cpu3) / (cpu1 - cpu0), 2)}×`],
+    ])}`);
+    const requests = [...requestsAfter].map(([key, n]) => [key, (n - (requestsBefore.get(key) ?? 0)) / runs] as const).filter(([, perRunCount]) => perRunCount >= 0.05).sort((a, b) => b[1] - a[1]);
+    console.log(`\nAPI requests per run while the operator worked (the bench's own creates and settled-polls included):\n${table(['verb resource', 'per run'], requests.map(([key, n]) => [key, fmt(n, 2)]))}`);
     console.log(`time: ${fmt(ratio, 2)}× the baseline (goal ≤ 3×): ${ratio <= 3 ? 'met' : 'NOT met'}; ${fmt(operatorSeconds / (baseline + children), 2)}× the API server's own time for the same writes (the run creates plus the children)`);
     console.log(`memory: peak ${fmt(memory.peak / MiB, 1)} MiB (goal < 256 MiB): ${memory.peak < 256 * MiB ? 'met' : 'NOT met'}`);
     return 0;
