@@ -33,7 +33,8 @@ describe('faults', () => {
   it('a coordinator killed mid-round: the others finish the round; restarted, it resumes from its checkpoint and rejoins with the majority\'s model', async () => {
     dir = await mkdtemp(join(tmpdir(), 'concord-faults-'));
     const checkpointDirs = Object.fromEntries(NAMES.map((n) => [n, join(dir!, n)]));
-    federation = await startFederation(NAMES.map((name) => ({ name })), { settings, maxInnerSteps: 8, checkpointDirs });
+    // Checkpoints after even rounds only (TrainingRun spec.checkpoint.everyRounds: 2).
+    federation = await startFederation(NAMES.map((name) => ({ name })), { settings, maxInnerSteps: 8, checkpointDirs, checkpointEveryRounds: 2 });
     federation.run();
     const victim = () => federation!.clusters.find((c) => c.spec.name === 'delta')!;
     // Round 2 has started at delta (it trained rounds 0 and 1): kill it mid-round. As soon as
@@ -41,6 +42,7 @@ describe('faults', () => {
     // before it can contribute to round 2, kill it.
     const checkpointed = (round: bigint) => victim().events.some((e) => e.event === 'checkpointed' && e.fields.round === round);
     await until(() => victim().summaries.length === 2 && checkpointed(2n), 60_000, 'delta to finish round 1 and checkpoint round 2\'s base');
+    expect(checkpointed(1n)).toBe(false); // round 1's base was not written: not a multiple of 2
     await federation.crash('delta');
     const survivors = federation.clusters.filter((c) => c.spec.name !== 'delta');
     // The others finish round 2 without it, and one more.
@@ -54,6 +56,8 @@ describe('faults', () => {
     await federation.finished(NAMES, 120_000);
     const resumed = restarted.events.find((e) => e.event === 'resumed');
     expect(resumed?.fields.round).toBe(2n);
+    const written = (c: ClusterHandle) => c.events.filter((e) => e.event === 'checkpointed').map((e) => e.fields.round as bigint);
+    for (const c of survivors) expect(written(c)).toEqual([2n, 4n, 6n]);
     expect(restarted.events.some((e) => e.event === 'resync-done')).toBe(true);
     const reference = hashes(survivors[0]!);
     const rejoined = restarted.summaries.filter((s) => s.round > 3n);

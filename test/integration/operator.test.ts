@@ -10,7 +10,7 @@ import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.j
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
 import type { Operator } from '../../operator/src/manager.js';
 import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
-import { getRun, peerObject, startOperator, trainingRun } from '../support/operator.js';
+import { getPeer, getRun, peerObject, startOperator, trainingRun } from '../support/operator.js';
 
 // Every wait below has its own deadline; the test's own limit only has to be above their sum on a
 // loaded machine.
@@ -192,6 +192,29 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await waitFor(async () => !(await coordinatorYaml()).includes('partner.example.org'), 30_000, 'the peer to leave the config');
     // The coordinator pod rolls with the new config: the revoked key is refused from then on.
     await waitFor(async () => (await hash()) !== before, 30_000, 'the coordinator template to change');
+  });
+
+  it('takes only the Peers its peerSelector selects; the others say NotSelected until relabelled', async () => {
+    await cluster.objects.create(trainingRun('selective', { federation: { peerSelector: { matchLabels: { 'concord.dev/partner': 'yes' } } } }));
+    const labelled = (name: string, value: string | undefined) => {
+      const peer = peerObject(name, 'selective', `${name}.example.org:7443`, encodePublicKey(generateIdentity().publicKey));
+      return value === undefined ? peer : { ...peer, metadata: { ...peer.metadata, labels: { 'concord.dev/partner': value } } };
+    };
+    await cluster.objects.create(labelled('chosen', 'yes'));
+    await cluster.objects.create(labelled('staged', undefined));
+    const coordinatorYaml = async () => (await cluster.core.readNamespacedConfigMap({ name: 'selective-config', namespace: 'default' })).data!['coordinator.yaml']!;
+    await waitFor(async () => (await coordinatorYaml()).includes('chosen.example.org:7443'), 30_000, 'the selected peer in the config');
+    expect(await coordinatorYaml()).not.toContain('staged.example.org');
+    const verified = async (name: string) => (await getPeer(cluster, name)).status?.conditions?.find((c) => c.type === 'Verified');
+    await waitFor(async () => (await verified('staged'))?.reason === 'NotSelected', 30_000, 'the unselected Peer to say NotSelected');
+    expect((await verified('staged'))!.message).toContain('spec.federation.peerSelector');
+    expect((await getRun(cluster, 'selective')).status?.peers?.configured).toBe(1);
+    // Labelled: it joins the run's config, and its status no longer says NotSelected.
+    await cluster.custom.patchNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name: 'staged', body: { metadata: { labels: { 'concord.dev/partner': 'yes' } } },
+    }, mergePatch);
+    await waitFor(async () => (await coordinatorYaml()).includes('staged.example.org:7443'), 30_000, 'the relabelled peer in the config');
+    await waitFor(async () => (await verified('staged'))?.reason !== 'NotSelected', 30_000, 'the relabelled Peer\'s status to move on');
   });
 
   it('deletes everything it made when the run is deleted (garbage collection by owner references)', async () => {

@@ -81,6 +81,8 @@ export interface FederationOptions {
   train?: TrainConfig;
   maxInnerSteps?: number;
   checkpointDirs?: Record<string, string>;
+  /** Every cluster with a checkpoint directory writes only after rounds that are multiples of this. */
+  checkpointEveryRounds?: number;
 }
 
 /** Starts the clusters' coordinators and trainers (not their rounds: call `run`). */
@@ -101,6 +103,7 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
       onRound: (summary) => summaries.push(summary),
       ...(options.maxInnerSteps !== undefined ? { maxInnerSteps: options.maxInnerSteps } : {}),
       ...(options.checkpointDirs?.[spec.name] !== undefined ? { checkpointDir: options.checkpointDirs[spec.name]! } : {}),
+      ...(options.checkpointEveryRounds !== undefined ? { checkpointEveryRounds: options.checkpointEveryRounds } : {}),
       ...(spec.misbehaviour ? { misbehaviour: spec.misbehaviour } : {}),
     });
     await coordinator.start();

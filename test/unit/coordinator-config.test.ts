@@ -22,6 +22,7 @@ describe('coordinator config', () => {
     expect(config.listen).toEqual({ host: '0.0.0.0', port: 7070 });
     expect(config.peers[0]!.publicKey.toString('base64')).toBe(key);
     expect(config.peers[0]).toMatchObject({ weight: 1 }); // Peer spec.weight's default
+    expect(config.checkpointEveryRounds).toBe(1);
     expect(config.peers[0]!.maxContributionBytes).toBeUndefined(); // the run's limit applies
     expect(parseCoordinatorConfig(valid.replace(`"${key}"}`, `"${key}", weight: 0.25, maxContributionBytes: 4096}`)).peers[0]).toMatchObject({ weight: 0.25, maxContributionBytes: 4096 });
     expect(config.trainerListen).toEqual({ host: '0.0.0.0', port: 7071 });
@@ -48,6 +49,7 @@ describe('coordinator config', () => {
     [valid.replace('windowSeconds: 5', 'windowSeconds: 0'), /^rounds\.windowSeconds: must be 0\.1 to 86400/],
     [valid.replace('trainerListen: 0.0.0.0:7071\n', ''), /^trainerListen: is required/],
     [`${valid}colour: blue\n`, /^colour: unknown field/],
+    [`${valid}checkpointEveryRounds: 0\n`, /^checkpointEveryRounds: must be a positive integer, got 0/],
   ])('refuses a bad file naming the field (%#)', (text, message) => {
     expect(() => parseCoordinatorConfig(text)).toThrow(message);
   });

@@ -99,7 +99,7 @@ describe('Peer status (pure)', () => {
   const run = defaultedRun();
   const withReport = (peerName: string, entry: Partial<PeerReport>) => {
     const peer = defaultedPeer(peerName, { publicKey: key() });
-    return desiredPeerStatus({ peer, run, siblings: [peer], report: report({ peers: [peerReport(peerName, entry)] }), now });
+    return desiredPeerStatus({ peer, run, selected: true, siblings: [peer], report: report({ peers: [peerReport(peerName, entry)] }), now });
   };
   const at = now.toISOString();
 
@@ -131,9 +131,9 @@ describe('Peer status (pure)', () => {
 
   it('waits for the run and the coordinator, and refuses a bad key, a twin key or the run\'s own', () => {
     const peer = defaultedPeer('b', { publicKey: key() });
-    const orphan = desiredPeerStatus({ peer, run: undefined, siblings: [peer], report: undefined, now });
+    const orphan = desiredPeerStatus({ peer, run: undefined, selected: true, siblings: [peer], report: undefined, now });
     expect(condition(orphan, 'Reachable')).toMatchObject({ status: 'Unknown', reason: 'RunNotFound' });
-    const waiting = desiredPeerStatus({ peer, run, siblings: [peer], report: undefined, now });
+    const waiting = desiredPeerStatus({ peer, run, selected: true, siblings: [peer], report: undefined, now });
     expect(condition(waiting, 'Verified')).toMatchObject({ status: 'Unknown', reason: 'AwaitingCoordinator' });
     const twin = defaultedPeer('c', { publicKey: peer.spec.publicKey });
     expect(peerProblem(twin, [peer, twin])).toMatch(/^spec\.publicKey: the same key as Peer "b"/);
@@ -141,7 +141,15 @@ describe('Peer status (pure)', () => {
     expect(peerProblem(peer, [peer], peer.spec.publicKey)).toMatch(/own identity/);
     const bad = defaultedPeer('d', { publicKey: 'not a key' });
     expect(peerProblem(bad, [bad])).toMatch(/^spec\.publicKey: /);
-    expect(condition(desiredPeerStatus({ peer: bad, run, siblings: [bad], report: undefined, now }), 'Verified')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+    expect(condition(desiredPeerStatus({ peer: bad, run, selected: true, siblings: [bad], report: undefined, now }), 'Verified')).toMatchObject({ status: 'False', reason: 'InvalidSpec' });
+  });
+
+  it('says NotSelected for a Peer the run\'s peerSelector leaves out, whatever else holds', () => {
+    const peer = defaultedPeer('b', { publicKey: key() });
+    const status = desiredPeerStatus({ peer, run, selected: false, siblings: [], report: report({ peers: [peerReport('b', {})] }), now });
+    for (const type of ['Reachable', 'Verified']) {
+      expect(condition(status, type)).toMatchObject({ status: 'Unknown', reason: 'NotSelected', message: expect.stringContaining('spec.federation.peerSelector') });
+    }
   });
 });
 

@@ -50,6 +50,7 @@ describe('TrainingRun builders (pure)', () => {
     expect(coordinator.rounds.rounds).toBe(12);
     expect(coordinator.rounds.windowMs).toBe(90_000);
     expect(coordinator.maxInnerSteps).toBe(40);
+    expect(coordinator.checkpointEveryRounds).toBe(1); // spec.checkpoint.everyRounds' default
     expect(coordinator.rounds.compression.k).toBe(32);
     expect(coordinator.rounds.validation.sample).toBe(2);
     expect(coordinator.rounds.quorum).toBe(3);

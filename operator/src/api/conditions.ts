@@ -45,6 +45,8 @@ export const Reason = {
   TrainersMissing: 'TrainersMissing',
   // Peer
   RunNotFound: 'RunNotFound',
+  /** The run's spec.federation.peerSelector does not match the Peer's labels: it is not a member. */
+  NotSelected: 'NotSelected',
   AwaitingCoordinator: 'AwaitingCoordinator',
   HandshakeSucceeded: 'HandshakeSucceeded',
   /** The endpoint did not answer (DNS, connection refused, timeout): a network problem. */

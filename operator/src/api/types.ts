@@ -46,8 +46,15 @@ export interface TrainingRunSpec {
     quorum?: number;
     maxContributionBytes: number;
     transfer: { concurrency: number; bytesPerSecond: number };
+    peerSelector?: LabelSelector;
   };
-  checkpoint: { size: string; storageClassName?: string };
+  checkpoint: { size: string; storageClassName?: string; everyRounds: number };
+}
+
+/** A Kubernetes label selector (metav1.LabelSelector). */
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: Array<{ key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }>;
 }
 
 export type RunPhase = 'Pending' | 'Running' | 'Suspended' | 'Succeeded' | 'Failed';

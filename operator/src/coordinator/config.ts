@@ -26,6 +26,8 @@ export interface CoordinatorConfig {
   rounds: RoundSettings;
   /** The run's volume for the local checkpoint; none if absent. */
   checkpointDir: string | undefined;
+  /** The checkpoint is written after rounds whose number is a multiple of this (default 1). */
+  checkpointEveryRounds: number;
   /** Inner steps per round at most (demos, benchmarks); absent = until the window ends. */
   maxInnerSteps: number | undefined;
 }
@@ -85,7 +87,7 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     seen.add(peer.name);
   });
   // Unknown fields are reported after the peers, whose errors are the more useful.
-  configFields(root, '(file)', ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'metricsListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'maxInnerSteps']);
+  configFields(root, '(file)', ['name', 'runId', 'identityFile', 'listen', 'trainerListen', 'metricsListen', 'trainers', 'peers', 'train', 'rounds', 'checkpointDir', 'checkpointEveryRounds', 'maxInnerSteps']);
   const trainerListen = hostPort(string(root.trainerListen, 'trainerListen', 300), 'trainerListen');
   const metricsListen = root.metricsListen === undefined ? undefined : hostPort(string(root.metricsListen, 'metricsListen', 300), 'metricsListen');
   const trainers = root.trainers ?? 1;
@@ -95,6 +97,10 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     throw new ConfigError('maxInnerSteps', `must be a positive integer, got ${JSON.stringify(maxInnerSteps)}`);
   }
   const checkpointDir = root.checkpointDir === undefined ? undefined : string(root.checkpointDir, 'checkpointDir', 4096);
+  const checkpointEveryRounds = root.checkpointEveryRounds ?? 1;
+  if (typeof checkpointEveryRounds !== 'number' || !Number.isInteger(checkpointEveryRounds) || checkpointEveryRounds < 1) {
+    throw new ConfigError('checkpointEveryRounds', `must be a positive integer, got ${JSON.stringify(checkpointEveryRounds)}`);
+  }
   if (root.train === undefined) throw new ConfigError('train', 'is required (model, data, inner, outer)');
   let train: TrainConfig;
   try {
@@ -104,7 +110,7 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
     throw error;
   }
   const rounds = parseRoundSettings(root.rounds, 'rounds');
-  return { name, runId, identityFile, listen, trainerListen, metricsListen, trainers, peers, train, rounds, checkpointDir, maxInnerSteps };
+  return { name, runId, identityFile, listen, trainerListen, metricsListen, trainers, peers, train, rounds, checkpointDir, checkpointEveryRounds, maxInnerSteps };
 }
 
 function object(value: unknown, field: string): Record<string, unknown> {

@@ -35,6 +35,8 @@ export interface CoordinatorSetup {
   trainers: number;
   /** The run's volume: the local checkpoint is written here after each round and resumed from. */
   checkpointDir?: string;
+  /** Write it only after rounds whose number is a multiple of this (default 1: every round). */
+  checkpointEveryRounds?: number;
   maxInnerSteps?: number;
   misbehaviour?: Misbehaviour;
   log: Logger;
@@ -127,6 +129,7 @@ export class Coordinator {
       metrics: this.roundMetrics, log: setup.log, trainers: setup.trainers, buffers: this.buffers,
       ...(errorFeedback ? { errorFeedback } : {}),
       ...(setup.checkpointDir !== undefined ? { checkpointDir: setup.checkpointDir } : {}),
+      ...(setup.checkpointEveryRounds !== undefined ? { checkpointEveryRounds: setup.checkpointEveryRounds } : {}),
       ...(setup.maxInnerSteps !== undefined ? { maxInnerSteps: setup.maxInnerSteps } : {}),
       ...(setup.misbehaviour ? { misbehaviour: setup.misbehaviour } : {}),
       onRound: (summary) => {

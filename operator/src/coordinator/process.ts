@@ -20,7 +20,7 @@ export async function runCoordinatorProcess(configFile: string, misbehaviour?: M
     listen: config.listen, trainerListen: config.trainerListen, peers: config.peers, settings: config.rounds, train: config.train,
     trainers: config.trainers, log,
     onPhase: (phase, round) => log.info('phase', { phase, round }),
-    ...(config.checkpointDir !== undefined ? { checkpointDir: config.checkpointDir } : {}),
+    ...(config.checkpointDir !== undefined ? { checkpointDir: config.checkpointDir, checkpointEveryRounds: config.checkpointEveryRounds } : {}),
     ...(config.maxInnerSteps !== undefined ? { maxInnerSteps: config.maxInnerSteps } : {}),
     ...(misbehaviour ? { misbehaviour } : {}),
   });

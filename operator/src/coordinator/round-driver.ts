@@ -110,6 +110,8 @@ export interface RoundDriverOptions {
   log: Logger;
   /** Where the local checkpoint is written after every round; none if undefined. */
   checkpointDir?: string;
+  /** Only after rounds whose number is a multiple of this (default 1; a resync always writes). */
+  checkpointEveryRounds?: number;
   /** Model-sized scratch buffers shared with the trainer gateway's uploads. */
   buffers?: BufferPool;
   /** Trainers to wait for before the first round (default 1). */
@@ -589,7 +591,7 @@ export class RoundDriver implements RoundHandlers {
     await this.checkpointed();
     this.state.step(aggregate?.delta);
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
-    this.afterModelChange();
+    this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
   }
 
@@ -693,7 +695,7 @@ export class RoundDriver implements RoundHandlers {
         await this.checkpointed();
         this.state.adopt(bytes, hash);
         this.previousBaseHash = undefined;
-        this.afterModelChange();
+        this.afterModelChange('resync');
         log.info('resync-done', { round: this.state.round, hash: hash.toString('hex').slice(0, 16), from: donor });
         return true;
       } catch (error) {
@@ -827,10 +829,13 @@ export class RoundDriver implements RoundHandlers {
 
   /** Publishes the current parameters to trainers and peers, and starts writing the local
    * checkpoint (see `saving`). */
-  private afterModelChange(): void {
+  private afterModelChange(cause: 'apply' | 'resync'): void {
     this.baseBlob = this.publishBase();
-    const { checkpointDir } = this.options;
+    const { checkpointDir, checkpointEveryRounds = 1 } = this.options;
     if (checkpointDir === undefined) return;
+    // A resynced model is written whatever its round: the checkpoint on disk is now behind the
+    // majority's, and resuming from it would mean fetching the whole model again.
+    if (cause === 'apply' && this.state.round % BigInt(checkpointEveryRounds) !== 0n) return;
     const extras = { errorFeedback: this.encoder.error, reputation: this.options.reputation.snapshot() };
     const round = this.state.round;
     const write = this.state.save(checkpointDir, extras).then(() => this.options.log.info('checkpointed', { round }));

@@ -9,6 +9,7 @@ import type { EventRecorder } from '../../runtime/events.js';
 import { StatusWriter, type EventPolicy } from '../../runtime/status-writer.js';
 import type { ClusterCache } from '../cache.js';
 import type { ReportBook } from '../reports.js';
+import { peersOfRun } from '../peer-selection.js';
 import { desiredPeerStatus } from './status.js';
 
 export interface PeerReconcilerOptions {
@@ -33,8 +34,10 @@ export class PeerReconciler {
     if (peer === undefined || peer.metadata.deletionTimestamp !== undefined) return {};
     const runName = peer.spec.runRef.name;
     const run = cache.runs.get(runName, namespace);
-    const siblings = cache.peers.list(namespace).filter((p) => p.spec?.runRef?.name === runName);
-    const status = desiredPeerStatus({ peer, run, siblings, report: reports.get(`${namespace}/${runName}`), now: this.options.now?.() ?? new Date() });
+    // Twins of a key count among the run's members only: an unselected Peer is not in its config.
+    const members = run === undefined ? [] : peersOfRun(run, cache.peers.list(namespace)).selected;
+    const selected = run === undefined || members.some((p) => p.metadata.name === peer.metadata.name);
+    const status = desiredPeerStatus({ peer, run, selected, siblings: members, report: reports.get(`${namespace}/${runName}`), now: this.options.now?.() ?? new Date() });
     await this.status.write('peers', peer, status, PeerReconciler.events);
     // The TrainingRun controller hands the run's Peers over after each report: no polling here.
     return {};

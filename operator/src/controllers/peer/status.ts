@@ -40,6 +40,8 @@ export function usablePeers(peers: readonly Peer[], ownKey?: string): Peer[] {
 export interface PeerObservation {
   peer: Peer;
   run: TrainingRun | undefined;
+  /** Whether the run's spec.federation.peerSelector selects this Peer (true without a run). */
+  selected: boolean;
   /** The run's other Peers (for duplicate keys). */
   siblings: readonly Peer[];
   report: CoordinatorReport | undefined;
@@ -58,7 +60,9 @@ export function desiredPeerStatus(o: PeerObservation): PeerStatus {
   };
   const error = entry?.lastError;
 
+  const unselected = `the TrainingRun's spec.federation.peerSelector does not select this Peer's labels: it is not in the run`;
   if (run === undefined) set(PeerCondition.Reachable, 'Unknown', Reason.RunNotFound, `TrainingRun "${peer.spec.runRef.name}" does not exist in this namespace`);
+  else if (!o.selected) set(PeerCondition.Reachable, 'Unknown', Reason.NotSelected, unselected);
   else if (problem !== undefined) set(PeerCondition.Reachable, 'Unknown', Reason.InvalidSpec, problem);
   else if (entry === undefined) set(PeerCondition.Reachable, 'Unknown', Reason.AwaitingCoordinator, report === undefined ? 'the run\'s coordinator has not reported yet' : 'the coordinator has not loaded this peer yet');
   else if (error?.kind === 'unreachable') set(PeerCondition.Reachable, 'False', Reason.Unreachable, `${peer.spec.endpoint}: ${error.message}`);
@@ -66,6 +70,7 @@ export function desiredPeerStatus(o: PeerObservation): PeerStatus {
   else set(PeerCondition.Reachable, 'Unknown', Reason.AwaitingCoordinator, 'not contacted yet');
 
   if (run === undefined) set(PeerCondition.Verified, 'Unknown', Reason.RunNotFound, `TrainingRun "${peer.spec.runRef.name}" does not exist in this namespace`);
+  else if (!o.selected) set(PeerCondition.Verified, 'Unknown', Reason.NotSelected, unselected);
   else if (problem !== undefined) set(PeerCondition.Verified, 'False', Reason.InvalidSpec, problem);
   else if (entry?.ban !== undefined) set(PeerCondition.Verified, 'False', Reason.Banned, `banned in round ${entry.ban.round} for signing two contributions (evidence in status.banned)`);
   else if (error?.kind === 'rejected') set(PeerCondition.Verified, 'False', Reason.KeyMismatch, `the endpoint did not prove spec.publicKey (${error.reason}): ${error.message}`);

@@ -12,6 +12,7 @@ import { holds, statusOf, type Applier } from '../../runtime/kube.js';
 import { StatusWriter, type EventPolicy } from '../../runtime/status-writer.js';
 import type { ClusterCache } from '../cache.js';
 import { usablePeers } from '../peer/status.js';
+import { peersOfRun } from '../peer-selection.js';
 import type { ReportBook } from '../reports.js';
 import { childrenOf, identitySecretOf, type Images } from './builders.js';
 import { LABELS, names } from './names.js';
@@ -51,7 +52,9 @@ export class TrainingRunReconciler {
       reports.set(key, undefined);
       return {};
     }
-    const allPeers = cache.peers.list(namespace).filter((peer) => peer.spec?.runRef?.name === name);
+    // The run's Peers: those naming it that its peerSelector selects. The others are handed to
+    // the Peer controller too, which tells their owners why they are left out.
+    const { selected: members, unselected } = peersOfRun(run, cache.peers.list(namespace));
 
     let invalid: string | undefined;
     try {
@@ -68,7 +71,7 @@ export class TrainingRunReconciler {
     }
     // Peers with a problem (a bad key, a twin, the run's own key) stay out of the coordinator's
     // config; their own status says why.
-    const peers = usablePeers(allPeers, identity?.publicKey);
+    const peers = usablePeers(members, identity?.publicKey);
     const children = childrenOf(run, peers, this.options.images);
     if (invalid === undefined) await this.applyChildren(run, children);
 
@@ -79,7 +82,7 @@ export class TrainingRunReconciler {
     reports.set(key, report);
     const status = desiredStatus({
       // Every Peer of the run counts in the summary, one the operator refused too (it is not verified).
-      run, peers: allPeers, now: this.now(),
+      run, peers: members, now: this.now(),
       ...(invalid !== undefined ? { invalid } : {}),
       ...(identity !== undefined ? { identity } : {}),
       ...(report !== undefined ? { report } : {}),
@@ -87,7 +90,7 @@ export class TrainingRunReconciler {
       trainers: children.trainers.map((desired) => ({ desired: desired.spec!.replicas!, live: cache.statefulSets.get(desired.metadata!.name!, namespace) })),
     });
     await this.status.write('trainingruns', run, status, TrainingRunReconciler.events);
-    this.options.onPeers?.(allPeers.map((peer) => `${namespace}/${peer.metadata.name}`));
+    this.options.onPeers?.([...members, ...unselected].map((peer) => `${namespace}/${peer.metadata.name}`));
     const settled = invalid !== undefined || run.spec.suspend || status.phase === 'Succeeded';
     return settled ? {} : { requeueAfterMs: this.options.pollMs };
   };

@@ -7,6 +7,7 @@ import { ConfigError } from '../../../../trainer/src/config-error.js';
 import { parseTrainConfig } from '../../../../trainer/src/train/config.js';
 import { stringify } from 'yaml';
 import type { Peer, TrainingRun, WorkerGroup } from '../../api/types.js';
+import { selectorProblem } from '../peer-selection.js';
 import { MOUNTS, PORTS } from './names.js';
 
 /** A spec the operator cannot run, with the TrainingRun field that is wrong. */
@@ -80,6 +81,7 @@ export function coordinatorConfigOf(run: TrainingRun, peers: readonly Peer[]): R
     train: trainerConfigOf(run, spec.workers[0]!),
     rounds,
     checkpointDir: MOUNTS.checkpoints,
+    checkpointEveryRounds: spec.checkpoint.everyRounds,
     ...(spec.outer.maxInnerSteps !== undefined ? { maxInnerSteps: spec.outer.maxInnerSteps } : {}),
   };
 }
@@ -108,6 +110,8 @@ export function validateRun(run: TrainingRun, peers: readonly Peer[] = []): void
       throw translate(error, (field) => trainerFieldToSpec(field, i));
     }
   });
+  const selector = selectorProblem(spec.federation.peerSelector, 'spec.federation.peerSelector');
+  if (selector !== undefined) throw new InvalidSpecError(selector.field, selector.problem);
   try {
     parseCoordinatorConfig(stringify(coordinatorConfigOf(run, peers)));
   } catch (error) {
@@ -148,5 +152,6 @@ function coordinatorFieldToSpec(field: string): string {
   }
   if (field === 'runId') return 'spec.runId';
   if (field === 'maxInnerSteps') return 'spec.outer.maxInnerSteps';
+  if (field === 'checkpointEveryRounds') return 'spec.checkpoint.everyRounds';
   return `spec.${field}`;
 }
