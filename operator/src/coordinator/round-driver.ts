@@ -22,7 +22,7 @@ import type { TrainConfig } from '../../../trainer/src/train/config.js';
 import { sha256, type MemoryBlobStore } from '../federation/blob-store.js';
 import type { PartialTransfer, PeerClient } from '../federation/client.js';
 import { sealEnvelope } from '../federation/envelope.js';
-import type { Identity } from '../federation/identity.js';
+import { peerIdOf, type Identity } from '../federation/identity.js';
 import { PeerDirectory, type PeerEntry } from '../federation/peers.js';
 import type { RoundHandlers, RoundMessageSource } from '../federation/server.js';
 import type { Logger } from '../log.js';
@@ -73,6 +73,9 @@ export interface RoundSummary {
   rejected: Array<{ peerId: string; reason: RejectionReason; detail: string }>;
   /** This coordinator's own scores of the round's contributions (0 when rejected). */
   scores: Record<string, number>;
+  /** The manifest it signed: by contributor peer id, the score it voted in ppm (its score × the
+   * Peer's weight); what the agreement took the median of. */
+  votes: Record<string, number>;
   phaseSeconds: Partial<Record<RoundPhase, number>>;
   /** Payloads fetched from peers in the round, and their compressed bytes. */
   payloadsReceived: number;
@@ -291,7 +294,7 @@ export class RoundDriver implements RoundHandlers {
     return {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
-      accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores),
+      accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores), votes: this.votesOf(book),
       phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size, wallSeconds: 0,
     };
   }
@@ -593,6 +596,12 @@ export class RoundDriver implements RoundHandlers {
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+  }
+
+  /** What this coordinator's signed manifest of the round says, by contributor. */
+  private votesOf(book: RoundBook): Record<string, number> {
+    const own = [...book.manifests.values()].find((m) => m.peerId === this.ownPeerId);
+    return Object.fromEntries((own?.manifest.entries ?? []).map((e) => [peerIdOf(Buffer.from(e.contributor)), e.scorePpm]));
   }
 
   /** A payload by hash: held, or fetched from a peer that announced it or voted for it. */
