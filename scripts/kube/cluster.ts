@@ -56,13 +56,12 @@ export async function startCluster(options: { controllerManager?: boolean } = {}
       const next = Number(stdout.trim());
       const rest = pids.split('\n').filter((l) => l.trim() !== '' && !l.endsWith(' kube-apiserver'));
       await run('bash', ['-c', `printf '%s\\n' ${[...rest, `${next} kube-apiserver`].map((l) => `'${l}'`).join(' ')} > "${dir}/pids"`]);
+      // /readyz, as start.sh waits for it: the server answers some requests (namespaces) before
+      // its post-start hooks are done, and custom resources get 503 "server is starting" until then.
+      const readyz = `${config.getCurrentCluster()!.server}/readyz`;
       await waitFor(async () => {
-        try {
-          await cluster.core.listNamespace();
-          return true;
-        } catch {
-          return false;
-        }
+        const { stdout: answer } = await run('curl', ['-ks', '--max-time', '3', '-H', `Authorization: Bearer ${(await readFile(join(dir, 'token'), 'utf8')).trim()}`, readyz]).catch(() => ({ stdout: '' }));
+        return answer === 'ok';
       }, 60_000, 'the API server to be ready again');
     },
     stop: async () => {

@@ -208,7 +208,7 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     const verified = async (name: string) => (await getPeer(cluster, name)).status?.conditions?.find((c) => c.type === 'Verified');
     await waitFor(async () => (await verified('staged'))?.reason === 'NotSelected', 30_000, 'the unselected Peer to say NotSelected');
     expect((await verified('staged'))!.message).toContain('spec.federation.peerSelector');
-    expect((await getRun(cluster, 'selective')).status?.peers?.configured).toBe(1);
+    await waitFor(async () => (await getRun(cluster, 'selective')).status?.peers?.configured === 1, 30_000, 'the run to count its one selected Peer');
     // Labelled: it joins the run's config, and its status no longer says NotSelected.
     await cluster.custom.patchNamespacedCustomObject({
       group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name: 'staged', body: { metadata: { labels: { 'concord.dev/partner': 'yes' } } },
