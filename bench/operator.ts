@@ -89,6 +89,11 @@ async function memoryOf(pid: number): Promise<{ peak: number; now: number }> {
  */
 async function serverCpuSeconds(cluster: TestCluster): Promise<number> {
   const pids = (await readFile(join(cluster.dir, 'pids'), 'utf8')).split('\n').filter((l) => / (kube-apiserver|etcd)$/.test(l)).map((l) => Number(l.split(' ')[0]));
+  return cpuSecondsOf(pids);
+}
+
+/** CPU seconds (user + system) the processes have used so far, from /proc. */
+async function cpuSecondsOf(pids: readonly number[]): Promise<number> {
   let ticks = 0;
   for (const pid of pids) {
     // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
@@ -149,6 +154,7 @@ export async function main(args: string[]): Promise<number> {
     const idle = await memoryOf(pid);
 
     const cpu3 = await serverCpuSeconds(cluster);
+    const operatorCpu0 = await cpuSecondsOf([pid]);
     const requestsBefore = await requestCounts(cluster);
     const started = performance.now();
     const creating = createRuns(cluster, 'bench', runs, concurrency, 'with the operator');
@@ -161,11 +167,13 @@ export async function main(args: string[]): Promise<number> {
     await creating;
     const operatorSeconds = (performance.now() - started) / 1000;
     const cpu4 = await serverCpuSeconds(cluster);
+    const operatorCpu = (await cpuSecondsOf([pid])) - operatorCpu0;
     const requestsAfter = await requestCounts(cluster);
     progressDone();
     const memory = await memoryOf(pid);
     const metrics = await (await fetch(`http://127.0.0.1:${healthPort}/metrics`)).text();
-    const reconciles = [...metrics.matchAll(/^concord_reconcile_total\{controller="trainingrun",result="\w+"\} (\d+)/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    const results = [...metrics.matchAll(/^concord_reconcile_total\{controller="trainingrun",result="(\w+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])] as const);
+    const reconciles = results.reduce((sum, [, n]) => sum + n, 0);
 
     const ratio = operatorSeconds / baseline;
     console.log(`\n${table(['measure', 'seconds', 'runs/s', 'vs baseline'], [
@@ -179,7 +187,8 @@ export async function main(args: string[]): Promise<number> {
       [`after ${runs} runs settled (now)`, `${fmt(memory.now / MiB, 1)} MiB`],
       ['peak', `${fmt(memory.peak / MiB, 1)} MiB`],
     ])}`);
-    console.log(`\ntrainingrun reconciles: ${reconciles} (${fmt(reconciles / runs, 1)} per run)`);
+    console.log(`operator CPU while the runs settled: ${fmt(operatorCpu, 2)} s (${fmt((1000 * operatorCpu) / runs, 2)} ms per run)`);
+    console.log(`\ntrainingrun reconciles: ${reconciles} (${fmt(reconciles / runs, 1)} per run: ${results.map(([result, n]) => `${n} ${result}`).join(', ')})`);
     // The server's own cost per run, whoever writes: what no operator can go below.
     const perRun = (seconds: number) => `${fmt((1000 * seconds) / runs, 2)} ms`;
     console.log(`\n${table(['API server + etcd CPU', 'per run', 'vs baseline'], [

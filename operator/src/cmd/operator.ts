@@ -1,10 +1,10 @@
 // The operator process: `node dist/operator/src/cmd/operator.js [flags]`. In a cluster it uses
 // its ServiceAccount; elsewhere --kubeconfig (or $KUBECONFIG). Exits 0 on SIGTERM after a clean
 // shutdown, 1 when it lost leadership (its replacement takes over; Kubernetes restarts it).
-import { KubeConfig } from '@kubernetes/client-node';
 import { parseArgs } from 'node:util';
 import { jsonLogger } from '../log.js';
 import { Operator } from '../manager.js';
+import { KeepAliveKubeConfig } from '../runtime/kube-config.js';
 
 const { values } = parseArgs({
   options: {
@@ -23,7 +23,7 @@ const { values } = parseArgs({
 });
 
 const log = jsonLogger({ component: 'operator' });
-const config = new KubeConfig();
+const config = new KeepAliveKubeConfig();
 if (values.kubeconfig !== undefined) config.loadFromFile(values.kubeconfig);
 else config.loadFromDefault();
 const [host, port] = hostPort(values['health-listen']!, '--health-listen');

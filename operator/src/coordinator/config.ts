@@ -54,6 +54,12 @@ export function parseCoordinatorConfig(text: string): CoordinatorConfig {
   } catch (error) {
     throw new ConfigError('(file)', `not valid YAML: ${(error as Error).message}`);
   }
+  return readCoordinatorConfig(raw);
+}
+
+/** The checks of parseCoordinatorConfig on the file's content as plain data (the operator's
+ * validation of a TrainingRun, which builds that data and need not round-trip it through YAML). */
+export function readCoordinatorConfig(raw: unknown): CoordinatorConfig {
   const root = object(raw, '(file)');
   const name = string(root.name, 'name', 63);
   const runId = string(root.runId, 'runId', Limits.runIdChars);

@@ -2,6 +2,7 @@
 // ensures the identity Secret, server-side-applies the children the builders describe (only
 // those whose live state differs), asks the coordinator for its report, and writes the status
 // once, if it changed. Level-based: it never depends on which event woke it.
+import { createHash } from 'node:crypto';
 import { CoreV1Api, type KubeConfig, type KubernetesObject, type V1Secret } from '@kubernetes/client-node';
 import type { TrainingRun } from '../../api/types.js';
 import { encodePublicKey, generateIdentity, identityFromPem, identityToPem } from '../../federation/identity.js';
@@ -34,9 +35,13 @@ export interface TrainingRunReconcilerOptions {
   now?: () => Date;
 }
 
+/** Identities remembered at most (one per run; forgotten all at once past this). */
+const MAX_REMEMBERED_IDENTITIES = 10_000;
+
 export class TrainingRunReconciler {
   private readonly core: CoreV1Api;
   private readonly status: StatusWriter;
+  private readonly identities = new Map<string, { peerId: string; publicKey: string }>();
 
   constructor(private readonly options: TrainingRunReconcilerOptions) {
     this.core = options.config.makeApiClient(CoreV1Api);
@@ -135,11 +140,27 @@ export class TrainingRunReconciler {
     const pem = secret.data?.['private.pem'] !== undefined ? Buffer.from(secret.data['private.pem'], 'base64').toString('utf8') : secret.stringData?.['private.pem'];
     if (pem === undefined) return { problem: `spec.federation.identitySecret: Secret ${secretName} has no "private.pem" key` };
     try {
-      const identity = identityFromPem(pem);
-      return { secretName, peerId: identity.peerId, publicKey: encodePublicKey(identity.publicKey) };
+      return { secretName, ...this.publicIdentityOf(pem) };
     } catch (error) {
       return { problem: `spec.federation.identitySecret: Secret ${secretName}: ${(error as Error).message}` };
     }
+  }
+
+  /**
+   * The public half of a private key, remembered by the key's SHA-256: parsing a PEM key costs
+   * more than the rest of a pass's CPU for the identity (measured: createPrivateKey was the
+   * operator's largest single cost with 500 runs), and a run's key never changes.
+   */
+  private publicIdentityOf(pem: string): { peerId: string; publicKey: string } {
+    const digest = createHash('sha256').update(pem).digest('hex');
+    let known = this.identities.get(digest);
+    if (known === undefined) {
+      const identity = identityFromPem(pem);
+      known = { peerId: identity.peerId, publicKey: encodePublicKey(identity.publicKey) };
+      if (this.identities.size >= MAX_REMEMBERED_IDENTITIES) this.identities.clear();
+      this.identities.set(digest, known);
+    }
+    return known;
   }
 
   /** Applies each child whose live copy does not already hold the desired fields; removes trainer groups no longer in the spec. */

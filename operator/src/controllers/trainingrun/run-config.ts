@@ -2,7 +2,7 @@
 // group, built from the spec as plain data (pure), and checked by the very parsers the coordinator
 // and trainer run — so a spec the operator accepts is a spec its pods accept, and an error names
 // the TrainingRun field at fault, not a field of a generated file.
-import { parseCoordinatorConfig } from '../../coordinator/config.js';
+import { readCoordinatorConfig } from '../../coordinator/config.js';
 import { ConfigError } from '../../../../trainer/src/config-error.js';
 import { parseTrainConfig } from '../../../../trainer/src/train/config.js';
 import { stringify } from 'yaml';
@@ -113,7 +113,7 @@ export function validateRun(run: TrainingRun, peers: readonly Peer[] = []): void
   const selector = selectorProblem(spec.federation.peerSelector, 'spec.federation.peerSelector');
   if (selector !== undefined) throw new InvalidSpecError(selector.field, selector.problem);
   try {
-    parseCoordinatorConfig(stringify(coordinatorConfigOf(run, peers)));
+    readCoordinatorConfig(coordinatorConfigOf(run, peers));
   } catch (error) {
     throw translate(error, coordinatorFieldToSpec);
   }
