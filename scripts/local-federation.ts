@@ -54,6 +54,8 @@ interface ClusterState {
   stopping: LogLine | undefined;
   /** The round a restarted coordinator resumed at. */
   resumedAt?: number;
+  /** The round of the last local checkpoint the coordinator finished writing. */
+  checkpointed?: number;
 }
 
 function options() {
@@ -119,6 +121,20 @@ async function main(): Promise<number> {
     const trainYaml = await readFile(trainConfig, 'utf8');
     const train = parseTrainConfigYaml(trainYaml);
 
+    /** kill -9 of the coordinator named by --kill, while it trains that round, once that
+     * round's base is in its checkpoint; restarted 3 s later. */
+    const killIfDue = (state: ClusterState) => {
+      if (killed || opts.kill?.name !== state.name || opts.kill.round !== state.round || state.phase !== 'Training') return;
+      if (state.round > 0 && state.checkpointed !== state.round) return;
+      killed = true;
+      say(state.name, `kill -9 of its coordinator in round ${state.round} (while training)`);
+      coordinators.get(state.name)!.kill('SIGKILL');
+      setTimeout(() => {
+        say(state.name, 'restarting its coordinator: it resumes from its checkpoint');
+        exits.push(startCoordinator(state.name));
+      }, 3000);
+    };
+
     const onLine = (line: LogLine) => {
       const state = clusters.get(line.name);
       if (state === undefined) return;
@@ -130,15 +146,13 @@ async function main(): Promise<number> {
         case 'phase':
           state.phase = String(line.phase);
           state.round = Number(line.round);
-          if (opts.kill?.name === state.name && opts.kill.round === state.round && state.phase === 'Training' && !killed) {
-            killed = true;
-            say(state.name, `kill -9 of its coordinator in round ${state.round} (while training)`);
-            coordinators.get(state.name)!.kill('SIGKILL');
-            setTimeout(() => {
-              say(state.name, 'restarting its coordinator: it resumes from its checkpoint');
-              exits.push(startCoordinator(state.name));
-            }, 3000);
-          }
+          killIfDue(state);
+          break;
+        case 'checkpointed':
+          // The checkpoint is written while the round trains: the kill waits for it, so the
+          // restarted coordinator has this round's base to resume from.
+          state.checkpointed = Number(line.round);
+          killIfDue(state);
           break;
         case 'resumed':
           state.resumedAt = Number(line.round);

@@ -20,7 +20,8 @@ interface Outcome {
 
 // `npm start` runs this launcher from the build output (npm test builds first): four clusters as
 // separate coordinator and trainer processes on loopback, one of them equivocating; beta's
-// coordinator process is killed with SIGKILL as it starts training round 1 and started again.
+// coordinator process is killed with SIGKILL while it trains round 1 (once round 1's base is in its
+// checkpoint, which is written while the round trains) and started again.
 describe('npm start: the local federation', () => {
   it('trains on across rounds with every honest cluster holding the same model, survives a kill -9, bans the equivocator with evidence, and keeps an impostor out', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-start-'));
