@@ -85,21 +85,31 @@ function alive(pid: number): boolean {
 
 /** Installs the CRDs of crds/ and waits until the API server serves them. */
 export async function installCrds(cluster: TestCluster): Promise<void> {
-  const api = cluster.config.makeApiClient(ApiextensionsV1Api);
   const dir = join(ROOT, 'crds');
   for (const file of (await readdir(dir)).filter((f) => f.endsWith('.yaml')).sort()) {
     // loadYaml maps JSON names onto client-node's model names ("default" → _default); a plain
     // object would lose every default and enum in serialisation.
     await cluster.objects.create(loadYaml<KubernetesObject>(await readFile(join(dir, file), 'utf8')));
   }
-  for (const plural of ['trainingruns', 'peers']) {
+  await waitForCrds(cluster);
+}
+
+/**
+ * Waits until the API server serves Concord's CRDs (installed by installCrds or by the chart):
+ * established, listable, and in discovery, which KubernetesObjectApi reads to map a kind to its
+ * path and which the API server updates a moment after the CRD is established.
+ */
+export async function waitForCrds(cluster: TestCluster): Promise<void> {
+  const api = cluster.config.makeApiClient(ApiextensionsV1Api);
+  for (const [plural, kind] of [['trainingruns', 'TrainingRun'], ['peers', 'Peer']] as const) {
     await waitFor(async () => {
-      const crd = await api.readCustomResourceDefinition({ name: `${plural}.${GROUP}` });
-      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
+      const crd = await api.readCustomResourceDefinition({ name: `${plural}.${GROUP}` }).catch(() => undefined);
+      return crd?.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
     }, 30_000, `CRD ${plural} to be established`);
     await waitFor(async () => {
       try {
         await cluster.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural });
+        await cluster.objects.list(`${GROUP}/${VERSION}`, kind);
         return true;
       } catch {
         return false;

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
-import { startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { startCluster, waitFor, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
 import { PROJECT_ROOT } from '../../scripts/project-root.js';
 import { TestKubelet } from './kubelet.js';
 
@@ -62,6 +62,8 @@ export async function startOwner(name: string, subnet: number, options: { attack
     '--set', `operator.image.repository=${operatorRepository}`, '--set', 'trainer.image.repository=concord-trainer',
     '--set', 'operator.pollSeconds=2', '--set', 'operator.image.pullPolicy=Never',
   ]);
+  await waitForCrds(cluster); // helm returns once the CRDs are created, not yet served
+
   return {
     name, cluster, kubelet, dir,
     describe: async () => {

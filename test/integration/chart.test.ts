@@ -3,11 +3,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
-import { ApiextensionsV1Api, AppsV1Api, AuthorizationV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, AuthorizationV1Api, KubeConfig, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
 import { PORTS } from '../../operator/src/controllers/trainingrun/names.js';
 import type { Operator } from '../../operator/src/manager.js';
-import { startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { startCluster, waitFor, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
 import { getRun, startOperator, trainingRun } from '../support/operator.js';
 
 // Every wait below has its own deadline; the test's own limit only has to be above their sum on a
@@ -149,10 +149,7 @@ describe('helm install into a real API server', () => {
     const rbac = cluster.config.makeApiClient(RbacAuthorizationV1Api);
     expect((await rbac.readClusterRole({ name: 'concord' })).rules!.length).toBe(RULES.length);
     await rbac.readNamespacedRole({ name: 'concord-leader-election', namespace: 'concord-system' });
-    const extensions = cluster.config.makeApiClient(ApiextensionsV1Api);
-    for (const name of ['trainingruns.concord.dev', 'peers.concord.dev']) {
-      await waitFor(async () => (await extensions.readCustomResourceDefinition({ name })).status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false, 30_000, `${name} established`);
-    }
+    await waitForCrds(cluster); // established, listable and in discovery
 
     // The operator, with the chart's ServiceAccount token instead of the admin's: RBAC is enough.
     const token = await cluster.core.createNamespacedServiceAccountToken({ name: 'concord', namespace: 'concord-system', body: { spec: { audiences: [], expirationSeconds: 3600 } } });
