@@ -12,4 +12,7 @@ export default {
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
   testTimeout: 30000,
+  // A federation test that fails half-way (a cluster restarted but not started) can leave servers
+  // and worker threads behind; CI must then end with its summary, not wait for them forever.
+  forceExit: true,
 };
