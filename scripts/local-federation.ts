@@ -121,6 +121,7 @@ async function main(): Promise<number> {
     const trainYaml = await readFile(trainConfig, 'utf8');
     const train = parseTrainConfigYaml(trainYaml);
 
+    let killed = false;
     /** kill -9 of the coordinator named by --kill, while it trains that round, once that
      * round's base is in its checkpoint; restarted 3 s later. */
     const killIfDue = (state: ClusterState) => {
@@ -191,7 +192,6 @@ async function main(): Promise<number> {
     const exits: Array<Promise<number>> = [];
     const coordinators = new Map<string, ChildProcess>();
     const configFiles = new Map<string, string>();
-    let killed = false;
     const startCoordinator = (name: string) => {
       const file = configFiles.get(name)!;
       const args = clusters.get(name)!.honest ? [COORDINATOR, '--config', file] : [MALICIOUS, '--config', file, '--attack', opts.attack!];

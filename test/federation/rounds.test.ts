@@ -56,12 +56,12 @@ describe('a cluster\'s Peer settings are one vote among the members\'', () => {
       expect(summary.rejected.filter((r) => r.peerId === id('delta') || r.peerId === id('beta')).map((r) => r.reason)).toEqual(['PeerPolicy', 'PeerPolicy']);
       expect(Object.keys(summary.votes)).not.toEqual(expect.arrayContaining([id('delta')]));
       expect(Object.keys(summary.votes)).not.toEqual(expect.arrayContaining([id('beta')]));
-      const round_ = federation.clusters.map((c) => c.summaries[round]!);
-      for (const theirs of round_) expect(theirs.modelHash).toBe(summary.modelHash);
+      const everyones = federation.clusters.map((c) => c.summaries[round]!);
+      for (const theirs of everyones) expect(theirs.modelHash).toBe(summary.modelHash);
       for (const partner of ['beta', 'delta']) {
         // Applied iff more than half of the four manifests list it: here, iff the other three all do.
-        const votes = round_.filter((s) => s.votes[id(partner)] !== undefined).length;
-        for (const theirs of round_) expect(theirs.accepted.some((a) => a.peerId === id(partner))).toBe(votes > 2);
+        const votes = everyones.filter((s) => s.votes[id(partner)] !== undefined).length;
+        for (const theirs of everyones) expect(theirs.accepted.some((a) => a.peerId === id(partner))).toBe(votes > 2);
         if (votes > 2) appliedWithoutAlpha++;
       }
     }

@@ -32,7 +32,6 @@ export class KeepAliveKubeConfig extends KubeConfig {
       agent = new https.Agent({ ...options, keepAlive: true });
       this.agents.set(key, agent);
     }
-    fresh.destroy();
     context.setAgent(agent);
   }
 }
