@@ -2,8 +2,9 @@
 # Build kube-apiserver and kube-controller-manager v1.20.2 from Debian bookworm's
 # `kubernetes` source package (Go 1.19), once per machine, into a cache:
 #   ${CONCORD_KUBE_CACHE:-$HOME/.cache/concord/kube}/v1.20.2/bin/
-# Idempotent: exits at once when both binaries are already cached.
-# Facts behind every step: shared/notes/kube-apiserver.md.
+# Idempotent: exits at once when both binaries are already cached. `build.sh --check` only says
+# whether they are (exit 0) or not (exit 1). scripts/setup-machine.sh runs it; etcd and kubectl,
+# which the clusters need at run time, are installed there.
 #
 # Environment:
 #   CONCORD_KUBE_CACHE     cache root (default $HOME/.cache/concord/kube)
@@ -18,17 +19,16 @@ VDIR=$CACHE_ROOT/$KUBE_VERSION
 BIN=$VDIR/bin
 WORK=$VDIR/work
 BINARIES=(kube-apiserver kube-controller-manager)
-PACKAGES=(golang-go golang-github-modern-go-reflect2-dev etcd-server dpkg-dev make rsync openssl curl)
+PACKAGES=(golang-go golang-github-modern-go-reflect2-dev dpkg-dev make rsync openssl curl)
 
 have_binaries() {
   local b
   for b in "${BINARIES[@]}"; do [[ -x $BIN/$b ]] || return 1; done
 }
 
-# kubectl (the tests check printer columns and schema errors with it): Debian's own, same
-# version as the API server, unless one is already on PATH.
-if ! command -v kubectl >/dev/null 2>&1; then
-  "$(dirname "${BASH_SOURCE[0]}")/../apt-ensure.sh" kubernetes-client
+if [[ ${1:-} == --check ]]; then
+  have_binaries
+  exit
 fi
 
 if have_binaries; then

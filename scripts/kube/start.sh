@@ -5,8 +5,8 @@
 #   scripts/kube/start.sh [--controller-manager] DIR [PORT]
 #
 # PORT is the API server's HTTPS port (default: a free one). etcd gets its own free client
-# and peer ports, so several clusters can run side by side. Builds the binaries first if
-# they are not cached (scripts/kube/build.sh, ~10 min once per machine; its progress goes to stderr).
+# and peer ports, so several clusters can run side by side. Needs etcd and the binaries built
+# by scripts/kube/build.sh; scripts/setup-machine.sh (which `npm test` runs) provides both.
 #
 # Writes into DIR:
 #   kubeconfig      server https://127.0.0.1:PORT, CA data, bearer token (user admin, system:masters)
@@ -20,7 +20,6 @@
 # Environment: CONCORD_KUBE_CACHE (see build.sh), CONCORD_KUBE_READY_TIMEOUT (seconds, default 60).
 set -euo pipefail
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KUBE_VERSION=v1.20.2
 CACHE_ROOT=${CONCORD_KUBE_CACHE:-$HOME/.cache/concord/kube}
 BIN=$CACHE_ROOT/$KUBE_VERSION/bin
@@ -55,14 +54,11 @@ PORT_FIXED=0
 if [[ -n $API_PORT && ! $API_PORT =~ ^[0-9]+$ ]]; then die "PORT must be a number, got '$API_PORT'"; fi
 
 for tool in openssl curl base64 etcd; do
-  command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found (scripts/kube/build.sh installs it)"
+  command -v "$tool" >/dev/null 2>&1 || die "'$tool' not found: run scripts/setup-machine.sh (npm test runs it)"
 done
-if [[ ! -x $BIN/kube-apiserver || ! -x $BIN/kube-controller-manager ]]; then
-  log "binaries not cached in $BIN; building them (once per machine)"
-  "$SCRIPT_DIR/build.sh" >&2
-elif ! command -v kubectl >/dev/null 2>&1; then
-  "$SCRIPT_DIR/build.sh" >&2   # installs kubectl only
-fi
+for binary in kube-apiserver kube-controller-manager; do
+  [[ -x $BIN/$binary ]] || die "$binary not built in $BIN: run scripts/setup-machine.sh (npm test runs it; ~10 minutes once)"
+done
 
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)

@@ -1,22 +1,21 @@
 /** @jest-environment ./test/support/ort-environment.cjs */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Operator } from '../../operator/src/manager.js';
 import { serveMetrics, type MetricsServer } from '../../operator/src/metrics/serve.js';
 import { freePort } from '../../operator/src/runtime/free-port.js';
 import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
 import { startFederation, tinySettings, type Federation } from '../support/federation-run.js';
+import { requireTool } from '../support/machine.js';
 import { startOperator, trainingRun } from '../support/operator.js';
 
-// A real Prometheus (Debian's, scripts/prometheus/ensure.sh) scrapes a running federation (three
-// coordinators with real trainers, real gRPC) and the operator (against a real API server, with a
+// A real Prometheus (Debian's, installed by scripts/setup-machine.sh) scrapes a running federation
+// (three coordinators with real trainers, real gRPC) and the operator (against a real API server, with a
 // TrainingRun to reconcile). Then: promtool finds nothing wrong in any exposition, every metric
 // DESIGN.md names is there, and every PromQL expression of the chart's dashboard returns data.
-const execFileAsync = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
 
 /** The metrics DESIGN.md asks for ("Metrics" section), by the names Concord gives them. */
@@ -51,8 +50,7 @@ async function query(expr: string): Promise<Array<{ metric: Record<string, strin
 }
 
 beforeAll(async () => {
-  const { stdout } = await execFileAsync(join(root, 'scripts/prometheus/ensure.sh'));
-  const bin = stdout.trim();
+  const prometheusBin = requireTool('prometheus');
   dir = await mkdtemp(join(tmpdir(), 'concord-prometheus-'));
   [federation, cluster] = await Promise.all([
     startFederation([{ name: 'alpha' }, { name: 'beta' }, { name: 'gamma' }], { settings: tinySettings({ rounds: 3 }), maxInnerSteps: 6 }),
@@ -79,7 +77,7 @@ beforeAll(async () => {
     '  - job_name: concord',
     `    static_configs: [{targets: [${targets.map((t) => `"${t}"`).join(', ')}]}]`,
   ].join('\n'));
-  prometheus = spawn(join(bin, 'prometheus'), [
+  prometheus = spawn(prometheusBin, [
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const log: string[] = [];
@@ -107,7 +105,7 @@ describe('a real Prometheus scraping a federation and the operator', () => {
     for (const target of targets) {
       const text = await (await fetch(`http://${target}/metrics`)).text();
       const result = await new Promise<{ code: number; out: string }>((resolve) => {
-        const child = spawn('promtool', ['check', 'metrics']);
+        const child = spawn(requireTool('promtool'), ['check', 'metrics']);
         let out = '';
         child.stdout.on('data', (c: Buffer) => (out += c.toString()));
         child.stderr.on('data', (c: Buffer) => (out += c.toString()));
