@@ -34,7 +34,7 @@ for pair in "${TOOLS[@]}"; do
   [[ " ${missing[*]-} " == *" $package "* ]] || missing+=("$package")
 done
 if ((${#missing[@]})); then
-  step "1/3 installing Debian packages: ${missing[*]}"
+  step "1/3 Debian packages missing: ${missing[*]}"
   if [[ $(id -u) -ne 0 ]] && ! sudo -n true 2>/dev/null; then
     die "missing Debian packages ${missing[*]}; not root and no passwordless sudo: run 'sudo apt-get install ${missing[*]}' and again"
   fi
