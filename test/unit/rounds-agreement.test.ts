@@ -116,7 +116,7 @@ describe('agreeing on the round', () => {
     expect(agree([signed(peers[0]!, [entry('a', 0)])], [], options)).toMatchObject({ accepted: [], active: 0, needed: 1 });
   });
 
-  it('combines scores as the median of the including manifests, in integer ppm', () => {
+  it('combines scores as the median over all active peers, 0 for those not including it, in integer ppm', () => {
     const result = agree([
       signed(peers[0]!, [entry('a', 0, 900_000), entry('b', 1, 1_000_000)]),
       signed(peers[1]!, [entry('a', 0, 800_000), entry('b', 1, 500_001)]),
@@ -126,11 +126,27 @@ describe('agreeing on the round', () => {
     ], ids(5), options);
     const a = result.accepted.find((c) => c.payloadHash.equals(payload('a')))!;
     const b = result.accepted.find((c) => c.payloadHash.equals(payload('b')))!;
-    expect(a.scorePpm).toBe(850_000); // ⌊(800000 + 900000) / 2⌋ of [100000, 800000, 900000, 1000000]
-    expect(b.scorePpm).toBe(600_000); // ⌊(500001 + 700000) / 2⌋
-    expect(b.score).toBe(0.6);
+    expect(a.scorePpm).toBe(800_000); // the middle of [0, 100000, 800000, 900000, 1000000]
+    expect(b.scorePpm).toBe(500_001); // the middle of [0, 300000, 500001, 700000, 1000000]
+    expect(b.score).toBe(0.500001);
     expect(medianPpm([3, 1, 2])).toBe(2);
     expect(medianPpm([1, 2])).toBe(1);
+  });
+
+  it('does not let colluders who vote 1.0 for each other lift a score past the honest votes (score stuffing)', () => {
+    // Five active peers: 3 and 4 collude and vote 1.0 for 3's contribution; of the honest ones,
+    // only 0 includes it (score 0.32), 1 and 2 do not. Median over the five: 0.32, not 0.66.
+    const result = agree([
+      signed(peers[0]!, [entry('x', 3, 320_000)]),
+      signed(peers[1]!, []),
+      signed(peers[2]!, []),
+      signed(peers[3]!, [entry('x', 3, 1_000_000)]),
+      signed(peers[4]!, [entry('x', 3, 1_000_000)]),
+    ], ids(5), options);
+    expect(result.accepted).toHaveLength(1);
+    expect(result.accepted[0]!.scorePpm).toBe(320_000);
+    // With 0 silent instead, the colluders' two votes are not a majority of five.
+    expect(agree([signed(peers[3]!, [entry('x', 3, 1_000_000)]), signed(peers[4]!, [entry('x', 3, 1_000_000)])], ids(5), options).accepted).toEqual([]);
   });
 
   it('gives the same result for the same manifests in any order, copies included', () => {

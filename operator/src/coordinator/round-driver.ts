@@ -18,6 +18,7 @@ import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import { ManifestSchema, type PeerStatusSchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { decodePayload, SparseLoCoEncoder } from '../../../trainer/src/codec/index.js';
 import { aggregateStreaming } from '../../../trainer/src/outer/aggregate.js';
+import type { WeightBounds } from '../../../trainer/src/outer/weights.js';
 import type { TrainConfig } from '../../../trainer/src/train/config.js';
 import { sha256, type MemoryBlobStore } from '../federation/blob-store.js';
 import type { PartialTransfer, PeerClient } from '../federation/client.js';
@@ -584,7 +585,7 @@ export class RoundDriver implements RoundHandlers {
     }
     let aggregate;
     try {
-      aggregate = sources.length > 0 ? await aggregateStreaming(sources, length, this.scratch()) : undefined;
+      aggregate = sources.length > 0 ? await aggregateStreaming(sources, length, this.scratch(), this.weightBounds()) : undefined;
     } catch (error) {
       // A payload the majority accepted does not decode here: apply nothing, resync after.
       this.options.log.error('aggregate-failed', { round: book.round, error: describe(error) });
@@ -880,6 +881,12 @@ export class RoundDriver implements RoundHandlers {
   private scratch(): Float32Array {
     const bytes = this.options.buffers?.take() ?? new Uint8Array(4 * this.state.layout.size);
     return new Float32Array(bytes.buffer, bytes.byteOffset, this.state.layout.size);
+  }
+
+  /** The run's bounds on claims, as the aggregate takes them. */
+  private weightBounds(): WeightBounds {
+    const { maxTokensPerRound, relativeTokenCap, maxShare } = this.options.settings.claims;
+    return { relativeTokenCap, maxShare, ...(maxTokensPerRound !== undefined ? { maxTokens: maxTokensPerRound } : {}) };
   }
 
   private codec() {

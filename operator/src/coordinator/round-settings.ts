@@ -57,6 +57,14 @@ export interface RoundSettings {
   };
   /** The largest payload accepted from a peer (its `maxContributionBytes`). */
   maxContributionBytes: number;
+  /**
+   * Bounds on what a contribution's self-reported claims weigh (trainer/src/outer/weights.ts):
+   * tokens count up to `maxTokensPerRound` (absent: no absolute cap) and up to
+   * `relativeTokenCap` × the round's lower median claim; no contribution has more than
+   * `maxShare` of the update. Every peer of a run must use the same values (they decide the
+   * model's bits).
+   */
+  claims: { maxTokensPerRound: number | undefined; relativeTokenCap: number; maxShare: number };
 }
 
 export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
@@ -68,15 +76,17 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
   transfer: { concurrency: 2, bytesPerSecond: 0 },
   maxContributionBytes: 64 * 1024 * 1024,
+  claims: { maxTokensPerRound: undefined, relativeTokenCap: 2, maxShare: 0.5 },
 };
 
 /** Parses the `rounds` mapping of a coordinator's config file; every field is optional but runSeed. */
 export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSettings {
-  const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes']);
+  const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes', 'claims']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
   const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
   const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
+  const claims = configFields(root.claims ?? {}, `${field}.claims`, ['maxTokensPerRound', 'relativeTokenCap', 'maxShare']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
     runSeed: BigInt(integer(root.runSeed, `${field}.runSeed`, 0, Number.MAX_SAFE_INTEGER)),
@@ -102,6 +112,11 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
       bytesPerSecond: integer(transfer.bytesPerSecond ?? d.transfer.bytesPerSecond, `${field}.transfer.bytesPerSecond`, 0, Number.MAX_SAFE_INTEGER),
     },
     maxContributionBytes: integer(root.maxContributionBytes ?? d.maxContributionBytes, `${field}.maxContributionBytes`, 1024, 2 ** 32),
+    claims: {
+      maxTokensPerRound: claims.maxTokensPerRound === undefined ? undefined : integer(claims.maxTokensPerRound, `${field}.claims.maxTokensPerRound`, 1, Number.MAX_SAFE_INTEGER),
+      relativeTokenCap: number(claims.relativeTokenCap ?? d.claims.relativeTokenCap, `${field}.claims.relativeTokenCap`, 1, 1000),
+      maxShare: number(claims.maxShare ?? d.claims.maxShare, `${field}.claims.maxShare`, 0.01, 1),
+    },
   };
   if (settings.compression.k > settings.compression.chunk) throw new ConfigError(`${field}.compression.topk`, `must be at most chunk (${settings.compression.chunk})`);
   return settings;

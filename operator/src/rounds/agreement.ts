@@ -122,7 +122,7 @@ export interface AgreedContribution {
   contributor: Buffer;
   /** peerIdOf(contributor): the aggregate's canonical order. */
   peerId: string;
-  /** Median of the including manifests' scores (integer ppm). */
+  /** Median over all active peers' scores, 0 for those not including it (integer ppm). */
   scorePpm: number;
   /** scorePpm / 1e6, for trainer/src/outer/aggregate.ts. */
   score: number;
@@ -175,9 +175,12 @@ export interface Agreement {
  *    with a verified proof in any of them, equivocated: none of its entries counts (conflicts).
  *    Everything here is verifiable, so a dishonest manifest cannot get an honest contributor
  *    excluded this way;
- *  - its score is the median of the including manifests' score_ppm (the middle one, or the
- *    integer floor of the mean of the two middle ones), so a minority cannot drag it outside
- *    the range of the honest scores when the honest peers are most of those including it;
+ *  - its score is the median over ALL active peers of their manifests' score_ppm, a peer whose
+ *    manifest does not include it (or who sent none) counting as 0 (the middle one, or the
+ *    integer floor of the mean of the two middle ones). With a dishonest minority, the median
+ *    of all active peers' values lies between two honest values, so colluders voting 1.0 for
+ *    each other cannot lift a score past what the honest peers gave (score stuffing); and a
+ *    contribution in the set (more than half include it) always has a median above 0;
  *  - a contribution whose combined score is 0 is left out: it would carry no weight, but would
  *    still count in the median norm the aggregate clips to;
  * Everything is sorted canonically; the same inputs in any order give the same result.
@@ -249,7 +252,7 @@ export function agree(manifests: readonly SignedManifest[], activePeers: readonl
   const accepted: AgreedContribution[] = [];
   for (const vote of votes.values()) {
     if (vote.scores.length * 2 <= active.size) continue;
-    const scorePpm = medianPpm(vote.scores);
+    const scorePpm = medianPpm([...vote.scores, ...new Array<number>(active.size - vote.scores.length).fill(0)]);
     if (scorePpm === 0) continue;
     accepted.push({ payloadHash: vote.payloadHash, contributor: vote.contributor, peerId: peerIdOf(vote.contributor), scorePpm, score: scorePpm / PPM, tokens: vote.tokens, votes: vote.scores.length });
   }

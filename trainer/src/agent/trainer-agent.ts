@@ -78,7 +78,7 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
 
   /**
    * The outer step of a round: decodes the agreed contributions, aggregates them (canonical
-   * order, median-norm clipping, tokens × score) and steps from the base. The result is the next
+   * order, median-norm clipping, tokens × score with the task's bounds on claims) and steps from the base. The result is the next
    * round's base, kept, and its hash goes back to the coordinator: every honest trainer computes
    * the same bits.
    */
@@ -90,7 +90,12 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
       contributions.push({ peerId: input.contributorPeerId, tokens: Number(input.tokens), score: input.scorePpm / 1e6, update: decodePayload(payload, params.length) });
     }
     const next = params.slice();
-    if (contributions.length > 0) outer.step(next, aggregate(contributions, params.length).delta);
+    const bounds = {
+      ...(task.maxTokens > 0n ? { maxTokens: Number(task.maxTokens) } : {}),
+      ...(task.relativeTokenCap > 0 ? { relativeTokenCap: task.relativeTokenCap } : {}),
+      ...(task.maxShare > 0 ? { maxShare: task.maxShare } : {}),
+    };
+    if (contributions.length > 0) outer.step(next, aggregate(contributions, params.length, bounds).delta);
     const hash = modelHash(layout, next);
     cachedBase = { hash: hash.toString('hex'), params: next };
     await trainer.loadParams(next.slice());

@@ -1,4 +1,5 @@
 import type { SparseUpdate } from '../codec/index.js';
+import { boundedWeights, type WeightBounds } from './weights.js';
 
 /** One agreed contribution of a round, decoded. */
 export interface Contribution {
@@ -25,7 +26,8 @@ export interface Aggregate {
  *   2. each update's L2 norm, summed in index order in float64;
  *   3. each update scaled down to the median norm (mean of the two middle norms for an even count),
  *      so one huge update cannot dominate: clip = min(1, median / norm);
- *   4. weights tokens × score, normalised by their sum (in canonical order);
+ *   4. weights tokens × score, normalised by their sum (in canonical order), with the claims
+ *      bounded as `bounds` says (weights.ts: token caps, a largest share per contribution);
  *   5. Σ weight · clip · update accumulated into one float32 buffer in canonical order: each
  *      addition is computed in double and rounded to float32 when stored.
  * JavaScript arithmetic is IEEE-754 double without fused operations, and the rounding on store
@@ -33,12 +35,12 @@ export interface Aggregate {
  * than float64) keeps the apply step at one model-sized buffer; the sum has at most a few
  * hundred terms per coordinate, so its rounding error stays far below the 2-bit codec's.
  */
-export function aggregate(contributions: readonly Contribution[], length: number): Aggregate {
+export function aggregate(contributions: readonly Contribution[], length: number, bounds: WeightBounds = {}): Aggregate {
   const ordered = canonical(contributions, length);
   for (const c of ordered) {
     if (c.update.length !== length) throw new Error(`contribution of ${c.peerId} has ${c.update.length} values, the model ${length}`);
   }
-  const plan = planOf(ordered, ordered.map((c) => l2(c.update.values)));
+  const plan = planOf(ordered, ordered.map((c) => l2(c.update.values)), bounds);
   const sum = new Float32Array(length);
   ordered.forEach((c, i) => accumulate(sum, c.update, plan.factors[i]!));
   return { delta: sum, peers: plan.peers, medianNorm: plan.medianNorm };
@@ -59,7 +61,7 @@ export interface ContributionSource {
  * of contributions (the coordinator's apply step; its peak RSS is a benchmark goal). `into`, if
  * given, is that sum (overwritten): a buffer reused round after round.
  */
-export async function aggregateStreaming(sources: readonly ContributionSource[], length: number, into?: Float32Array): Promise<Aggregate> {
+export async function aggregateStreaming(sources: readonly ContributionSource[], length: number, into?: Float32Array, bounds: WeightBounds = {}): Promise<Aggregate> {
   if (into !== undefined && into.length !== length) throw new Error(`the aggregate buffer holds ${into.length} values, the model ${length}`);
   const ordered = canonical(sources, length);
   const load = async (source: ContributionSource) => {
@@ -69,7 +71,7 @@ export async function aggregateStreaming(sources: readonly ContributionSource[],
   };
   const norms: number[] = [];
   for (const source of ordered) norms.push(l2((await load(source)).values));
-  const plan = planOf(ordered, norms);
+  const plan = planOf(ordered, norms, bounds);
   const sum = into?.fill(0) ?? new Float32Array(length);
   for (const [i, source] of ordered.entries()) {
     if (plan.factors[i] !== 0) accumulate(sum, await load(source), plan.factors[i]!);
@@ -94,13 +96,10 @@ function canonical<T extends Weighed>(contributions: readonly T[], length: numbe
 }
 
 /** Steps 3 and 4: clip factors to the median norm and normalised tokens × score weights. */
-function planOf(ordered: readonly Weighed[], norms: readonly number[]): { factors: number[]; peers: Aggregate['peers']; medianNorm: number } {
+function planOf(ordered: readonly Weighed[], norms: readonly number[], bounds: WeightBounds): { factors: number[]; peers: Aggregate['peers']; medianNorm: number } {
   const medianNorm = median(norms);
   const clips = norms.map((norm) => (norm > medianNorm ? medianNorm / norm : 1));
-  const raw = ordered.map((c) => c.tokens * c.score);
-  let total = 0;
-  for (const w of raw) total += w;
-  const weights = raw.map((w) => (total > 0 ? w / total : 0));
+  const weights = boundedWeights(ordered, bounds).shares;
   return {
     factors: weights.map((w, i) => w * clips[i]!),
     peers: ordered.map((c, i) => ({ peerId: c.peerId, norm: norms[i]!, clip: clips[i]!, weight: weights[i]! })),

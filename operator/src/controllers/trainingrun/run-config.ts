@@ -63,6 +63,10 @@ export function coordinatorConfigOf(run: TrainingRun, peers: readonly Peer[]): R
     validation: { ...spec.validation },
     transfer: { ...spec.federation.transfer },
     maxContributionBytes: spec.federation.maxContributionBytes,
+    claims: {
+      relativeTokenCap: spec.outer.relativeTokenCap, maxShare: spec.outer.maxShare,
+      ...(spec.outer.maxTokensPerRound !== undefined ? { maxTokensPerRound: spec.outer.maxTokensPerRound } : {}),
+    },
   };
   if (spec.federation.quorum !== undefined) rounds.quorum = spec.federation.quorum;
   return {
