@@ -332,7 +332,7 @@ export class RoundDriver implements RoundHandlers {
    * the deadline plus grace has passed.
    */
   private async gather(book: RoundBook, plan: Map<string, Envelope[]>, signal: AbortSignal): Promise<void> {
-    const { settings, misbehaviour } = this.options;
+    const { settings } = this.options;
     const hardStop = this.deadlineMs + settings.graceMs;
     const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
     const quorum = Math.min(settings.quorum ?? active.length, active.length);
@@ -345,10 +345,10 @@ export class RoundDriver implements RoundHandlers {
       const now = Date.now();
       if (now >= hardStop) break;
       if (ready >= quorum && now >= this.deadlineMs) break;
-      // Relay what we hold (an honest coordinator only; a dishonest one is whatever its plan was).
-      if (misbehaviour?.announce === undefined && now - lastRelay >= 500) {
+      // Headers are relayed on receipt; this pass retries what a peer could not be sent.
+      if (now - lastRelay >= 500) {
         lastRelay = now;
-        void this.announce(book, new Map());
+        this.relay(book);
       }
       for (const commit of book.commits.values()) if (commit.payload === undefined && !book.rejected(commit.peerId)) void this.fetch(book, commit);
       await sleep(POLL_MS, signal).catch(() => undefined);
@@ -379,6 +379,12 @@ export class RoundDriver implements RoundHandlers {
         this.options.log.warn('announce-failed', { round: book.round, peer: peer.name, error: describe(error) });
       }
     }));
+  }
+
+  /** Sends every peer the headers it has not been sent yet (an honest coordinator only; a
+   * dishonest one announces whatever its plan says). */
+  private relay(book: RoundBook): void {
+    if (this.options.misbehaviour?.announce === undefined) void this.announce(book, new Map());
   }
 
   /** Fetches a commit's payload from the peers that announced it, checking it on arrival. */
@@ -519,16 +525,20 @@ export class RoundDriver implements RoundHandlers {
     // Manifests are awaited from every active peer that took part in the round (a header of it
     // arrived, whatever became of it); a peer silent all round is not waited for. Deciding on
     // fewer manifests than another coordinator risks a different set, so no quorum cuts this
-    // short: only the grace period does.
+    // short: only a deadline does, and it is common to the round — the training deadline plus
+    // twice the grace (the end of gathering, then a grace for validation and the exchange) — so
+    // nobody can make one honest coordinator decide before the others' manifests are in by
+    // letting it finish its own validation early. A coordinator that reaches this step late
+    // still waits a grace from its own start.
     const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
     const tookPart = (id: string) => id === this.ownPeerId || book.commits.has(id) || book.rejections.some((r) => r.peerId === id && r.reason !== RejectionReason.Unavailable);
-    const until = Date.now() + settings.graceMs;
+    const until = Math.max(this.decisionDeadline(), Date.now() + settings.graceMs);
     const sent = new Set<string>();
     const exchange = (peers: readonly PeerEntry[]) => Promise.all(peers.map(async (peer) => {
       try {
         const held = await this.client(peer.name).exchangeManifest(book.ourManifest!);
         sent.add(peer.name);
-        for (const envelope of held) this.acceptManifest(book, envelope);
+        for (const envelope of held) this.acceptManifest(book, envelope, peer.name);
       } catch (error) {
         this.options.log.warn('manifest-exchange-failed', { round: book.round, peer: peer.name, error: describe(error) });
       }
@@ -555,14 +565,26 @@ export class RoundDriver implements RoundHandlers {
     return agreement;
   }
 
-  private acceptManifest(book: RoundBook, envelope: Envelope): void {
+  /** Records a manifest statement of `book`'s round; a new, valid one is relayed to every peer
+   * but its signer and `source` (relay on receipt, as headers). */
+  private acceptManifest(book: RoundBook, envelope: Envelope, source?: string): void {
     const check = checkManifest(envelope, { runId: this.options.runId, round: book.round, keyFor: this.members.keyFor });
     const signed = check.ok ? check : check.signed;
     if (signed === undefined) return;
-    const peerId = this.members.get(signed.signer)!.peerId;
+    const peer = this.members.get(signed.signer)!;
     const equivocation = this.equivocation.record(signed.envelope!);
-    if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) this.ban(peerId, equivocation.detail, equivocation.evidence, book.round);
-    if (check.ok) book.manifests.set(statementHash(envelope).toString('hex'), { ...check, peerId });
+    if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) this.ban(peer.peerId, equivocation.detail, equivocation.evidence, book.round);
+    if (!check.ok) return;
+    const key = statementHash(envelope).toString('hex');
+    if (book.manifests.has(key)) return;
+    book.manifests.set(key, { ...check, peerId: peer.peerId });
+    if (this.options.misbehaviour?.manifest !== undefined || peer.peerId === this.ownPeerId) return;
+    for (const to of this.options.peers.list()) {
+      if (to.name === source || to.peerId === peer.peerId) continue;
+      this.client(to.name).exchangeManifest(envelope)
+        .then((held) => { for (const other of held) this.acceptManifest(book, other, to.name); })
+        .catch((error: unknown) => this.options.log.warn('manifest-relay-failed', { round: book.round, peer: to.name, error: describe(error) }));
+    }
   }
 
   /**
@@ -597,6 +619,11 @@ export class RoundDriver implements RoundHandlers {
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+  }
+
+  /** When every coordinator of the round decides at the latest on the manifests it holds. */
+  private decisionDeadline(): number {
+    return this.deadlineMs + 2 * this.options.settings.graceMs;
   }
 
   /** What this coordinator's signed manifest of the round says, by contributor. */
@@ -723,20 +750,25 @@ export class RoundDriver implements RoundHandlers {
 
   announced(statements: readonly Envelope[], from: RoundMessageSource): Uint8Array[] {
     const wanted: Uint8Array[] = [];
+    const book = this.book;
+    const held = book.commits.size;
     for (const envelope of statements) {
-      const commit = this.offer(this.book, envelope, from.peerName);
+      const commit = this.offer(book, envelope, from.peerName);
       if (commit !== undefined && commit.payload === undefined) {
         wanted.push(commit.signed.header.payloadHash);
-        void this.fetch(this.book, commit);
+        void this.fetch(book, commit);
       }
     }
+    // Relay on receipt, whatever the phase: a header one honest coordinator holds reaches every
+    // other before anyone decides, so nobody can announce to a chosen few (docs/protocol.md).
+    if (book.commits.size > held) this.relay(book);
     return wanted;
   }
 
   manifestReceived(manifest: Envelope, from: RoundMessageSource): Envelope[] {
     const book = this.previousBook !== undefined && from.round === this.previousBook.round ? this.previousBook : this.book;
     if (from.round !== book.round) return [];
-    this.acceptManifest(book, manifest);
+    this.acceptManifest(book, manifest, from.peerName);
     return book.manifestStatements();
   }
 
@@ -831,6 +863,7 @@ export class RoundDriver implements RoundHandlers {
       const commit = this.offer(this.book, envelope, source);
       if (commit !== undefined) void this.fetch(this.book, commit);
     }
+    if (this.book.commits.size > 0) this.relay(this.book);
     // Payloads of the previous round stay served (a slower peer may still fetch them to apply).
     const keep = [this.book, this.previousBook].flatMap((b) => [...b.commits.values()].map((c) => c.signed.header.payloadHash));
     this.options.payloads.retain(keep);
