@@ -1,14 +1,20 @@
 // The attacks a dishonest cluster can make, for `npm start --attack NAME` and the adversarial
 // suite (test/adversarial/). Each is a Misbehaviour (operator/src/coordinator/misbehaviour.ts):
 // the attacker runs the real coordinator, signs with its real key and talks over the real
-// transport — only what it trains, signs, announces or votes differs. Every attacker also votes
-// for its own contribution with a full score (a dishonest manifest), which alone must not get
-// it applied.
+// transport — only what it trains, signs, announces or votes differs. Every attack is careful:
+// it has read the code and makes no mistake an honest checker could catch by luck (its manifest
+// lists exactly one header of its own, the one it announced; it never signs two headers unless
+// equivocation is the attack). Each attacker also votes for its own contribution with a full
+// score, which alone must not get it applied. ATTACK_INFO says what each exploits and what
+// stops it; docs/rounds.md has the table.
 import { randomBytes } from 'node:crypto';
+import { fromBinary } from '@bufbuild/protobuf';
 import type { Envelope } from '../proto/gen/concord/v1/envelope_pb.js';
 import { ContributionHeaderSchema } from '../proto/gen/concord/v1/federation_pb.js';
+import { encodeChunkMessage } from '../proto/grpc/encoded.js';
 import type { Contribution } from '../operator/src/coordinator/contribute.js';
 import type { Misbehaviour, MisbehaviourContext } from '../operator/src/coordinator/misbehaviour.js';
+import { Blob, sha256 } from '../operator/src/federation/blob-store.js';
 import { sealEnvelope } from '../operator/src/federation/envelope.js';
 import { PPM } from '../operator/src/rounds/agreement.js';
 import { decodePayload, densify, SparseLoCoEncoder } from '../trainer/src/codec/index.js';
@@ -17,25 +23,45 @@ import { seededRandom } from '../trainer/src/random.js';
 
 export const ATTACKS = [
   'sign-flip', 'scale', 'noise', 'free-ride', 'copy', 'resign', 'replay', 'equivocate', 'stale-base', 'malformed', 'oversized', 'silence', 'other-data',
+  'inflate-tokens', 'replay-aggregate', 'trickle',
 ] as const;
 export type AttackName = (typeof ATTACKS)[number];
 
-/** What the honest clusters should report about each attack (the reasons any of them may give). */
-export const EXPECTED_REASONS: Readonly<Record<AttackName, readonly string[]>> = {
-  'sign-flip': ['NoImprovement'],
-  scale: ['NormOutlier'],
-  noise: ['NoImprovement'],
-  'free-ride': ['NoImprovement'],
-  copy: ['NearCopy'],
-  resign: ['Duplicate'],
-  replay: ['WrongRound'],
-  equivocate: ['Equivocation', 'Banned'],
-  'stale-base': ['StaleBase'],
-  malformed: ['Malformed'],
-  oversized: ['TooLarge'],
-  silence: ['Unavailable'],
-  'other-data': ['NoImprovement', 'LowReputation'],
+export interface AttackInfo {
+  /** What the attack exploits, or tries to. */
+  exploits: string;
+  /** What stops it. */
+  stoppedBy: string;
+  /**
+   * `rejected`: none of its contributions is applied, for one of `reasons`; `bounded`: its work
+   * may be applied, but its share of every round's update stays within the run's bound.
+   */
+  outcome: 'rejected' | 'bounded';
+  /** The rejection reasons the honest clusters may give (at least one of them, when rejected). */
+  reasons: readonly string[];
+}
+
+export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
+  'sign-flip': { exploits: 'an update against the direction of training', stoppedBy: 'Gauntlet score: it makes its own data worse', outcome: 'rejected', reasons: ['NoImprovement'] },
+  scale: { exploits: 'an update 100x its real size', stoppedBy: 'norm outlier check (10x the median) and clipping to the median norm', outcome: 'rejected', reasons: ['NormOutlier'] },
+  noise: { exploits: 'noise of a plausible norm instead of work', stoppedBy: 'Gauntlet score: it helps neither its own nor random data', outcome: 'rejected', reasons: ['NoImprovement'] },
+  'free-ride': { exploits: 'an empty update, to be paid for nothing', stoppedBy: 'Gauntlet score: no improvement at all', outcome: 'rejected', reasons: ['NoImprovement'] },
+  copy: { exploits: 'another peer\'s update, re-encoded with noise (a new payload hash)', stoppedBy: 'near-copy check: index overlap above 0.5 with an earlier commit', outcome: 'rejected', reasons: ['NearCopy'] },
+  resign: { exploits: 'another peer\'s payload, byte for byte, signed as its own', stoppedBy: 'duplicate check: the same payload hash as an earlier commit', outcome: 'rejected', reasons: ['Duplicate'] },
+  replay: { exploits: 'its own header of the previous round, sent again', stoppedBy: 'the round in the signed header', outcome: 'rejected', reasons: ['WrongRound'] },
+  equivocate: { exploits: 'two different headers for one round, one to the first peer and one to the rest', stoppedBy: 'headers relayed on receipt and carried in manifests: both meet, the signer is banned with the two signatures', outcome: 'rejected', reasons: ['Equivocation', 'Banned'] },
+  'stale-base': { exploits: 'a contribution computed from last round\'s model', stoppedBy: 'the base hash in the signed header', outcome: 'rejected', reasons: ['StaleBase'] },
+  malformed: { exploits: 'bytes that are no payload, under a correctly signed hash', stoppedBy: 'decoding the payload before anything else', outcome: 'rejected', reasons: ['Malformed'] },
+  oversized: { exploits: 'a header that commits to far more bytes than allowed, to make peers allocate', stoppedBy: 'the size limit, checked on the signed header before any transfer', outcome: 'rejected', reasons: ['TooLarge'] },
+  silence: { exploits: 'saying nothing, to stall the round', stoppedBy: 'the round\'s deadlines: a silent peer costs at most the grace period', outcome: 'rejected', reasons: ['Unavailable'] },
+  'other-data': { exploits: 'real work on data other than its assignment', stoppedBy: 'Gauntlet score: it helps its assigned data no more than random data; reputation', outcome: 'bounded', reasons: ['NoImprovement', 'LowReputation'] },
+  'inflate-tokens': { exploits: 'honest work under a claim of 1000x the tokens it trained on, to outweigh everyone', stoppedBy: 'claims capped at 2x the round\'s lower median claim (and the spec\'s maximum); no contribution above maxShare of the update', outcome: 'bounded', reasons: [] },
+  'replay-aggregate': { exploits: 'last round\'s agreed update, re-encoded and signed as fresh work', stoppedBy: 'Gauntlet score (it is not specific to its own data), the score median over all peers and the share cap', outcome: 'bounded', reasons: ['NoImprovement'] },
+  trickle: { exploits: 'a header claiming a large payload whose stream ends early, to hold every round to its grace period', stoppedBy: 'a signer\'s own stream that ends short of its signed size is its fault: rejected and charged at once', outcome: 'rejected', reasons: ['Malformed'] },
 };
+
+/** What the honest clusters should report about each attack (the reasons any of them may give). */
+export const EXPECTED_REASONS: Readonly<Record<AttackName, readonly string[]>> = Object.fromEntries(ATTACKS.map((name) => [name, ATTACK_INFO[name].reasons])) as Record<AttackName, readonly string[]>;
 
 export function isAttack(name: string): name is AttackName {
   return (ATTACKS as readonly string[]).includes(name);
@@ -44,9 +70,13 @@ export function isAttack(name: string): name is AttackName {
 export function attack(name: AttackName): Misbehaviour {
   /** The payload hash this attacker last committed to, for its self-vote. */
   let committed: { payloadHash: Buffer; header: Envelope } | undefined;
+  // Its vote: everyone else as its validation judged them, and itself, with a full score, for
+  // exactly the header it announced (never its honest header beside it: two headers of one
+  // signer in a manifest would prove equivocation).
   const selfVote: NonNullable<Misbehaviour['manifest']> = (entries, ctx) => {
-    if (committed === undefined || entries.some((e) => Buffer.from(e.payloadHash).equals(committed!.payloadHash))) return entries;
-    return [...entries, { payloadHash: committed.payloadHash, contributor: ctx.identity.publicKey, scorePpm: PPM, header: committed.header }];
+    const others = entries.filter((e) => !Buffer.from(e.contributor).equals(ctx.identity.publicKey));
+    if (committed === undefined) return others;
+    return [...others, { payloadHash: committed.payloadHash, contributor: ctx.identity.publicKey, scorePpm: PPM, header: committed.header }];
   };
   /** Signs a header for the round and serves `payload`; the same for every peer. */
   const sign = (ctx: MisbehaviourContext, fields: { payload: Uint8Array; tokens?: bigint; baseHash?: Uint8Array; payloadBytes?: bigint; round?: bigint }) => {
@@ -161,7 +191,61 @@ export function attack(name: AttackName): Misbehaviour {
       };
     case 'silence':
       return { announce: async () => new Map(), manifest: () => undefined };
+    case 'inflate-tokens':
+      // Honest work, signed with a claim of 1000x the tokens it trained on.
+      return {
+        announce: async (own, ctx) => {
+          if (own === undefined) return new Map();
+          const header = own.statement;
+          const tokens = 1000n * readTokens(header);
+          return toAll(ctx, [sign(ctx, { payload: own.payload, tokens })]);
+        },
+        manifest: selfVote,
+      };
+    case 'replay-aggregate':
+      // Last round's agreed update, top-k encoded like a contribution and signed as fresh work.
+      return {
+        announce: async (own, ctx) => {
+          if (own === undefined || ctx.previousUpdate === undefined) { honestVote(own); return undefined; }
+          const params = readHeader(own.payload, ctx.modelLength);
+          const payload = new SparseLoCoEncoder(ctx.modelLength, { chunk: params.chunk, k: params.k, bits: params.bits }).encode(ctx.previousUpdate.slice()).slice();
+          return toAll(ctx, [sign(ctx, { payload, tokens: readTokens(own.statement) })]);
+        },
+        manifest: selfVote,
+      };
+    case 'trickle':
+      // A header that claims a large payload; its stream says so, sends one chunk and ends.
+      return {
+        announce: async (own, ctx) => {
+          if (own === undefined) return new Map();
+          const claimed = 4 * own.payload.length;
+          const full = Buffer.concat([own.payload, randomBytes(claimed - own.payload.length)]);
+          const header = sign(ctx, { payload: full, tokens: readTokens(own.statement) });
+          ctx.payloads.setBlob(sha256(full), new TruncatedBlob(full, 1));
+          return toAll(ctx, [header]);
+        },
+        manifest: selfVote,
+      };
   }
+}
+
+/** A blob whose stream announces its full size and ends after `chunks` chunks (the trickle). */
+class TruncatedBlob extends Blob {
+  constructor(bytes: Uint8Array, private readonly chunks: number) {
+    super(bytes, false);
+  }
+
+  override *chunkMessages(chunkBytes: number, first = 0) {
+    for (let index = first; index < this.chunks; index++) {
+      const at = index * chunkBytes;
+      yield encodeChunkMessage(at, this.bytes.length, this.bytes.subarray(at, Math.min(this.bytes.length, at + Math.min(chunkBytes, 1024))));
+    }
+  }
+}
+
+/** The tokens an own (honest) header claims. */
+function readTokens(header: Envelope): bigint {
+  return fromBinary(ContributionHeaderSchema, header.body).tokens;
 }
 
 /** Another peer's checked contribution of the round, once one has arrived (for copiers). */

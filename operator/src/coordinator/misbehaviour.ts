@@ -25,6 +25,8 @@ export interface MisbehaviourContext {
   payloads: MemoryBlobStore;
   /** What this coordinator holds of the round so far (others' headers and payloads). */
   book: RoundBook;
+  /** The update the federation applied last round (the aggregate, as every coordinator computed it). */
+  previousUpdate: Float32Array | undefined;
   /** Statements this coordinator signed in earlier rounds (for a replay). */
   history: readonly Envelope[];
   /** Resolves once another peer's payload has arrived (for a copier), or after `timeoutMs`. */

@@ -24,6 +24,7 @@ import { sha256, type MemoryBlobStore } from '../federation/blob-store.js';
 import type { PartialTransfer, PeerClient } from '../federation/client.js';
 import { sealEnvelope } from '../federation/envelope.js';
 import { peerIdOf, type Identity } from '../federation/identity.js';
+import { Refusal } from '../federation/refusal.js';
 import { PeerDirectory, type PeerEntry } from '../federation/peers.js';
 import type { RoundHandlers, RoundMessageSource } from '../federation/server.js';
 import type { Logger } from '../log.js';
@@ -149,6 +150,8 @@ export class RoundDriver implements RoundHandlers {
   private baseBlob: Buffer;
   private history: Envelope[] = [];
   private previousBaseHash: Buffer | undefined;
+  /** The update applied last round; kept only for a misbehaving coordinator (misbehaviour.ts). */
+  private previousUpdate: Float32Array | undefined;
   /**
    * The local checkpoint's write (with its fsync) after the last model change. It runs while the
    * next round trains, off the round's critical path; whatever changes the parameters or the
@@ -400,6 +403,13 @@ export class RoundDriver implements RoundHandlers {
           bytes = await this.limiter.run(source, (pace) => this.client(source).fetchContribution(header.payloadHash, Number(header.payloadBytes), pace));
         } catch (error) {
           this.options.log.warn('fetch-failed', { round: book.round, from: source, of: commit.peerId, error: describe(error) });
+          // The signer's own stream broke the transfer's rules (ended short of the signed size,
+          // a total other than signed): its doing, charged at once, so that a trickling signer
+          // cannot hold the round to its grace period for free. A relay's bad stream is not.
+          if (error instanceof Refusal && (error.reason === 'Malformed' || error.reason === 'TooLarge') && source === this.members.get(commit.signed.signer)?.name) {
+            book.reject(commit.peerId, RejectionReason.Malformed, `its own stream of the payload: ${error.message}`);
+            return;
+          }
           continue;
         }
         const check = checkPayload(header, bytes, this.state.layout.size, this.codec());
@@ -616,6 +626,8 @@ export class RoundDriver implements RoundHandlers {
     this.previousBaseHash = this.state.hash;
     await this.checkpointed();
     this.state.step(aggregate?.delta);
+    // A dishonest coordinator (tests, the demo) may replay what was applied: it keeps a copy.
+    if (this.options.misbehaviour !== undefined) this.previousUpdate = aggregate?.delta.slice();
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
@@ -947,7 +959,7 @@ export class RoundDriver implements RoundHandlers {
   private misbehaviourContext(book: RoundBook): MisbehaviourContext {
     return {
       identity: this.options.identity, runId: this.options.runId, round: book.round, baseHash: book.baseHash, modelLength: this.state.layout.size,
-      previousBaseHash: this.previousBaseHash, peers: this.options.peers.list(), payloads: this.options.payloads, book,
+      previousBaseHash: this.previousBaseHash, previousUpdate: this.previousUpdate, peers: this.options.peers.list(), payloads: this.options.payloads, book,
       history: this.history,
       waitForOthers: async (timeoutMs) => {
         const until = Date.now() + timeoutMs;

@@ -55,6 +55,11 @@ export class MemoryBlobStore implements BlobStore {
     this.blobs.set(Buffer.from(key).toString('hex'), new Blob(bytes, cache));
   }
 
+  /** Stores a blob as it is under `key` (a blob that streams itself differently: tests' attackers). */
+  setBlob(key: Uint8Array, blob: Blob): void {
+    this.blobs.set(Buffer.from(key).toString('hex'), blob);
+  }
+
   get(hash: Uint8Array): Blob | undefined {
     return this.blobs.get(Buffer.from(hash).toString('hex'));
   }
