@@ -4,11 +4,12 @@
 //             coordinator is behind or different — and on the training deadline
 //   train     the cluster's trainers run inner steps until the deadline (trainRound)
 //   contribute  compress with error feedback, sign the header, serve the payload
-//   gather    announce own and relayed headers; fetch and check every peer's payload, until every
+//   gather    announce own headers (every header received is relayed on receipt, in every
+//             phase); fetch and check every peer's payload, until every
 //             active peer is in, or a quorum is in and the window is over, or window + grace ends
 //   validate  copies, norm outliers, Gauntlet scores from evaluate tasks, reputation
-//   agree     sign a manifest, exchange manifests (each peer passes on those it holds) until
-//             every peer that took part has one in (or grace ends), agree() on set and weights
+//   agree     sign a manifest, exchange manifests (relayed on receipt) until every member has
+//             one in or the round's common decision deadline, agree() on set and weights
 //   apply     aggregate one decoded contribution at a time, the outer step, checkpoint
 //
 // Every decision is a pure function from operator/src/rounds/; this file does the I/O and the
@@ -532,16 +533,15 @@ export class RoundDriver implements RoundHandlers {
       book.ourManifest = sealEnvelope(identity, { runId, round: book.round, schema: ManifestSchema, body: manifest });
       book.manifests.set(statementHash(book.ourManifest).toString('hex'), { signer: identity.publicKey, manifest, envelope: book.ourManifest, peerId: this.ownPeerId });
     }
-    // Manifests are awaited from every active peer that took part in the round (a header of it
-    // arrived, whatever became of it); a peer silent all round is not waited for. Deciding on
-    // fewer manifests than another coordinator risks a different set, so no quorum cuts this
-    // short: only a deadline does, and it is common to the round — the training deadline plus
-    // twice the grace (the end of gathering, then a grace for validation and the exchange) — so
-    // nobody can make one honest coordinator decide before the others' manifests are in by
-    // letting it finish its own validation early. A coordinator that reaches this step late
-    // still waits a grace from its own start.
+    // The decision waits for a manifest from every active member, or for the round's decision
+    // deadline — common to the round (the training deadline plus twice the grace), not counted
+    // from this coordinator's own phase — whichever comes first; a coordinator that reaches this
+    // step late still gives its peers a grace. Manifests are relayed on receipt, so a manifest one
+    // honest coordinator holds early enough reaches all of them before the deadline. Waiting for
+    // every member (not only those whose headers arrived) keeps an attacker from making one
+    // coordinator decide early by announcing itself to that one alone. docs/protocol.md, "Fault
+    // model", says what this guarantees and where its edge is.
     const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
-    const tookPart = (id: string) => id === this.ownPeerId || book.commits.has(id) || book.rejections.some((r) => r.peerId === id && r.reason !== RejectionReason.Unavailable);
     const until = Math.max(this.decisionDeadline(), Date.now() + settings.graceMs);
     const sent = new Set<string>();
     const exchange = (peers: readonly PeerEntry[]) => Promise.all(peers.map(async (peer) => {
@@ -557,9 +557,8 @@ export class RoundDriver implements RoundHandlers {
       const signers = book.manifestSigners();
       if (book.ourManifest !== undefined) await exchange(this.options.peers.list().filter((p) => !sent.has(p.name) || !signers.has(p.peerId)));
       const held = book.manifestSigners();
-      const awaited = active.filter((id) => tookPart(id) && !held.has(id));
-      if (awaited.length === 0 || Date.now() >= until) break;
-      await sleep(POLL_MS * 2, signal).catch(() => undefined);
+      if (active.every((id) => held.has(id)) || Date.now() >= until) break;
+      await sleep(Math.min(POLL_MS * 2, Math.max(1, until - Date.now())), signal).catch(() => undefined);
     }
     // One more pass: what the others hold now includes manifests sent to some peers only.
     if (book.ourManifest !== undefined && !signal.aborted) await exchange(this.options.peers.list().filter((p) => sent.has(p.name)));

@@ -185,7 +185,7 @@ export interface Agreement {
  *    still count in the median norm the aggregate clips to;
  * Everything is sorted canonically; the same inputs in any order give the same result.
  */
-export function agree(manifests: readonly SignedManifest[], activePeers: readonly string[], options: { runId: string; round: bigint; keyFor: (signer: Buffer) => KeyObject | undefined }): Agreement {
+export function agree(manifests: readonly SignedManifest[], activePeers: readonly string[], options: { runId: string; round: bigint; keyFor: (signer: Buffer) => KeyObject | undefined; rule?: TallyRule }): Agreement {
   const active = new Set(activePeers);
   const needed = Math.floor(active.size / 2) + 1;
   const refused: RefusedManifest[] = [];
@@ -237,32 +237,73 @@ export function agree(manifests: readonly SignedManifest[], activePeers: readonl
     }
   }
 
-  const votes = new Map<string, { payloadHash: Buffer; contributor: Buffer; scores: number[]; tokens: bigint }>();
-  for (const signed of counted) {
-    for (const entry of signed.manifest.entries) {
-      if (equivocators.has(peerIdOf(entry.contributor))) continue;
-      const key = `${hex(entry.payloadHash)}:${hex(entry.contributor)}`;
-      let vote = votes.get(key);
-      const tokens = verified.get(statementHash(entry.header!).toString('hex'))!.tokens;
-      if (vote === undefined) votes.set(key, (vote = { payloadHash: Buffer.from(entry.payloadHash), contributor: Buffer.from(entry.contributor), scores: [], tokens }));
-      vote.scores.push(entry.scorePpm);
-    }
-  }
-
-  const accepted: AgreedContribution[] = [];
-  for (const vote of votes.values()) {
-    if (vote.scores.length * 2 <= active.size) continue;
-    const scorePpm = medianPpm([...vote.scores, ...new Array<number>(active.size - vote.scores.length).fill(0)]);
-    if (scorePpm === 0) continue;
-    accepted.push({ payloadHash: vote.payloadHash, contributor: vote.contributor, peerId: peerIdOf(vote.contributor), scorePpm, score: scorePpm / PPM, tokens: vote.tokens, votes: vote.scores.length });
-  }
-  // One payload per contributor: two would need two headers, which is equivocation, excluded above.
-  accepted.sort((a, b) => compareText(a.peerId, b.peerId) || Buffer.compare(a.payloadHash, b.payloadHash));
+  const ballots: Ballot[] = counted.map((signed) => ({
+    signer: peerIdOf(signed.signer),
+    entries: signed.manifest.entries.filter((entry) => !equivocators.has(peerIdOf(entry.contributor))).map((entry) => ({
+      payload: hex(entry.payloadHash), contributor: peerIdOf(entry.contributor), scorePpm: entry.scorePpm,
+      tokens: verified.get(statementHash(entry.header!).toString('hex'))!.tokens,
+    })),
+  }));
+  const byPayload = new Map(counted.flatMap((signed) => signed.manifest.entries.map((e) => [hex(e.payloadHash), { payloadHash: Buffer.from(e.payloadHash), contributor: Buffer.from(e.contributor) }] as const)));
+  const accepted: AgreedContribution[] = tally(ballots, active.size, options.rule).map((t) => ({
+    ...byPayload.get(t.payload)!, peerId: t.contributor, scorePpm: t.scorePpm, score: t.scorePpm / PPM, tokens: t.tokens, votes: t.votes,
+  }));
   const conflicts = [...equivocators.entries()].sort(([a], [b]) => compareText(a, b)).map(([peerId, evidence]) => ({ peerId, evidence }));
   refused.sort((a, b) => compareText(a.peerId, b.peerId) || compareText(a.reason, b.reason) || compareText(a.detail, b.detail));
   // A refused manifest received twice (relayed) is one refusal.
   const distinctRefusals = refused.filter((r, i) => i === 0 || r.peerId !== refused[i - 1]!.peerId || r.reason !== refused[i - 1]!.reason || r.detail !== refused[i - 1]!.detail);
   return { accepted, refused: distinctRefusals, conflicts, active: active.size, needed };
+}
+
+/** One counted manifest, as plain data: its signer's vote for each contribution it includes. */
+export interface Ballot {
+  /** Peer id of the manifest's signer. */
+  signer: string;
+  entries: ReadonlyArray<{ payload: string; contributor: string; scorePpm: number; tokens: bigint }>;
+}
+
+export interface TalliedContribution {
+  payload: string;
+  contributor: string;
+  scorePpm: number;
+  tokens: bigint;
+  votes: number;
+}
+
+/**
+ * How scores combine. `all-active` (the rule): the median over every active peer, 0 for those
+ * whose ballot leaves the contribution out. `including`: the median over the including ballots
+ * only — the old rule, which colluders could stuff; kept so that tests can show what the rule
+ * defends against.
+ */
+export type TallyRule = { scores: 'all-active' | 'including' };
+
+/**
+ * The decision on counted ballots (one per signer, already checked): a contribution is in iff
+ * more than half of `active` ballots include it, with the score the rule says, if that is above
+ * 0. Sorted by contributor peer id, then payload. Pure; the same ballots in any order give the
+ * same result.
+ */
+export function tally(ballots: readonly Ballot[], active: number, rule: TallyRule = { scores: 'all-active' }): TalliedContribution[] {
+  const votes = new Map<string, { payload: string; contributor: string; scores: number[]; tokens: bigint }>();
+  for (const ballot of ballots) {
+    for (const entry of ballot.entries) {
+      const key = `${entry.payload}:${entry.contributor}`;
+      let vote = votes.get(key);
+      if (vote === undefined) votes.set(key, (vote = { payload: entry.payload, contributor: entry.contributor, scores: [], tokens: entry.tokens }));
+      vote.scores.push(entry.scorePpm);
+    }
+  }
+  const accepted: TalliedContribution[] = [];
+  for (const vote of votes.values()) {
+    if (vote.scores.length * 2 <= active) continue;
+    const scores = rule.scores === 'all-active' ? [...vote.scores, ...new Array<number>(Math.max(0, active - vote.scores.length)).fill(0)] : vote.scores;
+    const scorePpm = medianPpm(scores);
+    if (scorePpm === 0) continue;
+    accepted.push({ payload: vote.payload, contributor: vote.contributor, scorePpm, tokens: vote.tokens, votes: vote.scores.length });
+  }
+  // One payload per contributor: two would need two headers, which is equivocation, excluded before.
+  return accepted.sort((a, b) => compareText(a.contributor, b.contributor) || compareText(a.payload, b.payload));
 }
 
 /**
