@@ -28,6 +28,10 @@ describe('coordinator config', () => {
     expect(config.trainerListen).toEqual({ host: '0.0.0.0', port: 7071 });
     expect(config.train.model.dModel).toBe(32);
     expect(config.rounds).toMatchObject({ runSeed: 7n, rounds: 3, windowMs: 5000, graceMs: 10_000, compression: { chunk: 1024, k: 16, bits: 2, errorDecay: 0.95 } });
+    // Bounds on claims: defaults, and a run's own.
+    expect(config.rounds.claims).toEqual({ maxTokensPerRound: undefined, relativeTokenCap: 2, maxShare: 0.5 });
+    const claims = parseCoordinatorConfig(valid.replace('bits: 2}}', 'bits: 2}, claims: {maxTokensPerRound: 65536, relativeTokenCap: 3, maxShare: 0.25}}')).rounds.claims;
+    expect(claims).toEqual({ maxTokensPerRound: 65536, relativeTokenCap: 3, maxShare: 0.25 });
   });
 
   it.each([
@@ -49,6 +53,10 @@ describe('coordinator config', () => {
     [valid.replace('windowSeconds: 5', 'windowSeconds: 0'), /^rounds\.windowSeconds: must be 0\.1 to 86400/],
     [valid.replace('trainerListen: 0.0.0.0:7071\n', ''), /^trainerListen: is required/],
     [`${valid}colour: blue\n`, /^colour: unknown field/],
+    [valid.replace('bits: 2}}', 'bits: 2}, claims: {maxShare: 0}}'), /^rounds\.claims\.maxShare: must be 0\.01 to 1, got 0/],
+    [valid.replace('bits: 2}}', 'bits: 2}, claims: {relativeTokenCap: 0.5}}'), /^rounds\.claims\.relativeTokenCap: must be 1 to 1000/],
+    [valid.replace('bits: 2}}', 'bits: 2}, claims: {maxTokensPerRound: 1.5}}'), /^rounds\.claims\.maxTokensPerRound: must be an integer/],
+    [valid.replace('bits: 2}}', 'bits: 2}, claims: {share: 1}}'), /^rounds\.claims\.share: unknown field/],
     [`${valid}checkpointEveryRounds: 0\n`, /^checkpointEveryRounds: must be a positive integer, got 0/],
   ])('refuses a bad file naming the field (%#)', (text, message) => {
     expect(() => parseCoordinatorConfig(text)).toThrow(message);

@@ -33,7 +33,7 @@ describe('TrainingRun builders (pure)', () => {
 
   it('writes config files the coordinator and trainers parse, with the spec values', () => {
     const run = defaultedRun({
-      seed: 7, outer: { optimizer: 'sgd', rounds: 12, windowSeconds: 90, maxInnerSteps: 40 }, compression: { topk: 32 },
+      seed: 7, outer: { optimizer: 'sgd', rounds: 12, windowSeconds: 90, maxInnerSteps: 40, maxTokensPerRound: 90_000, maxShare: 0.4 }, compression: { topk: 32 },
       validation: { sample: 2 }, federation: { quorum: 3, port: 9443 },
       workers: [{ name: 'big', replicas: 2, batch: 64, gpu: { count: 1 } }, { name: 'small', replicas: 3, threads: 2 }],
     });
@@ -50,6 +50,7 @@ describe('TrainingRun builders (pure)', () => {
     expect(coordinator.rounds.rounds).toBe(12);
     expect(coordinator.rounds.windowMs).toBe(90_000);
     expect(coordinator.maxInnerSteps).toBe(40);
+    expect(coordinator.rounds.claims).toEqual({ maxTokensPerRound: 90_000, relativeTokenCap: 2, maxShare: 0.4 });
     expect(coordinator.checkpointEveryRounds).toBe(1); // spec.checkpoint.everyRounds' default
     expect(coordinator.rounds.compression.k).toBe(32);
     expect(coordinator.rounds.validation.sample).toBe(2);
@@ -161,5 +162,7 @@ describe('the CRD defaults are the components\' defaults', () => {
     expect(spec.validation).toEqual({ batches: v.batches, margin: v.margin, reputationFloor: v.reputationFloor });
     expect(spec.federation.transfer).toEqual(DEFAULT_ROUND_SETTINGS.transfer);
     expect(spec.federation.maxContributionBytes).toBe(DEFAULT_ROUND_SETTINGS.maxContributionBytes);
+    const claims = DEFAULT_ROUND_SETTINGS.claims;
+    expect([spec.outer.relativeTokenCap, spec.outer.maxShare, spec.outer.maxTokensPerRound]).toEqual([claims.relativeTokenCap, claims.maxShare, claims.maxTokensPerRound]);
   });
 });
