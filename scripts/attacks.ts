@@ -63,6 +63,15 @@ export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
 /** What the honest clusters should report about each attack (the reasons any of them may give). */
 export const EXPECTED_REASONS: Readonly<Record<AttackName, readonly string[]>> = Object.fromEntries(ATTACKS.map((name) => [name, ATTACK_INFO[name].reasons])) as Record<AttackName, readonly string[]>;
 
+/** The rows of docs/rounds.md's attack table (a test keeps the document in step). */
+export function attackTableRows(): string[] {
+  return ATTACKS.map((name) => {
+    const info = ATTACK_INFO[name];
+    const outcome = info.outcome === 'bounded' ? 'applied at most within the bound' : `rejected: ${info.reasons.join(', ')}`;
+    return `| \`${name}\` | ${info.exploits} | ${info.stoppedBy} (${outcome}) |`;
+  });
+}
+
 export function isAttack(name: string): name is AttackName {
   return (ATTACKS as readonly string[]).includes(name);
 }
