@@ -11,7 +11,10 @@ export default {
   },
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
-  testTimeout: 30000,
+  // No testTimeout here: test/support/jest-setup.ts sets the default per-test timeout from
+  // test/support/deadlines.ts, where every deadline and timeout of the tests lives (scaled by
+  // CONCORD_TEST_TIME_SCALE).
+  setupFilesAfterEnv: ['<rootDir>/test/support/jest-setup.ts'],
   // A federation test that fails half-way (a cluster restarted but not started) can leave servers
   // and worker threads behind; CI must then end with its summary, not wait for them forever.
   forceExit: true,

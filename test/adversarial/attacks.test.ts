@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { peerIdOf } from '../../operator/src/federation/identity.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../../operator/src/rounds/equivocation.js';
 import { ATTACKS, attack, EXPECTED_REASONS, type AttackName } from '../../scripts/attacks.js';
+import { federationRunMs, federationStartMs, TEARDOWN_MS, within, WORKERS_MS } from '../support/deadlines.js';
 import { isHonest, rejectedCounts, startFederation, tinySettings, validationLoss, type ClusterHandle, type ClusterSpec } from '../support/federation-run.js';
 
 // The adversarial suite (issue #5): 1 malicious cluster of 4, for every attack. Each run is
@@ -13,6 +14,8 @@ const ROUNDS = 4;
 // on other data differs from honest work only by how much more it helps its own batches.
 const settings = tinySettings({ rounds: ROUNDS, windowMs: 3000, graceMs: 2000, quorum: 3, validation: { batches: 6, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 } });
 const MAX_STEPS = 8;
+/** One run() of four clusters: start, rounds, the validation loss on a trainer thread, and closing. */
+const RUN_MS = within(federationStartMs(4), federationRunMs(ROUNDS), WORKERS_MS, TEARDOWN_MS);
 
 interface Outcome {
   honest: ClusterHandle[];
@@ -25,7 +28,7 @@ async function run(specs: ClusterSpec[]): Promise<Outcome> {
   const federation = await startFederation(specs, { settings, maxInnerSteps: MAX_STEPS });
   try {
     federation.run();
-    await federation.finished(undefined, 120_000);
+    await federation.finished();
     const honest = federation.clusters.filter((c) => isHonest(c.spec));
     const rejected: Record<string, number> = {};
     for (const cluster of honest) for (const [reason, n] of Object.entries(await rejectedCounts(cluster))) rejected[reason] = (rejected[reason] ?? 0) + n;
@@ -41,7 +44,7 @@ describe('adversarial suite: one malicious cluster of four', () => {
   let baseline: Outcome;
   beforeAll(async () => {
     baseline = await run(HONEST);
-  }, 180_000);
+  }, RUN_MS);
 
   it('the honest-only baseline agrees every round', () => {
     const [first, ...rest] = baseline.honest;
@@ -85,7 +88,7 @@ describe('adversarial suite: one malicious cluster of four', () => {
     }
     // The honest clusters train as well as they would alone.
     expect(Math.abs(outcome.loss - baseline.loss) / baseline.loss).toBeLessThan(0.03);
-  }, 180_000);
+  }, RUN_MS);
 
   afterAll(() => undefined);
 });

@@ -9,7 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { GROUP, VERSION, type Peer, type TrainingRun } from '../../operator/src/api/types.js';
-import { startCluster, waitFor, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
+import { startCluster, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
+import { OPERATOR_POD_MS } from '../support/deadlines.js';
+import { waitFor } from '../support/wait.js';
 import { PROJECT_ROOT } from '../../scripts/project-root.js';
 import { TestKubelet } from './kubelet.js';
 
@@ -115,7 +117,7 @@ export async function applyRun(o: Owner, name: string, spec: Record<string, unkn
  * public key (status.identity.publicKey) and the federation Service's load-balancer address.
  * Then every owner adds a Peer for each partner (named after the partner).
  */
-export async function introduce(owners: readonly Owner[], run: string, timeoutMs = 120_000): Promise<void> {
+export async function introduce(owners: readonly Owner[], run: string, timeoutMs = OPERATOR_POD_MS): Promise<void> {
   const contacts = await Promise.all(owners.map(async (o) => {
     let key: string | undefined;
     let ip: string | undefined;

@@ -1,6 +1,7 @@
 /** @jest-environment ./test/support/ort-environment.cjs */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { peerIdOf } from '../../operator/src/federation/identity.js';
+import { federationRunMs, federationStartMs, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { startFederation, tinySettings, type Federation } from '../support/federation-run.js';
 
 // Three honest clusters run outer rounds over real gRPC, each with a real trainer: every round
@@ -11,8 +12,8 @@ describe('outer rounds between honest clusters', () => {
     federation = await startFederation([{ name: 'alpha' }, { name: 'beta' }, { name: 'gamma' }], { settings: tinySettings({ rounds: 3 }), maxInnerSteps: 8 });
     federation.run();
     await federation.finished();
-  }, 180_000);
-  afterAll(async () => federation?.close(), 30_000);
+  }, within(federationStartMs(3), federationRunMs(3)));
+  afterAll(async () => federation?.close(), within(TEARDOWN_MS));
 
   it('ends every round with the same model hash on every cluster', () => {
     const [first, ...rest] = federation.clusters;
@@ -38,8 +39,8 @@ describe('a cluster\'s Peer settings are one vote among the members\'', () => {
     ], { settings: tinySettings({ rounds: 3 }), maxInnerSteps: 8 });
     federation.run();
     await federation.finished();
-  }, 180_000);
-  afterAll(async () => federation?.close(), 30_000);
+  }, within(federationStartMs(4), federationRunMs(3)));
+  afterAll(async () => federation?.close(), within(TEARDOWN_MS));
 
   it('alpha refuses to vote for two partners; the majority still decides, the same everywhere', () => {
     const byName = (name: string) => federation.clusters.find((c) => c.spec.name === name)!;

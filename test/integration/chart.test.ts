@@ -7,12 +7,14 @@ import { AppsV1Api, AuthorizationV1Api, KubeConfig, RbacAuthorizationV1Api } fro
 import { parseAllDocuments } from 'yaml';
 import { PORTS } from '../../operator/src/controllers/trainingrun/names.js';
 import type { Operator } from '../../operator/src/manager.js';
-import { startCluster, waitFor, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
+import { startCluster, waitForCrds, type TestCluster } from '../../scripts/kube/cluster.js';
+import { API_SERVER_START_MS, COMMAND_MS, CRDS_MS, LEADER_MS, RECONCILE_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { getRun, startOperator, trainingRun } from '../support/operator.js';
+import { waitFor } from '../support/wait.js';
 
-// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
-// loaded machine.
-jest.setTimeout(120_000);
+// Every wait below has its own deadline (test/support/deadlines.ts); a test's own limit is above
+// their sum: three helm runs at most in one test here, unless the test says otherwise.
+jest.setTimeout(within(3 * COMMAND_MS));
 
 const execFileAsync = promisify(execFile);
 const root = new URL('../../', import.meta.url).pathname;
@@ -131,12 +133,12 @@ describe('helm install into a real API server', () => {
 
   beforeAll(async () => {
     cluster = await startCluster();
-  }, 30 * 60_000);
+  }, within(API_SERVER_START_MS));
 
   afterAll(async () => {
     await operator?.stop();
     await cluster?.stop();
-  }, 60_000);
+  }, within(TEARDOWN_MS));
 
   it('installs the operator Deployment, its RBAC and the CRDs; the operator works with exactly that RBAC', async () => {
     // The test API server is 1.20: its OpenAPI does not know the CRDs' CEL rules (1.25+), which helm
@@ -156,9 +158,9 @@ describe('helm install into a real API server', () => {
     const asOperator = new KubeConfig();
     asOperator.loadFromString(readFileSync(cluster.kubeconfigPath, 'utf8').replace(/token: .*/, `token: ${token.status!.token}`));
     operator = await startOperator({ ...cluster, config: asOperator }, { leaderElection: { namespace: 'concord-system', name: 'concord', leaseDurationMs: 3000, renewDeadlineMs: 2000, retryPeriodMs: 500 } });
-    await waitFor(() => operator!.isLeader, 10_000, 'the operator to lead');
+    await waitFor(() => operator!.isLeader, LEADER_MS, 'the operator to lead');
     await cluster.objects.create(trainingRun('rbac-check'));
-    await waitFor(async () => (await getRun(cluster, 'rbac-check')).status?.identity?.publicKey !== undefined, 30_000, 'a run reconciled under the chart\'s RBAC');
+    await waitFor(async () => (await getRun(cluster, 'rbac-check')).status?.identity?.publicKey !== undefined, RECONCILE_MS, 'a run reconciled under the chart\'s RBAC');
     await apps.readNamespacedStatefulSet({ name: 'rbac-check-trainer-cpu', namespace: 'default' });
     expect(operator.logLines.join('')).not.toContain('forbidden');
 
@@ -173,5 +175,5 @@ describe('helm install into a real API server', () => {
     expect(await may('update', 'secrets')).toBe(false);
     expect(await may('delete', 'deployments', 'apps')).toBe(false);
     expect(await may('create', 'pods')).toBe(false);
-  }, 120_000);
+  }, within(COMMAND_MS, CRDS_MS, LEADER_MS, RECONCILE_MS));
 });

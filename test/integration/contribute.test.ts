@@ -7,6 +7,7 @@ import { PeerDirectory } from '../../operator/src/federation/peers.js';
 import { checkContributionHeader, checkPayload } from '../../operator/src/rounds/contribution.js';
 import { CoordinatorClient } from '../../trainer/src/agent/coordinator-client.js';
 import { SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
+import { CALL_MS, TEARDOWN_MS, TRAINERS_JOIN_MS, within } from '../support/deadlines.js';
 
 const PARAMS = 20_000;
 
@@ -36,9 +37,9 @@ describe('a cluster contributes', () => {
       }, { signal: leave.signal });
     });
     try {
-      await gateway.waitForTrainers(3, 5000);
+      await gateway.waitForTrainers(3, TRAINERS_JOIN_MS);
       const round = await trainRound(gateway, ['t0', 't1', 't2'], {
-        round: 4n, baseHash, deadlineUnixMs: Date.now() + 10_000, runSeed: 1n, peerId: 'me', peers: ['me', 'them'], length: PARAMS,
+        round: 4n, baseHash, deadlineUnixMs: Date.now() + CALL_MS, runSeed: 1n, peerId: 'me', peers: ['me', 'them'], length: PARAMS,
       });
       expect(round.tokens).toBe(3000n);
       expect(round.trained).toEqual(['t0', 't1']);
@@ -70,5 +71,5 @@ describe('a cluster contributes', () => {
       await Promise.allSettled(joins);
       for (const client of clients) client.close();
     }
-  }, 30_000);
+  }, within(TRAINERS_JOIN_MS, CALL_MS, TEARDOWN_MS));
 });

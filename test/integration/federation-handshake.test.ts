@@ -201,11 +201,14 @@ describe('federation handshake and signed messages over real gRPC', () => {
   });
 
   it('re-handshakes transparently after the server forgot the session', async () => {
-    const own = await startServer([alice], { sessions: { idleTimeoutMs: 50 } });
+    // The session table's clock is the test's: the session goes idle when the test says so, not
+    // after some milliseconds that a loaded machine could spend inside the first call already.
+    let now = 0;
+    const own = await startServer([alice], { sessions: { idleTimeoutMs: 60_000, now: () => now } });
     const client = connect(own, alice);
     try {
       await client.status();
-      await new Promise((resolve) => setTimeout(resolve, 120));
+      now += 60_001;
       const reply = await client.status();
       expect(reply.status.phase).toBe('Training');
       expect(await own.rejected()).toEqual({ UnknownSession: 1 });

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import * as grpc from '@grpc/grpc-js';
 import { TrainerService } from '../../proto/gen/concord/v1/trainer_pb.js';
 import { addService, createClient, RpcError, type ServiceClient } from '../../proto/grpc/index.js';
+import { CALL_MS, EXPIRING_CALL_MS } from '../support/deadlines.js';
+import { waitFor } from '../support/wait.js';
 
 // The adapter is exercised with the trainer service: it has unary and server-streaming methods.
 describe('gRPC adapter over real loopback gRPC', () => {
@@ -17,7 +19,13 @@ describe('gRPC adapter over real loopback gRPC', () => {
     addService(server, TrainerService, {
       async reportProgress(request, context) {
         if (request.taskId === 'slow') {
-          await new Promise((resolve) => setTimeout(resolve, 500));
+          // Answers only once the call is gone (its deadline passed), however long that takes;
+          // CALL_MS only bounds a cancellation that never comes.
+          await new Promise<void>((resolve) => {
+            if (context.signal.aborted) return resolve();
+            const bound = setTimeout(resolve, CALL_MS);
+            context.signal.addEventListener('abort', () => { clearTimeout(bound); resolve(); }, { once: true });
+          });
           if (context.signal.aborted) aborted.push('reportProgress');
           return {};
         }
@@ -66,7 +74,7 @@ describe('gRPC adapter over real loopback gRPC', () => {
 
   it('streams server responses in order, 1 MiB each, with back-pressure', async () => {
     let count = 0;
-    for await (const response of client.join({ trainerId: 'w' }, { timeoutMs: 20_000 })) {
+    for await (const response of client.join({ trainerId: 'w' }, { timeoutMs: CALL_MS })) {
       expect(response.taskId).toBe(`w-${count}`);
       expect(response.task.case).toBe('train');
       if (response.task.case === 'train') expect(response.task.value.baseHash[MiB - 1]).toBe(count % 256);
@@ -79,16 +87,16 @@ describe('gRPC adapter over real loopback gRPC', () => {
     for await (const response of client.join({ trainerId: 'early' })) {
       if (response.taskId === 'early-2') break;
     }
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(aborted.find((a) => a.startsWith('join early stopped'))).toBeDefined();
+    await waitFor(() => aborted.some((a) => a.startsWith('join early stopped')), CALL_MS, 'the server\'s stream generator to be stopped');
   });
 
   it('enforces deadlines and tells the handler the call is gone', async () => {
-    const error = await client.reportProgress({ taskId: 'slow' }, { timeoutMs: 50 }).catch((e: unknown) => e);
+    // The handler never answers before the call is gone, so the deadline passes however slow the
+    // machine; it only has to be long enough for the call to reach the handler.
+    const error = await client.reportProgress({ taskId: 'slow' }, { timeoutMs: EXPIRING_CALL_MS }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RpcError);
     expect((error as RpcError).code).toBe(grpc.status.DEADLINE_EXCEEDED);
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(aborted).toContain('reportProgress');
+    await waitFor(() => aborted.includes('reportProgress'), CALL_MS, 'the handler to see its call aborted');
   });
 
   it('carries a handler status code and reason to the client', async () => {

@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { LOCAL_FEDERATION_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 
 interface Outcome {
   clusters: Record<string, { honest: boolean; resumedAt?: number; rounds: Array<{ round: string; modelHash: string; accepted: string[]; rejected: Array<{ peer: string; reason: string }> }> }>;
@@ -27,9 +28,11 @@ describe('npm start: the local federation', () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-start-'));
     try {
       const json = join(dir, 'outcome.json');
+      // The launcher's own deadline first (it kills its processes and says it timed out), ours after it.
       const { stdout } = await promisify(execFile)(process.execPath, [
-        'dist/scripts/local-federation.js', '--rounds', '4', '--window', '6', '--grace', '4', '--kill', 'beta@1', '--out', join(dir, 'report'), '--json', json, '--timeout', '170',
-      ], { timeout: 180_000 });
+        'dist/scripts/local-federation.js', '--rounds', '4', '--window', '6', '--grace', '4', '--kill', 'beta@1', '--out', join(dir, 'report'), '--json', json,
+        '--timeout', String(Math.ceil(LOCAL_FEDERATION_MS / 1000)),
+      ], { timeout: LOCAL_FEDERATION_MS + TEARDOWN_MS });
       const outcome = JSON.parse(await readFile(json, 'utf8')) as Outcome;
       expect(outcome.complete).toBe(true);
       expect(outcome.perRoundAgree).toEqual([true, true, true, true]);
@@ -72,5 +75,5 @@ describe('npm start: the local federation', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 200_000);
+  }, within(LOCAL_FEDERATION_MS, TEARDOWN_MS));
 });

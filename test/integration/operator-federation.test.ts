@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { AppsV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { Coordinator } from '../../operator/src/coordinator/coordinator.js';
 import { parseCoordinatorConfig } from '../../operator/src/coordinator/config.js';
@@ -7,12 +7,13 @@ import type { Operator } from '../../operator/src/manager.js';
 import { serveMetrics, type MetricsServer } from '../../operator/src/metrics/serve.js';
 import { freePort } from '../../operator/src/runtime/free-port.js';
 import type { Peer, TrainingRun } from '../../operator/src/api/types.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { installCrds, startCluster, type TestCluster } from '../../scripts/kube/cluster.js';
+import { API_SERVER_START_MS, RECONCILE_MS, SERVER_START_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { getPeer, getRun, memoryLogger, peerObject, startOperator, trainingRun } from '../support/operator.js';
+import { waitFor } from '../support/wait.js';
 
-// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
-// loaded machine.
-jest.setTimeout(120_000);
+// Every wait below has its own deadline (test/support/deadlines.ts); each test's own limit is
+// above their sum.
 
 // Two owners, two real API servers, an operator in each. Each owner applies a TrainingRun and a
 // Peer for the other, with the public key the other's TrainingRun status shows, as a person
@@ -75,7 +76,7 @@ let b: Owner;
 
 beforeAll(async () => {
   [a, b] = await Promise.all([owner('owner-a'), owner('owner-b')]);
-}, 30 * 60_000);
+}, within(API_SERVER_START_MS));
 
 afterAll(async () => {
   for (const o of owners) {
@@ -83,7 +84,7 @@ afterAll(async () => {
     await o.operator.stop();
     await o.cluster.stop();
   }
-}, 120_000);
+}, within(2 * TEARDOWN_MS));
 
 const condition = (object: TrainingRun | Peer, type: string) => object.status?.conditions?.find((c) => c.type === type);
 
@@ -93,7 +94,7 @@ describe('two owners, two API servers, an operator in each', () => {
     await Promise.all([a, b].map((o) => o.cluster.objects.create(trainingRun('run', spec))));
     const keyOf = async (o: Owner) => {
       let key: string | undefined;
-      await waitFor(async () => (key = (await getRun(o.cluster, 'run')).status?.identity?.publicKey) !== undefined, 30_000, `${o.name}'s identity`);
+      await waitFor(async () => (key = (await getRun(o.cluster, 'run')).status?.identity?.publicKey) !== undefined, RECONCILE_MS, `${o.name}'s identity`);
       return key!;
     };
     const [keyA, keyB] = await Promise.all([keyOf(a), keyOf(b)]);
@@ -108,17 +109,17 @@ describe('two owners, two API servers, an operator in each', () => {
     await a.cluster.objects.create(peerObject('stranger', 'run', `127.0.0.1:${stranger}`, encodePublicKey(generateIdentity().publicKey)));
     await a.cluster.objects.create(peerObject('wrong-key', 'run', `127.0.0.1:${b.federationPort}`, encodePublicKey(generateIdentity().publicKey)));
     await a.cluster.objects.create(peerObject('itself', 'run', `127.0.0.1:${a.federationPort}`, keyA));
-    await waitFor(async () => (await a.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('wrong-key'), 30_000, 'A\'s peers in its config');
-    await waitFor(async () => (await b.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('owner-a'), 30_000, 'B\'s peer in its config');
+    await waitFor(async () => (await a.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('wrong-key'), RECONCILE_MS, 'A\'s peers in its config');
+    await waitFor(async () => (await b.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('owner-a'), RECONCILE_MS, 'B\'s peer in its config');
     await Promise.all([runCoordinator(a), runCoordinator(b)]);
 
     const peerCondition = async (o: Owner, peer: string, type: string) => condition(await getPeer(o.cluster, peer), type);
-    await waitFor(async () => (await peerCondition(a, 'owner-b', 'Verified'))?.status === 'True', 30_000, 'A to verify B');
-    await waitFor(async () => (await peerCondition(b, 'owner-a', 'Verified'))?.status === 'True', 30_000, 'B to verify A');
+    await waitFor(async () => (await peerCondition(a, 'owner-b', 'Verified'))?.status === 'True', RECONCILE_MS, 'A to verify B');
+    await waitFor(async () => (await peerCondition(b, 'owner-a', 'Verified'))?.status === 'True', RECONCILE_MS, 'B to verify A');
     expect(await peerCondition(a, 'owner-b', 'Reachable')).toMatchObject({ status: 'True', reason: 'HandshakeSucceeded' });
-    await waitFor(async () => (await peerCondition(a, 'stranger', 'Reachable'))?.status === 'False', 30_000, 'the stranger to be unreachable');
+    await waitFor(async () => (await peerCondition(a, 'stranger', 'Reachable'))?.status === 'False', RECONCILE_MS, 'the stranger to be unreachable');
     expect(await peerCondition(a, 'stranger', 'Reachable')).toMatchObject({ reason: 'Unreachable' });
-    await waitFor(async () => (await peerCondition(a, 'wrong-key', 'Verified'))?.status === 'False', 30_000, 'the wrong key to be caught');
+    await waitFor(async () => (await peerCondition(a, 'wrong-key', 'Verified'))?.status === 'False', RECONCILE_MS, 'the wrong key to be caught');
     // Reachable but misconfigured: a different reason than unreachable.
     expect(await peerCondition(a, 'wrong-key', 'Verified')).toMatchObject({ reason: 'KeyMismatch' });
     expect(await peerCondition(a, 'wrong-key', 'Reachable')).toMatchObject({ status: 'True' });
@@ -132,17 +133,17 @@ describe('two owners, two API servers, an operator in each', () => {
     expect(peerB.status!.rttMs).toBeGreaterThanOrEqual(0);
     expect(peerB.status!.peerId).toMatch(/^[0-9a-f]+$/);
     // Status of the runs: B has its one peer verified; A one of three.
-    await waitFor(async () => condition(await getRun(b.cluster, 'run'), 'Federated')?.status === 'True', 30_000, 'B federated');
-    await waitFor(async () => (await getRun(a.cluster, 'run')).status?.peers?.summary === '1/4', 30_000, 'A\'s peer summary');
+    await waitFor(async () => condition(await getRun(b.cluster, 'run'), 'Federated')?.status === 'True', RECONCILE_MS, 'B federated');
+    await waitFor(async () => (await getRun(a.cluster, 'run')).status?.peers?.summary === '1/4', RECONCILE_MS, 'A\'s peer summary');
     expect(condition(await getRun(a.cluster, 'run'), 'Federated')).toMatchObject({ status: 'False', reason: 'TooFewPeersVerified' });
-  }, 180_000);
+  }, within(9 * RECONCILE_MS, 2 * SERVER_START_MS));
 
   it('a deleted Peer is revoked: once the coordinator rolls with the new config, the partner is refused', async () => {
     await b.cluster.objects.delete(peerObject('owner-a', 'run', `127.0.0.1:${a.federationPort}`, 'x'));
-    await waitFor(async () => !(await b.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('owner-a'), 30_000, 'B\'s config without A');
+    await waitFor(async () => !(await b.cluster.core.readNamespacedConfigMap({ name: 'run-config', namespace: 'default' })).data!['coordinator.yaml']!.includes('owner-a'), RECONCILE_MS, 'B\'s config without A');
     // The config hash in the pod template changed: the Deployment rolls, which this test plays.
     await runCoordinator(b);
-    await waitFor(async () => condition(await getPeer(a.cluster, 'owner-b'), 'Verified')?.reason === 'NotAllowedByPeer', 30_000, 'A to be refused by B');
+    await waitFor(async () => condition(await getPeer(a.cluster, 'owner-b'), 'Verified')?.reason === 'NotAllowedByPeer', RECONCILE_MS, 'A to be refused by B');
     expect(condition(await getPeer(a.cluster, 'owner-b'), 'Reachable')).toMatchObject({ status: 'True' });
-  }, 120_000);
+  }, within(2 * RECONCILE_MS, TEARDOWN_MS, SERVER_START_MS));
 });

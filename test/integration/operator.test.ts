@@ -9,12 +9,14 @@ import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
 import type { Operator } from '../../operator/src/manager.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { installCrds, startCluster, type TestCluster } from '../../scripts/kube/cluster.js';
+import { API_SERVER_START_MS, COMMAND_MS, GARBAGE_COLLECTION_MS, RECONCILE_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { getPeer, getRun, peerObject, startOperator, trainingRun } from '../support/operator.js';
+import { waitFor } from '../support/wait.js';
 
-// Every wait below has its own deadline; the test's own limit only has to be above their sum on a
-// loaded machine.
-jest.setTimeout(120_000);
+// Every wait below has its own deadline (test/support/deadlines.ts); a test's own limit is above
+// their sum: five reconciles at most in one test here, unless the test says otherwise.
+jest.setTimeout(within(5 * RECONCILE_MS));
 
 // One real API server (etcd + kube-apiserver + kube-controller-manager for garbage collection)
 // and one operator for the whole file; each test uses its own TrainingRun.
@@ -28,13 +30,13 @@ beforeAll(async () => {
   await installCrds(cluster);
   apps = cluster.config.makeApiClient(AppsV1Api);
   operator = await startOperator(cluster);
-}, 30 * 60_000);
+}, within(API_SERVER_START_MS));
 
 afterAll(async () => {
   if (process.env.CONCORD_TEST_LOGS) console.log(operator?.logLines.join(""));
   await operator?.stop();
   await cluster?.stop();
-}, 60_000);
+}, within(TEARDOWN_MS));
 
 const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
 const strategicPatch = setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch);
@@ -53,7 +55,7 @@ describe('TrainingRun controller against a real API server', () => {
     await waitFor(async () => {
       run = await getRun(cluster, 'alpha');
       return run.status?.identity?.publicKey !== undefined && run.status.observedGeneration === run.metadata.generation;
-    }, 30_000, 'alpha to get a status with its identity');
+    }, RECONCILE_MS, 'alpha to get a status with its identity');
     const secret = await cluster.core.readNamespacedSecret({ name: 'alpha-identity', namespace: 'default' });
     expect(Buffer.from(secret.data!['public.key']!, 'base64').toString()).toBe(run!.status!.identity!.publicKey);
     expect(secret.metadata!.ownerReferences?.[0]?.name).toBe('alpha');
@@ -90,10 +92,10 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
 
   it('follows spec updates: replicas, a new worker group, a removed one', async () => {
     await cluster.objects.create(trainingRun('bravo'));
-    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' })), 30_000, 'the cpu group');
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' })), RECONCILE_MS, 'the cpu group');
     await patchSpec('bravo', { workers: [{ name: 'gpu', replicas: 3, gpu: { count: 2 } }] });
-    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'bravo-trainer-gpu', namespace: 'default' })).spec!.replicas === 3, 30_000, 'the gpu group with 3 replicas');
-    await waitFor(async () => !(await exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' }))), 30_000, 'the removed cpu group to go');
+    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'bravo-trainer-gpu', namespace: 'default' })).spec!.replicas === 3, RECONCILE_MS, 'the gpu group with 3 replicas');
+    await waitFor(async () => !(await exists(() => apps.readNamespacedStatefulSet({ name: 'bravo-trainer-cpu', namespace: 'default' }))), RECONCILE_MS, 'the removed cpu group to go');
     const gpu = await apps.readNamespacedStatefulSet({ name: 'bravo-trainer-gpu', namespace: 'default' });
     expect(gpu.spec!.template.spec!.containers[0]!.resources!.limits!['nvidia.com/gpu']).toBe('2');
     // The config follows too, and the pods roll with it (config hash in the template).
@@ -104,11 +106,11 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
 
   it('recreates a deleted child and corrects an edited one', async () => {
     await cluster.objects.create(trainingRun('charlie'));
-    await waitFor(() => exists(() => apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' })), 30_000, 'the coordinator');
+    await waitFor(() => exists(() => apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' })), RECONCILE_MS, 'the coordinator');
     await cluster.core.deleteNamespacedService({ name: 'charlie-federation', namespace: 'default' });
     await cluster.core.deleteNamespacedConfigMap({ name: 'charlie-config', namespace: 'default' });
-    await waitFor(() => exists(() => cluster.core.readNamespacedService({ name: 'charlie-federation', namespace: 'default' })), 30_000, 'the Service to come back');
-    await waitFor(() => exists(() => cluster.core.readNamespacedConfigMap({ name: 'charlie-config', namespace: 'default' })), 30_000, 'the ConfigMap to come back');
+    await waitFor(() => exists(() => cluster.core.readNamespacedService({ name: 'charlie-federation', namespace: 'default' })), RECONCILE_MS, 'the Service to come back');
+    await waitFor(() => exists(() => cluster.core.readNamespacedConfigMap({ name: 'charlie-config', namespace: 'default' })), RECONCILE_MS, 'the ConfigMap to come back');
     // Someone edits what the operator owns: image and replicas.
     const live = await apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' });
     await apps.patchNamespacedDeployment({
@@ -118,13 +120,13 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await waitFor(async () => {
       const now: V1Deployment = await apps.readNamespacedDeployment({ name: 'charlie-coordinator', namespace: 'default' });
       return now.spec!.replicas === 1 && now.spec!.template.spec!.containers[0]!.image === live.spec!.template.spec!.containers[0]!.image;
-    }, 30_000, 'the edit to be corrected');
+    }, RECONCILE_MS, 'the edit to be corrected');
   });
 
   it('reports a spec the schema lets through but the operator cannot run, naming the field, and keeps what exists', async () => {
     // heads must divide dModel: a CEL rule on newer API servers, the operator's check on every one.
     await cluster.objects.create(trainingRun('delta', { model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 30, heads: 4 } }));
-    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', 30_000, 'InvalidSpec');
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', RECONCILE_MS, 'InvalidSpec');
     const run = await getRun(cluster, 'delta');
     expect(condition(run, 'Ready')!.message).toContain('spec.model.heads');
     expect(condition(run, 'Ready')!.status).toBe('False');
@@ -132,11 +134,11 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     expect(await exists(() => apps.readNamespacedDeployment({ name: 'delta-coordinator', namespace: 'default' }))).toBe(false);
     // Fixed: the run proceeds.
     await patchSpec('delta', { model: { dModel: 32 } });
-    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'CoordinatorNotReady', 30_000, 'the fixed run to proceed');
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'CoordinatorNotReady', RECONCILE_MS, 'the fixed run to proceed');
 
     // A run that was fine and is then broken keeps its children (nothing stored is lost).
     await patchSpec('delta', { compression: { chunk: 16, topk: 64 } });
-    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', 30_000, 'InvalidSpec after an update');
+    await waitFor(async () => condition(await getRun(cluster, 'delta'), 'Ready')?.reason === 'InvalidSpec', RECONCILE_MS, 'InvalidSpec after an update');
     expect(condition(await getRun(cluster, 'delta'), 'Ready')!.message).toContain('spec.compression.topk');
     expect(await exists(() => apps.readNamespacedDeployment({ name: 'delta-coordinator', namespace: 'default' }))).toBe(true);
   });
@@ -154,7 +156,7 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
       namespace: 'default', body: { metadata: { name: 'my-identity' }, stringData: { 'private.pem': identityToPem(identity) } },
     });
     await cluster.objects.create(trainingRun('foxtrot', { federation: { identitySecret: 'my-identity' } }));
-    await waitFor(async () => (await getRun(cluster, 'foxtrot')).status?.identity?.publicKey !== undefined, 30_000, 'the identity in status');
+    await waitFor(async () => (await getRun(cluster, 'foxtrot')).status?.identity?.publicKey !== undefined, RECONCILE_MS, 'the identity in status');
     expect((await getRun(cluster, 'foxtrot')).status!.identity!.publicKey).toBe(encodePublicKey(identity.publicKey));
     const after = await cluster.core.readNamespacedSecret({ name: 'my-identity', namespace: 'default' });
     expect(after.metadata!.resourceVersion).toBe(created.metadata!.resourceVersion);
@@ -167,16 +169,16 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
 
   it('suspends (trainers and coordinator to zero, identity and volume kept) and resumes', async () => {
     await cluster.objects.create(trainingRun('golf'));
-    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })), 30_000, 'the trainers');
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })), RECONCILE_MS, 'the trainers');
     const key = (await getRun(cluster, 'golf')).status?.identity?.publicKey;
     await patchSpec('golf', { suspend: true });
-    await waitFor(async () => (await getRun(cluster, 'golf')).status?.phase === 'Suspended', 30_000, 'Suspended');
+    await waitFor(async () => (await getRun(cluster, 'golf')).status?.phase === 'Suspended', RECONCILE_MS, 'Suspended');
     expect((await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(0);
     expect((await apps.readNamespacedDeployment({ name: 'golf-coordinator', namespace: 'default' })).spec!.replicas).toBe(0);
     expect(await exists(() => cluster.core.readNamespacedPersistentVolumeClaim({ name: 'golf-checkpoints', namespace: 'default' }))).toBe(true);
     expect(condition(await getRun(cluster, 'golf'), 'Ready')).toMatchObject({ status: 'False', reason: 'Suspended' });
     await patchSpec('golf', { suspend: false });
-    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas === 1, 30_000, 'the trainers back');
+    await waitFor(async () => (await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas === 1, RECONCILE_MS, 'the trainers back');
     expect((await getRun(cluster, 'golf')).status!.identity!.publicKey).toBe(key);
   });
 
@@ -185,13 +187,13 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     const partner = generateIdentity();
     await cluster.objects.create(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
     const coordinatorYaml = async () => (await cluster.core.readNamespacedConfigMap({ name: 'hotel-config', namespace: 'default' })).data!['coordinator.yaml']!;
-    await waitFor(async () => (await coordinatorYaml()).includes('partner.example.org:7443'), 30_000, 'the peer in the config');
+    await waitFor(async () => (await coordinatorYaml()).includes('partner.example.org:7443'), RECONCILE_MS, 'the peer in the config');
     const hash = async () => (await apps.readNamespacedDeployment({ name: 'hotel-coordinator', namespace: 'default' })).spec!.template.metadata!.annotations!['concord.dev/config-hash'];
     const before = await hash();
     await cluster.objects.delete(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
-    await waitFor(async () => !(await coordinatorYaml()).includes('partner.example.org'), 30_000, 'the peer to leave the config');
+    await waitFor(async () => !(await coordinatorYaml()).includes('partner.example.org'), RECONCILE_MS, 'the peer to leave the config');
     // The coordinator pod rolls with the new config: the revoked key is refused from then on.
-    await waitFor(async () => (await hash()) !== before, 30_000, 'the coordinator template to change');
+    await waitFor(async () => (await hash()) !== before, RECONCILE_MS, 'the coordinator template to change');
   });
 
   it('takes only the Peers its peerSelector selects; the others say NotSelected until relabelled', async () => {
@@ -203,32 +205,32 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await cluster.objects.create(labelled('chosen', 'yes'));
     await cluster.objects.create(labelled('staged', undefined));
     const coordinatorYaml = async () => (await cluster.core.readNamespacedConfigMap({ name: 'selective-config', namespace: 'default' })).data!['coordinator.yaml']!;
-    await waitFor(async () => (await coordinatorYaml()).includes('chosen.example.org:7443'), 30_000, 'the selected peer in the config');
+    await waitFor(async () => (await coordinatorYaml()).includes('chosen.example.org:7443'), RECONCILE_MS, 'the selected peer in the config');
     expect(await coordinatorYaml()).not.toContain('staged.example.org');
     const verified = async (name: string) => (await getPeer(cluster, name)).status?.conditions?.find((c) => c.type === 'Verified');
-    await waitFor(async () => (await verified('staged'))?.reason === 'NotSelected', 30_000, 'the unselected Peer to say NotSelected');
+    await waitFor(async () => (await verified('staged'))?.reason === 'NotSelected', RECONCILE_MS, 'the unselected Peer to say NotSelected');
     expect((await verified('staged'))!.message).toContain('spec.federation.peerSelector');
-    await waitFor(async () => (await getRun(cluster, 'selective')).status?.peers?.configured === 1, 30_000, 'the run to count its one selected Peer');
+    await waitFor(async () => (await getRun(cluster, 'selective')).status?.peers?.configured === 1, RECONCILE_MS, 'the run to count its one selected Peer');
     // Labelled: it joins the run's config, and its status no longer says NotSelected.
     await cluster.custom.patchNamespacedCustomObject({
       group: GROUP, version: VERSION, plural: 'peers', namespace: 'default', name: 'staged', body: { metadata: { labels: { 'concord.dev/partner': 'yes' } } },
     }, mergePatch);
-    await waitFor(async () => (await coordinatorYaml()).includes('staged.example.org:7443'), 30_000, 'the relabelled peer in the config');
-    await waitFor(async () => (await verified('staged'))?.reason !== 'NotSelected', 30_000, 'the relabelled Peer\'s status to move on');
+    await waitFor(async () => (await coordinatorYaml()).includes('staged.example.org:7443'), RECONCILE_MS, 'the relabelled peer in the config');
+    await waitFor(async () => (await verified('staged'))?.reason !== 'NotSelected', RECONCILE_MS, 'the relabelled Peer\'s status to move on');
   });
 
   it('deletes everything it made when the run is deleted (garbage collection by owner references)', async () => {
     await cluster.objects.create(trainingRun('india'));
-    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), 30_000, 'the children');
+    await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), RECONCILE_MS, 'the children');
     await cluster.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'india' });
     const gone = (read: () => Promise<unknown>) => async () => !(await exists(read));
     // The garbage collector watches a custom resource only after its discovery resync (30 s).
-    await waitFor(gone(() => apps.readNamespacedDeployment({ name: 'india-coordinator', namespace: 'default' })), 100_000, 'the Deployment to go');
-    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), 60_000, 'the StatefulSet to go');
-    await waitFor(gone(() => cluster.core.readNamespacedConfigMap({ name: 'india-config', namespace: 'default' })), 60_000, 'the ConfigMap to go');
-    await waitFor(gone(() => cluster.core.readNamespacedSecret({ name: 'india-identity', namespace: 'default' })), 60_000, 'the identity Secret to go');
-    await waitFor(gone(() => cluster.core.readNamespacedService({ name: 'india-federation', namespace: 'default' })), 60_000, 'the Service to go');
-  }, 180_000);
+    await waitFor(gone(() => apps.readNamespacedDeployment({ name: 'india-coordinator', namespace: 'default' })), GARBAGE_COLLECTION_MS, 'the Deployment to go');
+    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: 'india-trainer-cpu', namespace: 'default' })), GARBAGE_COLLECTION_MS, 'the StatefulSet to go');
+    await waitFor(gone(() => cluster.core.readNamespacedConfigMap({ name: 'india-config', namespace: 'default' })), GARBAGE_COLLECTION_MS, 'the ConfigMap to go');
+    await waitFor(gone(() => cluster.core.readNamespacedSecret({ name: 'india-identity', namespace: 'default' })), GARBAGE_COLLECTION_MS, 'the identity Secret to go');
+    await waitFor(gone(() => cluster.core.readNamespacedService({ name: 'india-federation', namespace: 'default' })), GARBAGE_COLLECTION_MS, 'the Service to go');
+  }, within(RECONCILE_MS, 5 * GARBAGE_COLLECTION_MS));
 });
 
 describe('kubectl against the test API server', () => {
@@ -240,7 +242,7 @@ describe('kubectl against the test API server', () => {
   it('shows the printer columns of TrainingRuns and Peers', async () => {
     await cluster.objects.create(trainingRun('juliet'));
     await cluster.objects.create(peerObject('juliet-partner', 'juliet', 'partner.example.org:7443', encodePublicKey(generateIdentity().publicKey)));
-    await waitFor(async () => (await getRun(cluster, 'juliet')).status?.progress !== undefined, 30_000, 'juliet\'s status');
+    await waitFor(async () => (await getRun(cluster, 'juliet')).status?.progress !== undefined, RECONCILE_MS, 'juliet\'s status');
     const runs = await kubectl('get', 'trainingruns', 'juliet');
     expect(runs.code).toBe(0);
     expect(runs.out).toMatch(/NAME\s+PHASE\s+ROUND\s+LOSS\s+PEERS\s+AGE/);
@@ -251,7 +253,7 @@ describe('kubectl against the test API server', () => {
     const both = await kubectl('get', 'trainingruns,peers');
     expect(both.out).toContain('trainingrun.concord.dev/juliet');
     expect(both.out).toContain('peer.concord.dev/juliet-partner');
-  });
+  }, within(RECONCILE_MS, 3 * COMMAND_MS));
 
   it('kubectl apply of an invalid TrainingRun is refused by the schema with a message naming the field', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-kubectl-'));

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { decodePayload, ParallelSparseLoCoEncoder, SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
+import { within, WORKERS_MS } from '../support/deadlines.js';
 
 function values(n: number, seed: number): Float32Array {
   let s = seed;
@@ -32,7 +33,7 @@ describe('the parallel encoder', () => {
     } finally {
       await parallel.close();
     }
-  }, 30_000);
+  }, within(WORKERS_MS));
 
   it('refuses non-finite input like the single-threaded encoder', async () => {
     const parallel = await ParallelSparseLoCoEncoder.create(20_000, { chunk: 4096, k: 64, bits: 2 }, 2);

@@ -7,10 +7,12 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { Operator } from '../../operator/src/manager.js';
 import { serveMetrics, type MetricsServer } from '../../operator/src/metrics/serve.js';
 import { freePort } from '../../operator/src/runtime/free-port.js';
-import { installCrds, startCluster, waitFor, type TestCluster } from '../../scripts/kube/cluster.js';
+import { installCrds, startCluster, type TestCluster } from '../../scripts/kube/cluster.js';
+import { API_SERVER_START_MS, federationRunMs, federationStartMs, PROMETHEUS_READY_MS, SCRAPES_MS, SERVER_START_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { startFederation, tinySettings, type Federation } from '../support/federation-run.js';
 import { requireTool } from '../support/machine.js';
 import { startOperator, trainingRun } from '../support/operator.js';
+import { waitFor } from '../support/wait.js';
 
 // A real Prometheus (Debian's, installed by scripts/setup-machine.sh) scrapes a running federation
 // (three coordinators with real trainers, real gRPC) and the operator (against a real API server, with a
@@ -41,6 +43,7 @@ let prometheus: ChildProcess | undefined;
 let dir: string;
 let promUrl: string;
 const targets: string[] = [];
+const ROUNDS = 3;
 
 async function query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>> {
   const response = await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
@@ -53,7 +56,7 @@ beforeAll(async () => {
   const prometheusBin = requireTool('prometheus');
   dir = await mkdtemp(join(tmpdir(), 'concord-prometheus-'));
   [federation, cluster] = await Promise.all([
-    startFederation([{ name: 'alpha' }, { name: 'beta' }, { name: 'gamma' }], { settings: tinySettings({ rounds: 3 }), maxInnerSteps: 6 }),
+    startFederation([{ name: 'alpha' }, { name: 'beta' }, { name: 'gamma' }], { settings: tinySettings({ rounds: ROUNDS }), maxInnerSteps: 6 }),
     startCluster().then(async (c) => {
       await installCrds(c);
       return c;
@@ -82,14 +85,24 @@ beforeAll(async () => {
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   const log: string[] = [];
   prometheus.stderr!.on('data', (chunk: Buffer) => log.push(chunk.toString()));
-  await waitFor(async () => (await fetch(`${promUrl}/-/ready`).catch(() => undefined))?.ok === true, 60_000, `Prometheus to be ready (${log.join('').slice(-500)})`);
+  await waitFor(async () => (await fetch(`${promUrl}/-/ready`).catch(() => undefined))?.ok === true, PROMETHEUS_READY_MS, `Prometheus to be ready (${log.join('').slice(-500)})`);
 
   federation.run();
-  await federation.finished(undefined, 240_000);
-  // Every target up, with a few scrapes after the last round.
-  await waitFor(async () => (await query('up == 1')).length === targets.length, 60_000, 'every target to be up', 1000);
-  await new Promise((resolve) => setTimeout(resolve, 4000));
-}, 30 * 60_000);
+  await federation.finished();
+  const finishedAt = Date.now();
+  // Prometheus holds the finished run: every target up and scraped at least twice since the last
+  // round ended (so a counter that first appeared late in the run has two samples for rate()),
+  // and every coordinator's scraped round count is the run's. Scrape times are Prometheus's
+  // clock, the same machine's; the window counts only whole seconds since the finish.
+  const coordinators = federation.clusters.length;
+  await waitFor(async () => {
+    const since = Math.floor((Date.now() - finishedAt) / 1000);
+    if (since < 1) return false;
+    const scrapes = await query(`count_over_time(up[${since}s]) >= 2 and up == 1`);
+    const rounds = await query(`concord_rounds_total == ${ROUNDS}`);
+    return scrapes.length === targets.length && rounds.length === coordinators;
+  }, SCRAPES_MS, 'Prometheus to scrape every target twice after the run, with the final round count of every coordinator', 1000);
+}, within(API_SERVER_START_MS, federationStartMs(3), SERVER_START_MS, PROMETHEUS_READY_MS, federationRunMs(ROUNDS), SCRAPES_MS));
 
 afterAll(async () => {
   prometheus?.kill('SIGTERM');
@@ -98,7 +111,7 @@ afterAll(async () => {
   await federation?.close();
   await cluster?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
-}, 120_000);
+}, within(2 * TEARDOWN_MS));
 
 describe('a real Prometheus scraping a federation and the operator', () => {
   it('promtool check metrics finds nothing wrong in any target\'s exposition', async () => {
@@ -123,7 +136,7 @@ describe('a real Prometheus scraping a federation and the operator', () => {
     }
     // Rounds really happened and were measured.
     const rounds = await query('max(concord_rounds_total)');
-    expect(Number(rounds[0]!.value[1])).toBe(3);
+    expect(Number(rounds[0]!.value[1])).toBe(ROUNDS);
   });
 
   it('answers every PromQL expression of the chart\'s dashboard with data', async () => {

@@ -10,6 +10,7 @@ import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
 import { decodeSafetensors } from '../../trainer/src/export/safetensors.js';
 import { loadTrainedModel } from '../../trainer/src/export/trained-model.js';
 import { buildGptGraph } from '../../trainer/src/model/gpt.js';
+import { COMMAND_MS, TRAINING_PROCESS_MS, within } from '../support/deadlines.js';
 
 const run = promisify(execFile);
 
@@ -19,8 +20,11 @@ describe('the training CLIs', () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-cli-'));
     try {
       const config = join(dir, 'tiny.yaml');
-      await writeFile(config, 'seed: 5\nmodel: {vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2}\ninner: {batch: 4, lr: 0.01, warmupSteps: 5}\ntrain: {steps: 40, minutes: 2, evalEvery: 20, evalBatches: 2, threads: 1}\n');
-      const trained = await run(process.execPath, ['dist/trainer/src/cli/train.js', '--config', config, '--out', dir], { timeout: 120_000 });
+      // 40 steps; the wall-clock budget (train.minutes) only bounds a stuck run, and the process
+      // has a little more than that to evaluate and write its files.
+      const minutes = TRAINING_PROCESS_MS / 60_000;
+      await writeFile(config, `seed: 5\nmodel: {vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2}\ninner: {batch: 4, lr: 0.01, warmupSteps: 5}\ntrain: {steps: 40, minutes: ${minutes}, evalEvery: 20, evalBatches: 2, threads: 1}\n`);
+      const trained = await run(process.execPath, ['dist/trainer/src/cli/train.js', '--config', config, '--out', dir], { timeout: TRAINING_PROCESS_MS + COMMAND_MS });
       expect(trained.stdout).toMatch(/validation loss \d+\.\d+ nats vs unigram entropy \d+\.\d+ nats/);
       const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8'));
       expect(summary.steps).toBe(40);
@@ -49,7 +53,7 @@ describe('the training CLIs', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 180_000);
+  }, within(TRAINING_PROCESS_MS, COMMAND_MS, 3 * COMMAND_MS));
 
   it('explains a missing or damaged checkpoint or config instead of crashing', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'concord-cli-'));
@@ -68,5 +72,5 @@ describe('the training CLIs', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+  }, within(3 * COMMAND_MS));
 });

@@ -11,6 +11,11 @@ import { layoutOf } from '../../trainer/src/params.js';
 import { gptParamCount } from '../../trainer/src/model/config.js';
 import { initGptParams } from '../../trainer/src/model/gpt.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
+import { CALL_MS, TEARDOWN_MS, TRAINERS_JOIN_MS, within, WORKERS_MS } from '../support/deadlines.js';
+import { waitFor } from '../support/wait.js';
+
+/** Inner steps of the round below: its work is a number of steps, not what a time window allows on this machine. */
+const STEPS = 40;
 
 // A trainer pod's loop against a coordinator's gateway, over real gRPC on loopback, training a
 // tiny GPT on its worker thread (from the build output; npm test builds first).
@@ -35,18 +40,19 @@ describe('the trainer agent', () => {
     // A second trainer, for the outer step below.
     const second = runTrainerAgent({ coordinator: `127.0.0.1:${port}`, identity: { trainerId: 'trainer-1', group: 'cpu', replica: 1, device: 'cpu' }, config, signal: leave.signal });
     try {
-      await gateway.waitForTrainers(2, 30_000);
+      await gateway.waitForTrainers(2, TRAINERS_JOIN_MS);
+      // The deadline only bounds a stuck trainer: the round ends after STEPS steps.
       const outcome = await gateway.run('trainer-0', {
         case: 'train',
-        value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + 1500), peerId: 'peer-a', peers: ['peer-a', 'peer-b'], replicas: 1, runSeed: 42n },
+        value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + CALL_MS), peerId: 'peer-a', peers: ['peer-a', 'peer-b'], replicas: 1, runSeed: 42n, maxSteps: STEPS },
       });
       expect(outcome.result.case).toBe('train');
       if (outcome.result.case !== 'train') throw new Error('unreachable');
       const steps = Number(outcome.result.value.steps);
-      expect(steps).toBeGreaterThan(0);
+      expect(steps).toBe(STEPS);
       expect(Number(outcome.result.value.tokens)).toBe(steps * 4 * 32);
-      // The agent logs the task after the coordinator has its result.
-      for (let i = 0; i < 100 && trained.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      // The agent logs the task after the coordinator has its result (once CompleteTask answers).
+      await waitFor(() => trained.length > 0, CALL_MS, 'the agent to report its trained task', 10);
       expect(trained).toEqual([steps]);
       const delta = outcome.delta!;
       expect(delta).toHaveLength(paramCount);
@@ -90,5 +96,5 @@ describe('the trainer agent', () => {
       await Promise.all([agent, second]);
       await gateway.close(100);
     }
-  }, 60_000);
+  }, within(TRAINERS_JOIN_MS, 2 * CALL_MS, 3 * WORKERS_MS, TEARDOWN_MS));
 });

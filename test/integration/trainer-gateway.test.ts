@@ -5,7 +5,9 @@ import { createClient, RpcError, type ServiceClient } from '../../proto/grpc/ind
 import { Blob, MemoryBlobStore, sha256, type BlobStore } from '../../operator/src/federation/blob-store.js';
 import { TaskFailedError, TrainerGateway } from '../../operator/src/coordinator/trainer-gateway.js';
 import { CoordinatorClient } from '../../trainer/src/agent/coordinator-client.js';
+import { CALL_MS, TRAINERS_JOIN_MS, within } from '../support/deadlines.js';
 import { refusal } from '../support/refusal.js';
+import { waitFor } from '../support/wait.js';
 
 // The coordinator ↔ trainer service over real loopback gRPC. The "trainers" compute a
 // deterministic fake delta (base + 0.01·replica) instead of training: this is about the service.
@@ -73,8 +75,8 @@ describe('trainer gateway over real loopback gRPC', () => {
     const holder = new CoordinatorClient(address);
     trainers.push(holder);
     joins.push(holder.join({ trainerId: 'trainer-held', group: 'cpu', replica: 2, device: 'cpu' }, (task) => { held.push(task); }, { signal: leave.signal }));
-    await gateway.waitForTrainers(3, 5000);
-  });
+    await gateway.waitForTrainers(3, TRAINERS_JOIN_MS);
+  }, within(TRAINERS_JOIN_MS));
 
   afterAll(async () => {
     leave.abort();
@@ -94,7 +96,7 @@ describe('trainer gateway over real loopback gRPC', () => {
   });
 
   it('runs a train task on each trainer and gets both deltas back bitwise intact', async () => {
-    const task = { case: 'train' as const, value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + 60_000), peerId: 'cluster-a' } };
+    const task = { case: 'train' as const, value: { round: 3n, baseHash, deadlineUnixMs: BigInt(Date.now() + CALL_MS), peerId: 'cluster-a' } };
     const [zero, one] = await Promise.all([gateway.run('trainer-0', task), gateway.run('trainer-1', task)]);
     for (const [replica, outcome] of [[0, zero], [1, one]] as const) {
       expect(outcome.result.case).toBe('train');
@@ -105,7 +107,7 @@ describe('trainer gateway over real loopback gRPC', () => {
     expect(gateway.progress('trainer-1')).toMatchObject({ step: 1n, loss: 4.5, tokens: 1024n });
     // Finished tasks hold nothing.
     expect(gateway.trainers().every((trainer) => trainer.tasks.length === 0)).toBe(true);
-  });
+  }, within(CALL_MS));
 
   it('serves blobs by hash, checked by the client, resumable at an offset', async () => {
     const client = trainers[0]!;
@@ -128,7 +130,7 @@ describe('trainer gateway over real loopback gRPC', () => {
   it('refuses bad uploads and completions with a reason', async () => {
     const pending = gateway.run('trainer-held', { case: 'train', value: { round: 4n, baseHash, peerId: 'cluster-a' } });
     pending.catch(() => undefined);
-    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitFor(() => held.length > 0, CALL_MS, 'the held trainer to get the train task', 5);
     const { taskId } = held[0]!;
     const total = BigInt(4 * PARAMS);
     const chunk = Buffer.alloc(MiB, 1);
@@ -160,23 +162,23 @@ describe('trainer gateway over real loopback gRPC', () => {
 
     // One delta buffer for this task, still pending.
     expect(gateway.trainers().find((trainer) => trainer.trainerId === 'trainer-held')!.tasks).toEqual([taskId]);
-  });
+  }, within(CALL_MS));
 
   it('rejects a run whose trainer reports an error', async () => {
     const before = held.length;
     const pending = gateway.run('trainer-held', { case: 'evaluate', value: { round: 4n, baseHash, payloadHash: baseHash, contributorPeerId: 'b' } });
     pending.catch(() => undefined);
-    while (held.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitFor(() => held.length > before, CALL_MS, 'the held trainer to get the evaluate task', 5);
     await raw.completeTask({ taskId: held[before]!.taskId, result: { case: 'error', value: 'out of memory' } });
     await expect(pending).rejects.toThrow(/trainer trainer-held failed evaluate task .*: out of memory/);
-  });
+  }, within(CALL_MS));
 
   it('cancels a run on abort and tells the trainer through ReportProgress', async () => {
     const before = held.length;
     const abort = new AbortController();
     const pending = gateway.run('trainer-held', { case: 'train', value: { round: 5n, baseHash } }, { signal: abort.signal });
     pending.catch(() => undefined);
-    while (held.length === before) await new Promise((resolve) => setTimeout(resolve, 5));
+    await waitFor(() => held.length > before, CALL_MS, 'the held trainer to get the train task', 5);
     const { taskId } = held[before]!;
     expect((await raw.reportProgress({ taskId, step: 1n })).cancel).toBe(false);
     abort.abort();
@@ -186,7 +188,7 @@ describe('trainer gateway over real loopback gRPC', () => {
     expect([upload.code, upload.reason]).toEqual([grpc.status.FAILED_PRECONDITION, 'TaskCancelled']);
     await raw.completeTask({ taskId, result: { case: 'error', value: 'cancelled' } });
     expect((await refusal(raw.reportProgress({ taskId }))).code).toBe(grpc.status.NOT_FOUND);
-  });
+  }, within(CALL_MS));
 
   it('rejects pending runs when their trainer leaves, and runs on unknown trainers', async () => {
     const pending = gateway.run('trainer-held', { case: 'apply', value: { round: 4n, baseHash } });

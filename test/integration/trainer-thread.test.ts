@@ -4,6 +4,7 @@ import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
 import { gptParamSpecs } from '../../trainer/src/model/gpt.js';
 import { layoutOf } from '../../trainer/src/params.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
+import { LATE_MS, TRAIN_WINDOW_MS, within, WORKERS_MS } from '../support/deadlines.js';
 
 // The trainer as the CLI and the trainer pod run it: the inner loop on a worker thread (from the
 // build output; `npm test` builds first), on real Brown text.
@@ -35,26 +36,28 @@ describe('the trainer on a worker thread', () => {
     expect(run.result.tokens).toBe(60 * 4 * 32);
     expect(run.after).toBeLessThan(run.before - 0.5);
     expect(run.progress.at(-1)).toBe(60);
-  }, 60_000);
+  }, within(WORKERS_MS));
 
   it('gives the same model hash for the same seed, config and data after N steps', async () => {
     const [a, b] = [await trainOnce(12), await trainOnce(12)];
     expect(a.hash).toBe(b.hash);
     expect(a.result.losses).toEqual(b.result.losses);
-  }, 60_000);
+  }, within(2 * WORKERS_MS));
 
   it('stops at the wall-clock deadline, whatever the step budget', async () => {
     const trainer = await TrainerThread.start(config);
     try {
+      // The window is the test's: long enough for the first step to start inside it on a loaded
+      // machine (the worker is up), far too short for the step budget on any machine.
       const started = Date.now();
-      const result = await trainer.train({ maxSteps: 1_000_000, deadlineMs: started + 1500 });
+      const result = await trainer.train({ maxSteps: 1_000_000, deadlineMs: started + TRAIN_WINDOW_MS });
       expect(result.stoppedBy).toBe('deadline');
-      expect(Date.now() - started).toBeLessThan(1500 + 1000);
+      expect(Date.now() - started).toBeLessThan(TRAIN_WINDOW_MS + LATE_MS);
       expect(result.steps).toBeGreaterThan(0);
     } finally {
       await trainer.close();
     }
-  }, 60_000);
+  }, within(TRAIN_WINDOW_MS, WORKERS_MS));
 
   it('starts a round from loaded base parameters and gives the pseudo-gradient θ_base − θ_local', async () => {
     const trainer = await TrainerThread.start(config);
@@ -72,5 +75,5 @@ describe('the trainer on a worker thread', () => {
     } finally {
       await trainer.close();
     }
-  }, 60_000);
+  }, within(WORKERS_MS));
 });

@@ -13,6 +13,8 @@ import { countsOf } from '../../operator/src/metrics/read.js';
 import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
 import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
 import { parseTrainConfig, type TrainConfig } from '../../trainer/src/train/config.js';
+import { federationRunMs, TRAINERS_JOIN_MS } from './deadlines.js';
+import { withDeadline } from './wait.js';
 
 export const RUN = 'test/federation';
 
@@ -66,14 +68,27 @@ export interface Federation {
   restart(name: string): Promise<ClusterHandle>;
   /** Starts every coordinator's rounds (or those named). */
   run(names?: string[]): void;
-  /** Resolves when the named (default: honest) clusters have finished all rounds. */
+  /**
+   * Resolves when the named (default: honest) clusters have finished all rounds; fails after
+   * `timeoutMs` (default: federationRunMs of the settings' rounds, test/support/deadlines.ts).
+   */
   finished(names?: string[], timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
-function recorder(events: ClusterHandle['events']): Logger {
-  const push = (event: string, fields: Record<string, unknown> = {}) => { events.push({ event, fields }); };
+function recorder(events: ClusterHandle['events'], recorded: () => void): Logger {
+  const push = (event: string, fields: Record<string, unknown> = {}) => {
+    events.push({ event, fields });
+    recorded();
+  };
   return { info: push, warn: push, error: push };
+}
+
+/** What one cluster has recorded so far (see FederationOptions.onRecord). */
+export interface ClusterRecord {
+  name: string;
+  events: ClusterHandle['events'];
+  summaries: RoundSummary[];
 }
 
 export interface FederationOptions {
@@ -83,6 +98,12 @@ export interface FederationOptions {
   checkpointDirs?: Record<string, string>;
   /** Every cluster with a checkpoint directory writes only after rounds that are multiples of this. */
   checkpointEveryRounds?: number;
+  /**
+   * Called synchronously each time a cluster records a log line or a round summary, from inside
+   * the coordinator's own call: a test can act at an exact point of a run (crash a cluster the
+   * moment an event happens) instead of polling for it and acting some time later.
+   */
+  onRecord?: (record: ClusterRecord) => void;
 }
 
 /** Starts the clusters' coordinators and trainers (not their rounds: call `run`). */
@@ -95,12 +116,16 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
     const spec = specs[i]!;
     const events: ClusterHandle['events'] = [];
     const summaries: RoundSummary[] = [];
+    const recorded = () => options.onRecord?.({ name: spec.name, events, summaries });
     const coordinator = new Coordinator({
       name: spec.name, runId: RUN, identity: identities[i]!,
       listen: { host: '127.0.0.1', port: ports[i]! }, trainerListen: { host: '127.0.0.1', port: 0 },
       peers: specs.flatMap((other, j) => (j === i ? [] : [{ name: other.name, endpoint: `127.0.0.1:${ports[j]}`, publicKey: identities[j]!.publicKey, ...spec.peerSettings?.[other.name] }])),
-      settings: options.settings, train, trainers: 1, log: recorder(events),
-      onRound: (summary) => summaries.push(summary),
+      settings: options.settings, train, trainers: 1, log: recorder(events, recorded),
+      onRound: (summary) => {
+        summaries.push(summary);
+        recorded();
+      },
       ...(options.maxInnerSteps !== undefined ? { maxInnerSteps: options.maxInnerSteps } : {}),
       ...(options.checkpointDirs?.[spec.name] !== undefined ? { checkpointDir: options.checkpointDirs[spec.name]! } : {}),
       ...(options.checkpointEveryRounds !== undefined ? { checkpointEveryRounds: options.checkpointEveryRounds } : {}),
@@ -112,7 +137,7 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
       coordinator: coordinator.trainerAddress, identity: { trainerId: `${spec.name}-trainer-0`, group: 'cpu', replica: 0, device: 'cpu' },
       config: train, signal: leave.signal,
     }).catch(() => undefined);
-    await coordinator.gateway.waitForTrainers(1, 60_000);
+    await coordinator.gateway.waitForTrainers(1, TRAINERS_JOIN_MS);
     return { spec, identity: identities[i]!, coordinator, summaries, events, leave, trainer, running: undefined, stop: new AbortController() };
   };
   for (let i = 0; i < specs.length; i++) clusters.push(await startCluster(i));
@@ -147,15 +172,9 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
       after.running = after.coordinator.run(after.stop.signal);
       return after;
     },
-    async finished(names, timeoutMs = 120_000) {
+    async finished(names, timeoutMs = federationRunMs(options.settings.rounds)) {
       const waiting = named(names).map((c) => c.running ?? Promise.reject(new Error(`${c.spec.name} is not running`)));
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`rounds did not finish within ${timeoutMs} ms`)), timeoutMs); });
-      try {
-        await Promise.race([Promise.all(waiting), timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withDeadline(Promise.all(waiting), timeoutMs, `the rounds of ${named(names).map((c) => c.spec.name).join(', ')} to finish`);
     },
     async close() {
       for (const cluster of clusters) {

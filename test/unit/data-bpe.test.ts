@@ -11,6 +11,7 @@ import {
   pretokenize,
 } from '../../trainer/src/data/bpe.js';
 import { corpusText, loadBrown } from '../../trainer/src/data/corpus.js';
+import { QUICK_WORK_MS } from '../support/deadlines.js';
 
 const press = loadBrown({ genres: 'a' }).map((d) => d.text); // 44 documents, ~0.5 MB
 const small = BpeTokenizer.train(press, { vocabSize: 512 });
@@ -126,7 +127,7 @@ describe('byte-level BPE', () => {
     const blob = press.join('').replace(/[^A-Za-z]/g, ''); // ~400 KB of letters: one pre-token
     const t0 = performance.now();
     const ids = small.encode(blob);
-    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(performance.now() - t0).toBeLessThan(QUICK_WORK_MS); // a quarter of a second on an idle core
     expect(small.decode(ids)).toBe(blob);
   });
 

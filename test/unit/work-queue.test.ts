@@ -1,5 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { WorkQueue } from '../../operator/src/runtime/work-queue.js';
+import { LATE_MS } from '../support/deadlines.js';
+import { withDeadline } from '../support/wait.js';
 
 describe('WorkQueue', () => {
   it('hands out each key once however often it was added', async () => {
@@ -24,7 +26,9 @@ describe('WorkQueue', () => {
     expect(queue.depth).toBe(0);
     let second: string | undefined;
     const waiting = queue.get().then((k) => (second = k));
-    await new Promise((r) => setTimeout(r, 10));
+    // The queue hands keys out synchronously or in a microtask: one turn of the event loop shows a
+    // wrongly handed-out key, whatever the machine's speed.
+    await new Promise((resolve) => setImmediate(resolve));
     expect(second).toBeUndefined();
     queue.done('run');
     await waiting;
@@ -45,11 +49,16 @@ describe('WorkQueue', () => {
 
   it('adds delayed keys when their time comes, the earliest pending add winning', async () => {
     const queue = new WorkQueue();
-    queue.addAfter('late', 200);
+    // An hour, then 20 ms: only the earlier add can hand the key out during the test.
+    queue.addAfter('late', 60 * 60_000);
     queue.addAfter('late', 20);
-    const started = Date.now();
-    expect(await queue.get()).toBe('late');
-    expect(Date.now() - started).toBeLessThan(150);
+    expect(await withDeadline(queue.get(), LATE_MS, 'the key added after 20 ms')).toBe('late');
+    // The other way round: a later add does not postpone a pending earlier one.
+    queue.done('late');
+    queue.addAfter('again', 20);
+    queue.addAfter('again', 60 * 60_000);
+    expect(await withDeadline(queue.get(), LATE_MS, 'the key added after 20 ms, not an hour')).toBe('again');
+    queue.shutDown();
   });
 
   it('resolves waiting workers with undefined on shutdown and ignores later adds', async () => {
