@@ -7,12 +7,17 @@
 //   gather    announce own headers (every header received is relayed on receipt, in every
 //             phase); fetch and check every peer's payload, until every
 //             active peer is in, or a quorum is in and the window is over, or window + grace ends
-//   validate  copies, norm outliers, Gauntlet scores from evaluate tasks, reputation
+//   validate  bans, copies, norm outliers, Gauntlet scores from evaluate tasks, reputation
 //   agree     sign a manifest, exchange manifests (relayed on receipt) until every member has
 //             one in or the round's common decision deadline, agree() on set and weights
 //   apply     aggregate one decoded contribution at a time, the outer step, checkpoint
 //
-// Every decision is a pure function from operator/src/rounds/; this file does the I/O and the
+// Two phases have files of their own, each given only what it needs: gather, with the relaying
+// and fetching that go on in every phase, in round-gather.ts; validate in round-validation.ts.
+// This class runs the others, holds the round's state (a RoundBook, round-book.ts) and answers
+// peers' round messages (RoundHandlers).
+//
+// Every decision is a pure function from operator/src/rounds/; these files do the I/O and the
 // waiting. Peers that do not answer cost at most the grace period; nothing waits forever.
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
@@ -21,11 +26,10 @@ import { decodePayload, SparseLoCoEncoder } from '../../../trainer/src/codec/ind
 import { aggregateStreaming } from '../../../trainer/src/outer/aggregate.js';
 import type { WeightBounds } from '../../../trainer/src/outer/weights.js';
 import type { TrainConfig } from '../../../trainer/src/train/config.js';
-import { sha256, type MemoryBlobStore } from '../federation/blob-store.js';
+import type { MemoryBlobStore } from '../federation/blob-store.js';
 import type { PartialTransfer, PeerClient } from '../federation/client.js';
 import { sealEnvelope } from '../federation/envelope.js';
 import { peerIdOf, type Identity } from '../federation/identity.js';
-import { Refusal } from '../federation/refusal.js';
 import { PeerDirectory, type PeerEntry } from '../federation/peers.js';
 import type { RoundHandlers, RoundMessageSource } from '../federation/server.js';
 import type { Logger } from '../log.js';
@@ -33,19 +37,20 @@ import type { RoundMetrics, RoundPhase } from '../metrics/rounds.js';
 import { agree, buildManifest, checkManifest, type AcceptedContribution, type Agreement } from '../rounds/agreement.js';
 import { alignmentOf, canJoin, isAhead, medianDeadline, type PeerState } from '../rounds/alignment.js';
 import { checkContributionHeader, checkPayload, statementHash } from '../rounds/contribution.js';
-import { findCopies } from '../rounds/duplicates.js';
 import { encodeEvidence, EquivocationDetector } from '../rounds/equivocation.js';
-import { medianOf, normOutliers } from '../rounds/norms.js';
-import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
+import { RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
-import { gauntletScore, randomBatchSeed, scaleToRound, scoreToPpm } from '../rounds/score.js';
+import { scoreToPpm } from '../rounds/score.js';
 import { sleep } from '../runtime/backoff.js';
 import { makeContribution, trainRound, type Contribution } from './contribute.js';
 import type { BufferPool } from './buffer-pool.js';
 import type { Misbehaviour, MisbehaviourContext } from './misbehaviour.js';
 import type { ModelState } from './model-state.js';
 import { RoundBook, type Commit } from './round-book.js';
+import { describe, POLL_MS } from './round-common.js';
+import { RoundGather } from './round-gather.js';
 import type { RoundSettings } from './round-settings.js';
+import { RoundValidation } from './round-validation.js';
 import type { TrainerGateway } from './trainer-gateway.js';
 import { TransferLimiter } from './transfer-limiter.js';
 
@@ -129,13 +134,15 @@ export interface RoundDriverOptions {
   onPhase?: (phase: Phase, round: bigint) => void;
 }
 
-const POLL_MS = 100;
-
 export class RoundDriver implements RoundHandlers {
   private readonly options: RoundDriverOptions;
   private readonly state: ModelState;
   private readonly encoder: SparseLoCoEncoder;
   private readonly limiter: TransferLimiter;
+  /** The gather phase, and the relaying and fetching that go on in every phase (round-gather.ts). */
+  private readonly gathering: RoundGather;
+  /** The validate phase (round-validation.ts). */
+  private readonly validation: RoundValidation;
   private readonly equivocation = new EquivocationDetector();
   /** Peers and this coordinator: whose statements count. */
   private readonly members: PeerDirectory;
@@ -170,6 +177,15 @@ export class RoundDriver implements RoundHandlers {
     this.ownPeerId = options.identity.peerId;
     this.memberIds = this.members.list().map((m) => m.peerId).sort();
     this.book = new RoundBook(this.state.round, this.state.hash);
+    this.gathering = new RoundGather({
+      settings: options.settings, peers: options.peers, members: this.members, memberIds: this.memberIds, reputation: options.reputation,
+      limiter: this.limiter, client: (name) => this.client(name), log: options.log, modelLength: this.state.layout.size, codec: this.codec(),
+      misbehaviour: options.misbehaviour, serve: (payload) => this.serve(payload),
+    });
+    this.validation = new RoundValidation({
+      runId: options.runId, settings: options.settings, reputation: options.reputation, gateway: options.gateway, metrics: options.metrics,
+      log: options.log, members: this.members, memberIds: this.memberIds, ownPeerId: this.ownPeerId, modelLength: this.state.layout.size,
+    });
     this.baseBlob = this.publishBase();
   }
 
@@ -280,12 +296,12 @@ export class RoundDriver implements RoundHandlers {
     phase('Gathering');
     await timed('gather', async () => {
       const plan = await this.announcementPlan(own, book);
-      await this.gather(book, plan, signal);
+      await this.gathering.gather(book, plan, this.deadlineMs, signal);
     });
 
     // Validate.
     phase('Validating');
-    const scores = await timed('validate', () => this.validate(book));
+    const scores = await timed('validate', () => this.validation.validate(book, this.baseBlob));
 
     // Agree.
     phase('Agreeing');
@@ -328,197 +344,6 @@ export class RoundDriver implements RoundHandlers {
     const { misbehaviour } = this.options;
     if (misbehaviour?.announce === undefined) return honest;
     return (await misbehaviour.announce(own, this.misbehaviourContext(book))) ?? honest;
-  }
-
-  /**
-   * Announces (first the plan, then every verified header held, to each peer once) and waits
-   * for payloads until every active peer is settled, or the quorum is in after the deadline, or
-   * the deadline plus grace has passed.
-   */
-  private async gather(book: RoundBook, plan: Map<string, Envelope[]>, signal: AbortSignal): Promise<void> {
-    const { settings } = this.options;
-    const hardStop = this.deadlineMs + settings.graceMs;
-    const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
-    const quorum = Math.min(settings.quorum ?? active.length, active.length);
-    await this.announce(book, plan);
-    let lastRelay = 0;
-    while (!signal.aborted) {
-      const settled = book.settled();
-      const ready = book.ready().length;
-      if (active.every((id) => settled.has(id))) break;
-      const now = Date.now();
-      if (now >= hardStop) break;
-      if (ready >= quorum && now >= this.deadlineMs) break;
-      // Headers are relayed on receipt; this pass retries what a peer could not be sent.
-      if (now - lastRelay >= 500) {
-        lastRelay = now;
-        this.relay(book);
-      }
-      for (const commit of book.commits.values()) if (commit.payload === undefined && !book.rejected(commit.peerId)) void this.fetch(book, commit);
-      await sleep(POLL_MS, signal).catch(() => undefined);
-    }
-    for (const id of active) {
-      if (!book.settled().has(id)) book.reject(id, RejectionReason.Unavailable, book.commits.has(id) ? 'its payload could not be fetched in time' : 'sent no contribution in time');
-    }
-  }
-
-  /** Sends each peer the statements it has not been sent: `extra` first, then every held header. */
-  private async announce(book: RoundBook, extra: Map<string, Envelope[]>): Promise<void> {
-    const held = this.options.misbehaviour?.announce === undefined ? [...book.commits.values()].sort((a, b) => a.order - b.order).map((c) => c.signed.envelope) : [];
-    await Promise.all(this.options.peers.list().map(async (peer) => {
-      let sent = book.announcedTo.get(peer.name);
-      if (sent === undefined) book.announcedTo.set(peer.name, (sent = new Set()));
-      const statements = [...(extra.get(peer.name) ?? []), ...held].filter((envelope) => {
-        const key = sha256(envelope.signature).toString('hex');
-        if (sent.has(key)) return false;
-        sent.add(key);
-        return true;
-      });
-      if (statements.length === 0) return;
-      try {
-        await this.client(peer.name).announce(statements);
-      } catch (error) {
-        // Try again on the next relay pass.
-        for (const envelope of statements) sent.delete(sha256(envelope.signature).toString('hex'));
-        this.options.log.warn('announce-failed', { round: book.round, peer: peer.name, error: describe(error) });
-      }
-    }));
-  }
-
-  /** Sends every peer the headers it has not been sent yet (an honest coordinator only; a
-   * dishonest one announces whatever its plan says). */
-  private relay(book: RoundBook): void {
-    if (this.options.misbehaviour?.announce === undefined) void this.announce(book, new Map());
-  }
-
-  /** Fetches a commit's payload from the peers that announced it, checking it on arrival. */
-  private async fetch(book: RoundBook, commit: Commit): Promise<void> {
-    if (commit.fetching || commit.payload !== undefined || Date.now() < commit.retryAt) return;
-    commit.fetching = true;
-    commit.retryAt = Date.now() + 500;
-    const { header } = commit.signed;
-    try {
-      for (const source of [...commit.sources]) {
-        let bytes: Buffer;
-        try {
-          bytes = await this.limiter.run(source, (pace) => this.client(source).fetchContribution(header.payloadHash, Number(header.payloadBytes), pace));
-        } catch (error) {
-          this.options.log.warn('fetch-failed', { round: book.round, from: source, of: commit.peerId, error: describe(error) });
-          // The signer's own stream broke the transfer's rules (ended short of the signed size,
-          // a total other than signed): its doing, charged at once, so that a trickling signer
-          // cannot hold the round to its grace period for free. A relay's bad stream is not.
-          if (error instanceof Refusal && (error.reason === 'Malformed' || error.reason === 'TooLarge') && source === this.members.get(commit.signed.signer)?.name) {
-            book.reject(commit.peerId, RejectionReason.Malformed, `its own stream of the payload: ${error.message}`);
-            return;
-          }
-          continue;
-        }
-        const check = checkPayload(header, bytes, this.state.layout.size, this.codec());
-        if (!check.ok) {
-          // A hash mismatch is the relay's doing (BadSignature); anything else the signer signed.
-          if (check.reason === RejectionReason.BadSignature) continue;
-          book.reject(commit.peerId, check.reason, check.detail);
-          return;
-        }
-        commit.payload = bytes;
-        commit.norm = check.norm;
-        this.serve(bytes);
-        return;
-      }
-    } finally {
-      commit.fetching = false;
-    }
-  }
-
-  private async validate(book: RoundBook): Promise<Map<string, number>> {
-    const { reputation, runId } = this.options;
-    const scores = new Map<string, number>();
-    const seed = randomBatchSeed(runId, book.round, [...book.commits.values()].map((c) => c.signed.hash));
-    let candidates = book.ready();
-    for (const c of candidates) {
-      const ban = reputation.banOf(c.peerId);
-      if (ban !== undefined) book.reject(c.peerId, RejectionReason.Banned, `banned in round ${ban.round}: ${ban.reason}`);
-    }
-    candidates = candidates.filter((c) => !book.rejected(c.peerId));
-    const copies = findCopies(candidates.map((c) => ({
-      peerId: c.peerId, payloadHash: c.signed.header.payloadHash, committed: c.order,
-      indices: decodePayload(c.payload!, this.state.layout.size).indices,
-    })));
-    for (const copy of copies.rejected) book.reject(copy.peerId, copy.reason, copy.detail);
-    for (const outlier of normOutliers(candidates.filter((c) => !book.rejected(c.peerId)).map((c) => ({ peerId: c.peerId, norm: c.norm })))) {
-      book.reject(outlier.peerId, RejectionReason.NormOutlier, `norm ${outlier.norm.toPrecision(3)} is more than 10× the median ${outlier.median.toPrecision(3)}`);
-    }
-    candidates = candidates.filter((c) => !book.rejected(c.peerId));
-    // Reputation as it stood before this round decides exclusion; the round's score still
-    // counts, so an excluded peer can climb back.
-    const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
-    const sampled = this.sample(book.round, candidates);
-    const losses = await this.evaluate(book, sampled, seed);
-    const owns = [...losses.values()].map((l) => l.ownLossBefore - l.ownLossAfter).filter(Number.isFinite);
-    const medianOwn = owns.length === 0 ? 0 : medianOf(owns);
-    for (const c of candidates) {
-      if (!sampled.includes(c)) {
-        // Not evaluated this round: it carries the contributor's reputation.
-        if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
-        else scores.set(c.peerId, reputation.value(c.peerId));
-        continue;
-      }
-      const loss = losses.get(c.peerId);
-      if (loss === undefined) {
-        book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
-        continue;
-      }
-      const score = scaleToRound(gauntletScore(loss, { margin: this.options.settings.validation.margin }), medianOwn);
-      scores.set(c.peerId, score.score);
-      if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
-      else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
-    }
-    // Reputation: the round's score, or 0 for a rejection the signer is accountable for; a
-    // contribution that was not evaluated leaves it as it was.
-    for (const peerId of this.memberIds) {
-      const penalised = book.rejections.some((r) => r.peerId === peerId && PENALISES_SIGNER[r.reason]);
-      if (penalised) reputation.update(peerId, 0);
-      else if (scores.has(peerId) && sampled.some((c) => c.peerId === peerId)) reputation.update(peerId, scores.get(peerId)!);
-    }
-    for (const r of [...book.rejections, ...book.stale]) this.options.metrics.contributionsRejected.inc({ reason: r.reason });
-    for (const peer of this.members.list()) this.options.metrics.reputation.set({ peer: peer.name }, reputation.value(peer.peerId));
-    for (const [peerId, score] of scores) if (book.rejected(peerId)) scores.set(peerId, 0);
-    return scores;
-  }
-
-  /** The candidates this coordinator evaluates in `round` (validation.sample; default all). */
-  private sample(round: bigint, candidates: Commit[]): Commit[] {
-    const limit = this.options.settings.validation.sample;
-    if (limit === undefined || candidates.length <= limit) return candidates;
-    const rank = (c: Commit) => sha256(Buffer.from(`${this.ownPeerId}:${round}:${c.peerId}`)).toString('hex');
-    return [...candidates].sort((a, b) => (rank(a) < rank(b) ? -1 : 1)).slice(0, limit);
-  }
-
-  /** Gauntlet losses of each candidate, evaluated on this cluster's trainers in parallel. */
-  private async evaluate(book: RoundBook, candidates: Commit[], seed: bigint) {
-    const { gateway, settings } = this.options;
-    const losses = new Map<string, { ownLossBefore: number; ownLossAfter: number; randomLossBefore: number; randomLossAfter: number }>();
-    const trainers = gateway.trainers().map((t) => t.trainerId).sort();
-    if (trainers.length === 0) return losses;
-    await Promise.all(candidates.map(async (c, i) => {
-      for (let attempt = 0; attempt < Math.min(2, trainers.length); attempt++) {
-        const trainerId = trainers[(i + attempt) % trainers.length]!;
-        try {
-          const outcome = await gateway.run(trainerId, {
-            case: 'evaluate',
-            value: {
-              round: book.round, baseHash: this.baseBlob, payloadHash: c.signed.header.payloadHash, contributorPeerId: c.peerId,
-              randomSeed: seed, step: settings.validation.step, peers: this.memberIds, runSeed: settings.runSeed, batches: settings.validation.batches,
-            },
-          });
-          if (outcome.result.case === 'evaluate') losses.set(c.peerId, outcome.result.value);
-          return;
-        } catch (error) {
-          this.options.log.warn('evaluate-failed', { round: book.round, trainerId, of: c.peerId, error: describe(error) });
-        }
-      }
-    }));
-    return losses;
   }
 
   private async agree(book: RoundBook, scores: Map<string, number>, signal: AbortSignal): Promise<Agreement> {
@@ -767,12 +592,12 @@ export class RoundDriver implements RoundHandlers {
       const commit = this.offer(book, envelope, from.peerName);
       if (commit !== undefined && commit.payload === undefined) {
         wanted.push(commit.signed.header.payloadHash);
-        void this.fetch(book, commit);
+        void this.gathering.fetch(book, commit);
       }
     }
     // Relay on receipt, whatever the phase: a header one honest coordinator holds reaches every
     // other before anyone decides, so nobody can announce to a chosen few (docs/protocol.md).
-    if (book.commits.size > held) this.relay(book);
+    if (book.commits.size > held) this.gathering.relay(book);
     return wanted;
   }
 
@@ -872,9 +697,9 @@ export class RoundDriver implements RoundHandlers {
     this.early = [];
     for (const { envelope, source } of early) {
       const commit = this.offer(this.book, envelope, source);
-      if (commit !== undefined) void this.fetch(this.book, commit);
+      if (commit !== undefined) void this.gathering.fetch(this.book, commit);
     }
-    if (this.book.commits.size > 0) this.relay(this.book);
+    if (this.book.commits.size > 0) this.gathering.relay(this.book);
     // Payloads of the previous round stay served (a slower peer may still fetch them to apply).
     const keep = [this.book, this.previousBook].flatMap((b) => [...b.commits.values()].map((c) => c.signed.header.payloadHash));
     this.options.payloads.retain(keep);
@@ -966,9 +791,5 @@ export class RoundDriver implements RoundHandlers {
       },
     };
   }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
