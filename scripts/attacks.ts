@@ -238,6 +238,30 @@ export function attack(name: AttackName): Misbehaviour {
   }
 }
 
+/**
+ * Colluders that coordinate (issue #19): each trains honestly, announces its header — and its
+ * partners' — to one chosen honest cluster only, and votes for the coalition's contributions
+ * with full scores and for nobody else (score stuffing, and withholding votes from honest work).
+ * What it exploits: targeted announcements (one honest cluster sees the coalition, the others
+ * might not), deciding early, and medians over the including votes. What stops it: relay on
+ * receipt, the common decision deadline, the score median over all members, the share cap.
+ */
+export function coalition(target: string): { member: () => Misbehaviour } {
+  const headers = new Map<string, { payloadHash: Buffer; header: Envelope; contributor: Uint8Array; round: bigint }>();
+  return {
+    member: () => ({
+      announce: async (own, ctx) => {
+        if (own === undefined) return new Map();
+        headers.set(ctx.identity.peerId, { payloadHash: own.payloadHash, header: own.statement, contributor: ctx.identity.publicKey, round: ctx.round });
+        const ours = [...headers.values()].filter((h) => h.round === ctx.round).map((h) => h.header);
+        return new Map(ctx.peers.map((p) => [p.name, p.name === target ? ours : []]));
+      },
+      manifest: (_entries, ctx) => [...headers.values()].filter((h) => h.round === ctx.round)
+        .map((h) => ({ payloadHash: h.payloadHash, contributor: h.contributor, scorePpm: PPM, header: h.header })),
+    }),
+  };
+}
+
 /** A blob whose stream announces its full size and ends after `chunks` chunks (the trickle). */
 class TruncatedBlob extends Blob {
   constructor(bytes: Uint8Array, private readonly chunks: number) {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeFileSync } from 'node:fs';
 import { peerIdOf } from '../../operator/src/federation/identity.js';
 import { decodeEvidence, verifyEquivocationEvidence } from '../../operator/src/rounds/equivocation.js';
-import { ATTACK_INFO, ATTACKS, attack, type AttackName } from '../../scripts/attacks.js';
+import { ATTACK_INFO, ATTACKS, attack, coalition, type AttackName } from '../../scripts/attacks.js';
 import { federationRunMs, federationStartMs, TEARDOWN_MS, within, WORKERS_MS } from '../support/deadlines.js';
 import { isHonest, rejectedCounts, startFederation, tinySettings, validationLoss, type ClusterHandle, type ClusterSpec } from '../support/federation-run.js';
 
@@ -20,6 +20,7 @@ const RUN_MS = within(federationStartMs(4), federationRunMs(ROUNDS), WORKERS_MS,
 interface Outcome {
   honest: ClusterHandle[];
   attacker: ClusterHandle | undefined;
+  attackers: ClusterHandle[];
   loss: number;
   rejected: Record<string, number>;
 }
@@ -32,7 +33,8 @@ async function run(specs: ClusterSpec[]): Promise<Outcome> {
     const honest = federation.clusters.filter((c) => isHonest(c.spec));
     const rejected: Record<string, number> = {};
     for (const cluster of honest) for (const [reason, n] of Object.entries(await rejectedCounts(cluster))) rejected[reason] = (rejected[reason] ?? 0) + n;
-    return { honest, attacker: federation.clusters.find((c) => !isHonest(c.spec)), loss: await validationLoss(honest[0]!.coordinator.model().params), rejected };
+    const attackers = federation.clusters.filter((c) => !isHonest(c.spec));
+    return { honest, attacker: attackers[0], attackers, loss: await validationLoss(honest[0]!.coordinator.model().params), rejected };
   } finally {
     await federation.close();
   }
@@ -106,6 +108,26 @@ describe('adversarial suite: one malicious cluster of four', () => {
     // The honest clusters train as well as they would alone.
     expect(Math.abs(outcome.loss - baseline.loss) / baseline.loss).toBeLessThan(0.03);
   }, RUN_MS);
+
+  it('two colluders of five: announcements to one honest cluster only, votes for each other only, full scores', async () => {
+    const together = coalition('alpha');
+    const outcome = await run([...HONEST, { name: 'mallory', misbehaviour: together.member() }, { name: 'trudy', misbehaviour: together.member() }]);
+    const colluders = new Set(outcome.attackers.map((c) => peerIdOf(c.identity.publicKey)));
+    const [first, ...rest] = outcome.honest;
+    expect(first!.summaries).toHaveLength(ROUNDS);
+    for (const [i, summary] of first!.summaries.entries()) {
+      // The same model on every honest cluster, each having decided it itself: no resync.
+      for (const other of rest) expect(other.summaries[i]!.modelHash).toBe(summary.modelHash);
+      for (const cluster of outcome.honest) expect(cluster.summaries[i]).toMatchObject({ agreed: true, resynced: false });
+      for (const a of summary.accepted.filter((x) => colluders.has(x.peerId))) {
+        expect(a.weight).toBeLessThanOrEqual(settings.claims.maxShare + 1e-9);
+        // Score stuffing: the agreed score is never above every honest vote for it.
+        expect(a.scorePpm).toBeLessThanOrEqual(Math.max(...outcome.honest.map((c) => c.summaries[i]!.votes[a.peerId] ?? 0)));
+      }
+    }
+    // The honest clusters train as well as the three of them alone.
+    expect(Math.abs(outcome.loss - baseline.loss) / baseline.loss).toBeLessThan(0.03);
+  }, within(federationStartMs(5), federationRunMs(ROUNDS), WORKERS_MS, TEARDOWN_MS));
 
   afterAll(() => undefined);
 });
