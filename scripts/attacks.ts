@@ -18,7 +18,7 @@ import { Blob, sha256 } from '../operator/src/federation/blob-store.js';
 import { sealEnvelope } from '../operator/src/federation/envelope.js';
 import { PPM } from '../operator/src/rounds/agreement.js';
 import { decodePayload, densify, SparseLoCoEncoder } from '../trainer/src/codec/index.js';
-import { readHeader } from '../trainer/src/codec/format.js';
+import { maxPayloadBytes, readHeader, riceParameter } from '../trainer/src/codec/format.js';
 import { seededRandom } from '../trainer/src/random.js';
 
 export const ATTACKS = [
@@ -57,7 +57,7 @@ export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
   'other-data': { exploits: 'real work on data other than its assignment', stoppedBy: 'Gauntlet score: it helps its assigned data no more than random data; reputation', outcome: 'bounded', reasons: ['NoImprovement', 'LowReputation'] },
   'inflate-tokens': { exploits: 'honest work under a claim of 1000x the tokens it trained on, to outweigh everyone', stoppedBy: 'claims capped at 2x the round\'s lower median claim (and the spec\'s maximum); no contribution above maxShare of the update', outcome: 'bounded', reasons: [] },
   'replay-aggregate': { exploits: 'last round\'s agreed update, re-encoded and signed as fresh work', stoppedBy: 'Gauntlet score (it is not specific to its own data), the score median over all peers and the share cap', outcome: 'bounded', reasons: ['NoImprovement'] },
-  trickle: { exploits: 'a header claiming a large payload whose stream ends early, to hold every round to its grace period', stoppedBy: 'a signer\'s own stream that ends short of its signed size is its fault: rejected and charged at once', outcome: 'rejected', reasons: ['Malformed'] },
+  trickle: { exploits: 'a header claiming the largest payload the codec allows, streamed at 256 bytes a second, to hold every round to its grace period', stoppedBy: 'a claimed size above the codec\'s bound is refused on sight; a signer\'s own stream slower than the run\'s minimum rate (or ending short) is cut and charged', outcome: 'rejected', reasons: ['TooSlow'] },
 };
 
 /** What the honest clusters should report about each attack (the reasons any of them may give). */
@@ -223,14 +223,16 @@ export function attack(name: AttackName): Misbehaviour {
         manifest: selfVote,
       };
     case 'trickle':
-      // A header that claims a large payload; its stream says so, sends one chunk and ends.
+      // A header that claims the largest payload the codec allows for the model (no more: a
+      // larger claim is refused on sight), then streams it at 256 bytes a second.
       return {
         announce: async (own, ctx) => {
           if (own === undefined) return new Map();
-          const claimed = 4 * own.payload.length;
-          const full = Buffer.concat([own.payload, randomBytes(claimed - own.payload.length)]);
+          const params = readHeader(own.payload, ctx.modelLength);
+          const claimed = maxPayloadBytes(ctx.modelLength, params, riceParameter(params.chunk, params.k));
+          const full = Buffer.concat([own.payload, randomBytes(Math.max(0, claimed - own.payload.length))]);
           const header = sign(ctx, { payload: full, tokens: readTokens(own.statement) });
-          ctx.payloads.setBlob(sha256(full), new TruncatedBlob(full, 1));
+          ctx.payloads.setBlob(sha256(full), new TricklingBlob(full, 64, 250));
           return toAll(ctx, [header]);
         },
         manifest: selfVote,
@@ -262,16 +264,16 @@ export function coalition(target: string): { member: () => Misbehaviour } {
   };
 }
 
-/** A blob whose stream announces its full size and ends after `chunks` chunks (the trickle). */
-class TruncatedBlob extends Blob {
-  constructor(bytes: Uint8Array, private readonly chunks: number) {
+/** A blob that streams itself `bytesPerMessage` at a time, one message every `intervalMs` (the trickle). */
+class TricklingBlob extends Blob {
+  constructor(bytes: Uint8Array, private readonly bytesPerMessage: number, private readonly intervalMs: number) {
     super(bytes, false);
   }
 
-  override *chunkMessages(chunkBytes: number, first = 0) {
-    for (let index = first; index < this.chunks; index++) {
-      const at = index * chunkBytes;
-      yield encodeChunkMessage(at, this.bytes.length, this.bytes.subarray(at, Math.min(this.bytes.length, at + Math.min(chunkBytes, 1024))));
+  override async *chunkMessages(_chunkBytes: number, first = 0) {
+    for (let at = first * this.bytesPerMessage; at < this.bytes.length; at += this.bytesPerMessage) {
+      await new Promise((resolve) => setTimeout(resolve, this.intervalMs));
+      yield encodeChunkMessage(at, this.bytes.length, this.bytes.subarray(at, Math.min(this.bytes.length, at + this.bytesPerMessage)));
     }
   }
 }

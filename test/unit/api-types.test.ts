@@ -23,7 +23,7 @@ const runSpec: Full<TrainingRunSpec> = {
   outer: { optimizer: 'sgd', lr: 1, momentum: 0.9, rounds: 10, windowSeconds: 60, graceSeconds: 10, maxInnerSteps: 30, maxTokensPerRound: 100000, relativeTokenCap: 2, maxShare: 0.5 },
   compression: { chunk: 4096, topk: 64, bits: 2, errorDecay: 0.95 },
   validation: { batches: 2, sample: 1, reputationFloor: 0.1, margin: 0 },
-  federation: { port: 7443, serviceType: 'ClusterIP', identitySecret: 's', quorum: 2, maxContributionBytes: 1024, transfer: { concurrency: 2, bytesPerSecond: 0 }, peerSelector: { matchLabels: { a: 'b' }, matchExpressions: [{ key: 'k', operator: 'In', values: ['v'] }] } },
+  federation: { port: 7443, serviceType: 'ClusterIP', identitySecret: 's', quorum: 2, maxContributionBytes: 1024, transfer: { concurrency: 2, bytesPerSecond: 0, minBytesPerSecond: 262144 }, peerSelector: { matchLabels: { a: 'b' }, matchExpressions: [{ key: 'k', operator: 'In', values: ['v'] }] } },
   checkpoint: { size: '1Gi', storageClassName: 'fast', everyRounds: 5 },
 };
 

@@ -45,7 +45,7 @@ export interface TrainingRunSpec {
     identitySecret?: string;
     quorum?: number;
     maxContributionBytes: number;
-    transfer: { concurrency: number; bytesPerSecond: number };
+    transfer: { concurrency: number; bytesPerSecond: number; minBytesPerSecond: number };
     peerSelector?: LabelSelector;
   };
   checkpoint: { size: string; storageClassName?: string; everyRounds: number };

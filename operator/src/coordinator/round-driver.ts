@@ -23,6 +23,7 @@ import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import { ManifestSchema, type PeerStatusSchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { decodePayload, SparseLoCoEncoder } from '../../../trainer/src/codec/index.js';
+import { maxPayloadBytes, riceParameter } from '../../../trainer/src/codec/format.js';
 import { aggregateStreaming } from '../../../trainer/src/outer/aggregate.js';
 import type { WeightBounds } from '../../../trainer/src/outer/weights.js';
 import type { TrainConfig } from '../../../trainer/src/train/config.js';
@@ -615,7 +616,10 @@ export class RoundDriver implements RoundHandlers {
   private offer(book: RoundBook, envelope: Envelope, source: string | undefined): Commit | undefined {
     const check = checkContributionHeader(envelope, {
       runId: this.options.runId, round: book.round, baseHash: book.baseHash,
-      maxPayloadBytes: this.options.settings.maxContributionBytes, keyFor: this.members.keyFor,
+      // A claimed size is checked against what the codec can produce for this model, not only
+      // the run's limit: a signer cannot claim room to trickle in.
+      maxPayloadBytes: Math.min(this.options.settings.maxContributionBytes, this.largestPayload()), keyFor: this.members.keyFor,
+      ...(this.options.settings.claims.maxTokensPerRound !== undefined ? { maxTokens: BigInt(this.options.settings.claims.maxTokensPerRound) } : {}),
     });
     const signed = check.ok ? check : check.signed;
     if (signed === undefined) {
@@ -750,6 +754,12 @@ export class RoundDriver implements RoundHandlers {
   private scratch(): Float32Array {
     const bytes = this.options.buffers?.take() ?? new Uint8Array(4 * this.state.layout.size);
     return new Float32Array(bytes.buffer, bytes.byteOffset, this.state.layout.size);
+  }
+
+  /** The largest payload the run's codec can produce for this model, in bytes. */
+  private largestPayload(): number {
+    const codec = this.codec();
+    return maxPayloadBytes(this.state.layout.size, codec, riceParameter(codec.chunk, codec.k));
   }
 
   /** The run's bounds on claims, as the aggregate takes them. */

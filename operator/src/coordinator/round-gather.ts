@@ -4,7 +4,9 @@
 // transport: it needs peers, clients and the transfer limiter, not the model or the trainers. The
 // driver's inbound handler (announced()) and the start of each round use relay() and fetch() too:
 // a header is relayed, and its payload fetched, on receipt in every phase.
+import * as grpc from '@grpc/grpc-js';
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
+import { RpcError } from '../../../proto/grpc/errors.js';
 import type { CodecParams } from '../../../trainer/src/codec/index.js';
 import { sha256 } from '../federation/blob-store.js';
 import type { PeerClient } from '../federation/client.js';
@@ -22,8 +24,11 @@ import type { RoundSettings } from './round-settings.js';
 import type { TransferLimiter } from './transfer-limiter.js';
 
 /** What gathering needs from the coordinator: nothing else of the round driver. */
+/** The least time a payload transfer gets, whatever its size (a round trip and a loaded peer). */
+const MIN_TRANSFER_MS = 2000;
+
 export interface GatherDeps {
-  settings: Pick<RoundSettings, 'graceMs' | 'quorum'>;
+  settings: Pick<RoundSettings, 'graceMs' | 'quorum' | 'transfer'>;
   /** The remote peers: whom headers are announced to. */
   peers: PeerDirectory;
   /** Peers and this coordinator: a signer's peer name. */
@@ -96,18 +101,30 @@ export class RoundGather {
     commit.fetching = true;
     commit.retryAt = Date.now() + 500;
     const { header } = commit.signed;
+    const signer = this.deps.members.get(commit.signed.signer)?.name;
+    // The slowest the signed size may arrive: a trickle is cut here, not at the round's grace. This
+    // cluster's own pacing (transfer.bytesPerSecond, shared by a peer's concurrent transfers) is
+    // never held against the signer.
+    const { minBytesPerSecond, bytesPerSecond, concurrency } = this.deps.settings.transfer;
+    const rate = bytesPerSecond > 0 ? Math.min(minBytesPerSecond, bytesPerSecond / concurrency) : minBytesPerSecond;
+    const timeoutMs = Math.max(MIN_TRANSFER_MS, Math.ceil((1000 * Number(header.payloadBytes)) / rate));
     try {
       for (const source of [...commit.sources]) {
         let bytes: Buffer;
         try {
-          bytes = await this.deps.limiter.run(source, (pace) => this.deps.client(source).fetchContribution(header.payloadHash, Number(header.payloadBytes), pace));
+          bytes = await this.deps.limiter.run(source, (pace) => this.deps.client(source).fetchContribution(header.payloadHash, Number(header.payloadBytes), pace, timeoutMs));
         } catch (error) {
           this.deps.log.warn('fetch-failed', { round: book.round, from: source, of: commit.peerId, error: describe(error) });
-          // The signer's own stream broke the transfer's rules (ended short of the signed size,
-          // a total other than signed): its doing, charged at once, so that a trickling signer
-          // cannot hold the round to its grace period for free. A relay's bad stream is not.
-          if (error instanceof Refusal && (error.reason === 'Malformed' || error.reason === 'TooLarge') && source === this.deps.members.get(commit.signed.signer)?.name) {
+          // The signer's own stream broke the transfer's rules — ended short of the signed size,
+          // a total other than signed, or slower than the run's minimum rate: its doing, charged
+          // at once, so that a trickling signer cannot hold the round to its grace period for
+          // free. A relay's bad stream is not the signer's fault.
+          if (source === signer && error instanceof Refusal && (error.reason === 'Malformed' || error.reason === 'TooLarge')) {
             book.reject(commit.peerId, RejectionReason.Malformed, `its own stream of the payload: ${error.message}`);
+            return;
+          }
+          if (source === signer && error instanceof RpcError && error.code === grpc.status.DEADLINE_EXCEEDED) {
+            book.reject(commit.peerId, RejectionReason.TooSlow, `its own stream of ${header.payloadBytes} bytes took more than ${timeoutMs} ms (the run's minimum is ${this.deps.settings.transfer.minBytesPerSecond} bytes/s)`);
             return;
           }
           continue;

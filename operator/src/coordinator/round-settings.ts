@@ -54,6 +54,12 @@ export interface RoundSettings {
     concurrency: number;
     /** Bytes per second from one peer (payloads and checkpoints); 0 = no cap. */
     bytesPerSecond: number;
+    /**
+     * The slowest a signer may stream its own payload: a transfer from the signer gets
+     * max(2 s, signed size / this) and is then cut and charged (TooSlow), so a trickling signer
+     * cannot hold the round to its grace period. Default 256 KiB/s.
+     */
+    minBytesPerSecond: number;
   };
   /** The largest payload accepted from a peer (its `maxContributionBytes`). */
   maxContributionBytes: number;
@@ -74,7 +80,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
   validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
-  transfer: { concurrency: 2, bytesPerSecond: 0 },
+  transfer: { concurrency: 2, bytesPerSecond: 0, minBytesPerSecond: 256 * 1024 },
   maxContributionBytes: 64 * 1024 * 1024,
   claims: { maxTokensPerRound: undefined, relativeTokenCap: 2, maxShare: 0.5 },
 };
@@ -85,7 +91,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
   const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
-  const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond']);
+  const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond', 'minBytesPerSecond']);
   const claims = configFields(root.claims ?? {}, `${field}.claims`, ['maxTokensPerRound', 'relativeTokenCap', 'maxShare']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
   const settings: RoundSettings = {
@@ -110,6 +116,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
     transfer: {
       concurrency: integer(transfer.concurrency ?? d.transfer.concurrency, `${field}.transfer.concurrency`, 1, 64),
       bytesPerSecond: integer(transfer.bytesPerSecond ?? d.transfer.bytesPerSecond, `${field}.transfer.bytesPerSecond`, 0, Number.MAX_SAFE_INTEGER),
+      minBytesPerSecond: integer(transfer.minBytesPerSecond ?? d.transfer.minBytesPerSecond, `${field}.transfer.minBytesPerSecond`, 1, Number.MAX_SAFE_INTEGER),
     },
     maxContributionBytes: integer(root.maxContributionBytes ?? d.maxContributionBytes, `${field}.maxContributionBytes`, 1024, 2 ** 32),
     claims: {

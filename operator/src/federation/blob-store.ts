@@ -18,8 +18,16 @@ export class Blob {
 
   constructor(readonly bytes: Uint8Array, readonly cache = true) {}
 
-  /** The chunk messages of this payload at `chunkBytes` per message (see encodeChunkMessages), from chunk `first` on. */
-  *chunkMessages(chunkBytes: number, first = 0): Generator<EncodedMessage> {
+  /**
+   * The chunk messages of this payload at `chunkBytes` per message (see encodeChunkMessages), from
+   * chunk `first` on. Servers iterate with `for await`, so a blob that streams itself otherwise
+   * (a test's trickling attacker) may return an async iterable.
+   */
+  chunkMessages(chunkBytes: number, first = 0): Iterable<EncodedMessage> | AsyncIterable<EncodedMessage> {
+    return this.encoded(chunkBytes, first);
+  }
+
+  private *encoded(chunkBytes: number, first: number): Generator<EncodedMessage> {
     if (!this.cache) {
       for (let at = first * chunkBytes; at < this.bytes.length; at += chunkBytes) {
         yield encodeChunkMessage(at, this.bytes.length, this.bytes.subarray(at, Math.min(this.bytes.length, at + chunkBytes)));

@@ -187,12 +187,12 @@ export class PeerClient {
   /**
    * Streams a contribution payload by hash, at most `maxBytes`, and checks the hash of what
    * arrived. Chunks must be contiguous and agree on the total length. `pace` is awaited before
-   * each chunk is taken (a bandwidth cap).
+   * each chunk is taken (a bandwidth cap); `timeoutMs` bounds the whole transfer (DEADLINE_EXCEEDED).
    */
-  async fetchContribution(payloadHash: Uint8Array, maxBytes: number, pace?: (bytes: number) => Promise<void>): Promise<Buffer> {
+  async fetchContribution(payloadHash: Uint8Array, maxBytes: number, pace?: (bytes: number) => Promise<void>, timeoutMs?: number): Promise<Buffer> {
     return this.withSession(async () => {
       const request = this.seal(ContributionQuerySchema, { payloadHash, offset: 0n });
-      const buffer = await this.assemble(this.rpc.fetchContribution({ envelope: request }), 'payload', maxBytes, undefined, pace);
+      const buffer = await this.assemble(this.rpc.fetchContribution({ envelope: request }, timeoutMs !== undefined ? { timeoutMs } : undefined), 'payload', maxBytes, undefined, pace);
       if (!sha256(buffer).equals(payloadHash)) throw this.refused(refuse('BadSignature', 'payload does not match its hash'));
       return buffer;
     });

@@ -25,6 +25,8 @@ export const RejectionReason = {
   // ---- the payload (contribution.ts, norms.ts) ----
   /** The signed header was committed but its payload could not be fetched before the gather deadline. */
   Unavailable: 'Unavailable',
+  /** The signer's own stream of its payload fell below the run's minimum transfer rate. */
+  TooSlow: 'TooSlow',
   /** A decoded value is NaN or infinite. */
   NonFinite: 'NonFinite',
   /** The update's L2 norm is above a configured multiple of the round's median norm. */
@@ -90,6 +92,7 @@ export const PENALISES_SIGNER: Readonly<Record<RejectionReason, boolean>> = {
   Malformed: true,
   StaleBase: false,
   Unavailable: false,
+  TooSlow: true, // the signer's own stream, measured against the deadline its signed size sets
   NonFinite: true,
   NormOutlier: true,
   Duplicate: true,
