@@ -4,7 +4,8 @@
  * written by hand costs one copy.
  */
 export class EncodedMessage {
-  constructor(readonly bytes: Uint8Array) {}
+  /** `dataBytes`: the payload bytes it carries (a chunk's data), for byte counters; default all. */
+  constructor(readonly bytes: Uint8Array, readonly dataBytes = bytes.length) {}
 }
 
 /** A Buffer over the same memory as `bytes` (grpc-js wants Buffers; no copy). */
@@ -58,7 +59,7 @@ function writeChunkPrefix(out: Buffer, at: number, offset: number, totalBytes: n
 export function encodeChunkMessage(offset: number, totalBytes: number, data: Uint8Array): EncodedMessage {
   const out = Buffer.allocUnsafe(chunkPrefixLength(offset, totalBytes, data.length) + data.length);
   out.set(data, writeChunkPrefix(out, 0, offset, totalBytes, data.length));
-  return new EncodedMessage(out);
+  return new EncodedMessage(out, data.length);
 }
 
 /**
@@ -82,7 +83,7 @@ export function encodeChunkMessages(payload: Uint8Array, chunkBytes: number): En
     at = writeChunkPrefix(layout, at, offset, total, length);
     layout.set(payload.subarray(offset, offset + length), at);
     at += length;
-    messages.push(new EncodedMessage(layout.subarray(start, at)));
+    messages.push(new EncodedMessage(layout.subarray(start, at), length));
   }
   return messages;
 }

@@ -290,13 +290,15 @@ export class RoundDriver implements RoundHandlers {
       if (Number.isFinite(trained.loss)) metrics.loss.set(trained.loss);
       this.history.push(own.statement);
       this.serve(own.payload);
-      this.offer(book, own.statement, undefined);
     });
 
     // Gather.
     phase('Gathering');
     await timed('gather', async () => {
-      const plan = await this.announcementPlan(own, book);
+      const { plan, ownAnnounced } = await this.announcementPlan(own, book);
+      // This coordinator holds its own header as any other, once it is the one announced (a
+      // dishonest plan may announce another, and then the honest one was never sent).
+      if (own !== undefined && ownAnnounced) this.offer(book, own.statement, undefined);
       await this.gathering.gather(book, plan, this.deadlineMs, signal);
     });
 
@@ -339,12 +341,12 @@ export class RoundDriver implements RoundHandlers {
     return result;
   }
 
-  /** Per peer name, the statements to announce first. */
-  private async announcementPlan(own: Contribution | undefined, book: RoundBook): Promise<Map<string, Envelope[]>> {
+  /** Per peer name, the statements to announce first; and whether that is this cluster's own header, as an honest one announces. */
+  private async announcementPlan(own: Contribution | undefined, book: RoundBook): Promise<{ plan: Map<string, Envelope[]>; ownAnnounced: boolean }> {
     const honest = new Map(this.options.peers.list().map((p) => [p.name, own ? [own.statement] : []]));
     const { misbehaviour } = this.options;
-    if (misbehaviour?.announce === undefined) return honest;
-    return (await misbehaviour.announce(own, this.misbehaviourContext(book))) ?? honest;
+    const plan = misbehaviour?.announce === undefined ? undefined : await misbehaviour.announce(own, this.misbehaviourContext(book));
+    return plan === undefined ? { plan: honest, ownAnnounced: true } : { plan, ownAnnounced: false };
   }
 
   private async agree(book: RoundBook, scores: Map<string, number>, signal: AbortSignal): Promise<Agreement> {
@@ -367,7 +369,7 @@ export class RoundDriver implements RoundHandlers {
     // every member (not only those whose headers arrived) keeps an attacker from making one
     // coordinator decide early by announcing itself to that one alone. docs/protocol.md, "Fault
     // model", says what this guarantees and where its edge is.
-    const active = this.memberIds.filter((id) => this.options.reputation.banOf(id) === undefined);
+    const active = this.votersOf(book.round);
     const until = Math.max(this.decisionDeadline(), Date.now() + settings.graceMs);
     const sent = new Set<string>();
     const exchange = (peers: readonly PeerEntry[]) => Promise.all(peers.map(async (peer) => {
@@ -388,7 +390,7 @@ export class RoundDriver implements RoundHandlers {
     }
     // One more pass: what the others hold now includes manifests sent to some peers only.
     if (book.ourManifest !== undefined && !signal.aborted) await exchange(this.options.peers.list().filter((p) => sent.has(p.name)));
-    const agreement = agree([...book.manifests.values()], this.memberIds, { runId, round: book.round, keyFor: this.members.keyFor });
+    const agreement = agree([...book.manifests.values()], this.votersOf(book.round), { runId, round: book.round, keyFor: this.members.keyFor });
     for (const refused of agreement.refused) {
       this.options.log.warn('manifest-refused', { round: book.round, peerId: refused.peerId, reason: refused.reason, detail: refused.detail });
       if (refused.reason === RejectionReason.Equivocation && refused.evidence !== undefined) this.ban(refused.peerId, refused.detail, refused.evidence, book.round);
@@ -456,6 +458,19 @@ export class RoundDriver implements RoundHandlers {
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+  }
+
+  /**
+   * The members whose manifests count in `round`, and are waited for: all but those banned two
+   * rounds before or earlier. Every honest coordinator must count the same set; a ban's evidence
+   * reaches them all within the round it is found in, but one may record it a round later than
+   * another (a relay arriving after it moved on), so a ban takes effect on the vote two rounds on.
+   */
+  private votersOf(round: bigint): string[] {
+    return this.memberIds.filter((id) => {
+      const ban = this.options.reputation.banOf(id);
+      return ban === undefined || BigInt(ban.round) + 2n > round;
+    });
   }
 
   /** When every coordinator of the round decides at the latest on the manifests it holds. */

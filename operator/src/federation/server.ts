@@ -207,10 +207,8 @@ export class FederationServer {
     }
     // Whole chunks come from the blob's encoding (made once and shared by every peer that asks,
     // for a cached blob).
-    let index = at / chunk;
-    for await (const message of blob.chunkMessages(chunk, index)) {
-      this.options.metrics.payloadBytes.inc({ direction: 'sent' }, Math.min(chunk, bytes.length - index * chunk));
-      index++;
+    for await (const message of blob.chunkMessages(chunk, at / chunk)) {
+      this.options.metrics.payloadBytes.inc({ direction: 'sent' }, message.dataBytes);
       yield message;
     }
   }
