@@ -23,7 +23,7 @@ import { seededRandom } from '../trainer/src/random.js';
 
 export const ATTACKS = [
   'sign-flip', 'scale', 'noise', 'free-ride', 'copy', 'resign', 'replay', 'equivocate', 'stale-base', 'malformed', 'oversized', 'silence', 'other-data',
-  'inflate-tokens', 'replay-aggregate', 'trickle',
+  'inflate-tokens', 'replay-aggregate', 'trickle', 'bias',
 ] as const;
 export type AttackName = (typeof ATTACKS)[number];
 
@@ -57,6 +57,7 @@ export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
   'other-data': { exploits: 'real work on data other than its assignment', stoppedBy: 'Gauntlet score: it helps its assigned data no more than random data; reputation', outcome: 'bounded', reasons: ['NoImprovement', 'LowReputation'] },
   'inflate-tokens': { exploits: 'honest work under a claim of 1000x the tokens it trained on, to outweigh everyone', stoppedBy: 'claims capped at 2x the round\'s lower median claim (and the spec\'s maximum); no contribution above maxShare of the update', outcome: 'bounded', reasons: [] },
   'replay-aggregate': { exploits: 'last round\'s agreed update, re-encoded and signed as fresh work', stoppedBy: 'Gauntlet score (it is not specific to its own data), the score median over all peers and the share cap', outcome: 'bounded', reasons: ['NoImprovement'] },
+  bias: { exploits: 'honest work plus a push along one fixed direction, half its update\'s norm, every round: small enough to pass every per-round check', stoppedBy: 'bounded, not stopped: its share of each round (maxShare) and clipping to the median norm bound the drift (docs/rounds.md, "Bounded drift")', outcome: 'bounded', reasons: [] },
   trickle: { exploits: 'a header claiming the largest payload the codec allows, streamed at 256 bytes a second, to hold every round to its grace period', stoppedBy: 'a claimed size above the codec\'s bound is refused on sight; a signer\'s own stream slower than the run\'s minimum rate (or ending short) is cut and charged', outcome: 'rejected', reasons: ['TooSlow'] },
 };
 
@@ -200,6 +201,19 @@ export function attack(name: AttackName): Misbehaviour {
       };
     case 'silence':
       return { announce: async () => new Map(), manifest: () => undefined };
+    case 'bias':
+      // Its real update with BIAS_SCALE × its norm taken off along biasDirection(), the same every
+      // round: the outer step subtracts the pseudo-gradient, so the model is pushed along it.
+      return {
+        alterDelta: (delta) => {
+          let sum = 0;
+          for (const v of delta) sum += v * v;
+          const push = BIAS_SCALE * Math.sqrt(sum);
+          const direction = biasDirection(delta.length);
+          for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! - push * direction[i]!;
+        },
+        announce: async (own) => { honestVote(own); return undefined; }, manifest: selfVote,
+      };
     case 'inflate-tokens':
       // Honest work, signed with a claim of 1000x the tokens it trained on.
       return {
@@ -263,6 +277,26 @@ export function coalition(target: string): { member: () => Misbehaviour } {
     }),
   };
 }
+
+/** How hard the `bias` attacker pushes: this fraction of its real update's norm, along biasDirection(). */
+export const BIAS_SCALE = 0.5;
+
+/** The `bias` attacker's fixed direction for a model of `length` parameters: a seeded random unit vector. */
+export function biasDirection(length: number): Float32Array {
+  if (cachedBias?.length === length) return cachedBias;
+  const random = seededRandom(4242);
+  const direction = new Float32Array(length);
+  let sum = 0;
+  for (let i = 0; i < length; i++) {
+    direction[i] = gaussian(random);
+    sum += direction[i]! * direction[i]!;
+  }
+  const norm = Math.sqrt(sum);
+  for (let i = 0; i < length; i++) direction[i] = direction[i]! / norm;
+  cachedBias = direction;
+  return direction;
+}
+let cachedBias: Float32Array | undefined;
 
 /** A blob that streams itself `bytesPerMessage` at a time, one message every `intervalMs` (the trickle). */
 class TricklingBlob extends Blob {

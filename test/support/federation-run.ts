@@ -104,12 +104,14 @@ export interface FederationOptions {
    * moment an event happens) instead of polling for it and acting some time later.
    */
   onRecord?: (record: ClusterRecord) => void;
+  /** The clusters' keys, by position (default: fresh ones): two runs with the same keys train on the same data. */
+  identities?: Identity[];
 }
 
 /** Starts the clusters' coordinators and trainers (not their rounds: call `run`). */
 export async function startFederation(specs: ClusterSpec[], options: FederationOptions): Promise<Federation> {
   const train = options.train ?? TINY_TRAIN;
-  const identities = specs.map(() => generateIdentity());
+  const identities = options.identities ?? specs.map(() => generateIdentity());
   const ports = await Promise.all(specs.map(() => freePort()));
   const clusters: ClusterHandle[] = [];
   const startCluster = async (i: number): Promise<ClusterHandle> => {

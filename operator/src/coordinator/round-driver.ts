@@ -78,7 +78,8 @@ export interface RoundSummary {
   /** Token-weighted training loss of this cluster's trainers (NaN if none trained). */
   loss: number;
   contributed: boolean;
-  accepted: Array<{ peerId: string; scorePpm: number; weight: number }>;
+  /** Applied contributions: agreed score, share of the update, the decoded update's L2 norm and the factor it was clipped by (to the median norm). */
+  accepted: Array<{ peerId: string; scorePpm: number; weight: number; norm: number; clip: number }>;
   rejected: Array<{ peerId: string; reason: RejectionReason; detail: string }>;
   /** This coordinator's own scores of the round's contributions (0 when rejected). */
   scores: Record<string, number>;
@@ -457,7 +458,7 @@ export class RoundDriver implements RoundHandlers {
     if (this.options.misbehaviour !== undefined) this.previousUpdate = aggregate?.delta.slice();
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
-    return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
+    return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, norm: p.norm, clip: p.clip, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
   }
 
   /**

@@ -1,0 +1,120 @@
+// The end of `npm start` (scripts/local-federation.ts): from what each cluster's coordinator logged,
+// the report — Markdown with a loss-curve SVG, a JSON summary for tests and benchmarks, and the
+// closing lines on the terminal: whether the honest clusters agree on every round's model, the
+// validation loss, bytes moved against uncompressed, what was applied and rejected and why, bans
+// with their evidence. Separate from the launcher, which only starts processes and follows logs.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { lineChart } from '../trainer/src/report/line-chart.js';
+import { formatDuration } from '../trainer/src/report/progress.js';
+
+/** One JSON log line of a coordinator, with the cluster's name added. */
+export type LogLine = Record<string, unknown> & { event: string; name: string };
+export interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
+export interface ClusterState {
+  name: string;
+  honest: boolean;
+  peerId: string;
+  round: number;
+  phase: string;
+  loss: number;
+  rounds: RoundLine[];
+  finished: boolean;
+  stopping: LogLine | undefined;
+  /** The round a restarted coordinator resumed at. */
+  resumedAt?: number;
+  /** The round of the last local checkpoint the coordinator finished writing. */
+  checkpointed?: number;
+}
+
+/** What the report says of the run itself. */
+export interface RunShape {
+  clusters: number;
+  rounds: number;
+  window: number;
+  attack: string | undefined;
+}
+
+export async function report(out: string, clusters: ClusterState[], opts: RunShape, validation: { initial: number; final: number }, nameOf: (peerId: string) => string, seconds: number) {
+  const honest = clusters.filter((c) => c.honest);
+  // A round's model hash at every honest cluster that ran the round (a killed one misses some).
+  const hashesOf = (round: number) => new Set(honest.flatMap((c) => c.rounds.filter((r) => Number(r.round) === round).map((r) => r.modelHash)));
+  const finalHashes = hashesOf(opts.rounds - 1);
+  const complete = honest.every((c) => c.rounds.some((r) => Number(r.round) === opts.rounds - 1));
+  const honestAgree = finalHashes.size === 1 && complete;
+  const perRoundAgree = Array.from({ length: opts.rounds }, (_, r) => hashesOf(r).size === 1);
+  const received = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadBytes, 0), 0);
+  const dense = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadsReceived * r.denseBytes, 0), 0);
+  // What the honest clusters decided about each peer, over the run.
+  const verdicts = new Map<string, { applied: number; rejected: Map<string, number> }>();
+  for (const c of honest) {
+    for (const r of c.rounds) {
+      for (const a of r.accepted) {
+        const v = verdicts.get(nameOf(a.peerId)) ?? { applied: 0, rejected: new Map() };
+        v.applied++;
+        verdicts.set(nameOf(a.peerId), v);
+      }
+      for (const x of r.rejected) {
+        const v = verdicts.get(nameOf(x.peerId)) ?? { applied: 0, rejected: new Map() };
+        v.rejected.set(x.reason, (v.rejected.get(x.reason) ?? 0) + 1);
+        verdicts.set(nameOf(x.peerId), v);
+      }
+    }
+  }
+  const bans = honest.flatMap((c) => ((c.stopping?.peers ?? []) as Array<{ peerId: string; ban?: { reason: string; detail: string; round: number; evidence: string[] } }>)
+    .filter((p) => p.ban !== undefined).map((p) => ({ by: c.name, peer: nameOf(p.peerId), ...p.ban! })));
+
+  const svg = lineChart({
+    title: 'Training loss of each cluster, by outer round', xLabel: 'round', yLabel: 'loss (nats/token)',
+    series: clusters.map((c) => ({ name: `${c.name}${c.honest ? '' : ' (attacker)'}`, points: c.rounds.filter((r) => Number.isFinite(r.loss)).map((r) => [Number(r.round), r.loss] as const), dashed: !c.honest })),
+  });
+  await writeFile(join(out, 'loss.svg'), svg);
+  const lines = [
+    `# Concord local federation`,
+    '',
+    `${opts.clusters} clusters, ${opts.rounds} rounds of ${opts.window} s${opts.attack ? `, mallory attacking with \`${opts.attack}\`` : ''}; ${formatDuration(seconds)} in all.`,
+    '',
+    `- Honest clusters hold the same model after every round: **${perRoundAgree.every(Boolean) ? 'yes' : `no (rounds ${perRoundAgree.flatMap((ok, r) => (ok ? [] : [r])).join(', ')})`}**; final model ${[...finalHashes][0]?.slice(0, 16)}…`,
+    `- Validation loss: ${fmt(validation.initial)} at round 0 → **${fmt(validation.final)}** after round ${opts.rounds - 1}.`,
+    `- Contribution bytes moved: ${mib(received)} compressed, against ${mib(dense)} as float32 (${(dense / Math.max(1, received)).toFixed(0)}× less).`,
+    '',
+    '![loss](loss.svg)',
+    '',
+    '## What the honest clusters decided, summed over rounds and clusters',
+    '',
+    '| peer | applied | rejected (reason × times) |',
+    '| --- | ---: | --- |',
+    ...[...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([peer, v]) => `| ${peer} | ${v.applied} | ${[...v.rejected].map(([reason, n]) => `${reason} × ${n}`).join(', ') || '—'} |`),
+    '',
+    '## Bans',
+    '',
+    ...(bans.length === 0 ? ['None.'] : bans.map((b) => `- ${b.by} banned ${b.peer} in round ${b.round}: ${b.reason} — ${b.detail}. Evidence (two signed statements, base64 envelopes; check with verifyEquivocationEvidence): \`${b.evidence.map((e) => `${e.slice(0, 24)}…`).join('`, `')}\``)),
+    '',
+  ];
+  await writeFile(join(out, 'report.md'), lines.join('\n'));
+  const outcome = {
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+  };
+  await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
+
+  process.stdout.write(`\nReport (${formatDuration(seconds)})\n`);
+  process.stdout.write(`  honest clusters agree on every round's model: ${perRoundAgree.every(Boolean) ? 'yes' : 'NO'}\n`);
+  process.stdout.write(`  validation loss: ${fmt(validation.initial)} → ${fmt(validation.final)}\n`);
+  process.stdout.write(`  bytes moved: ${mib(received)} compressed vs ${mib(dense)} float32 (${(dense / Math.max(1, received)).toFixed(0)}×)\n`);
+  for (const [peer, v] of [...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+    process.stdout.write(`  ${peer.padEnd(8)} applied ${String(v.applied).padStart(3)}  rejected: ${[...v.rejected].map(([reason, n]) => `${reason} × ${n}`).join(', ') || 'never'}\n`);
+  }
+  for (const b of bans) process.stdout.write(`  ban: ${b.by} banned ${b.peer} (${b.reason}, round ${b.round}) with ${b.evidence.length} signed statements as evidence\n`);
+  process.stdout.write(`\nReport: ${join(out, 'report.md')} (loss curve: ${join(out, 'loss.svg')})\n`);
+  return outcome;
+}
+
+/** A loss with three decimals, or a dash. */
+export function fmt(value: number): string {
+  return Number.isFinite(value) ? value.toFixed(3) : '—';
+}
+
+function mib(bytes: number): string {
+  return bytes >= 1024 * 1024 ? `${(bytes / 1024 / 1024).toFixed(2)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`;
+}
