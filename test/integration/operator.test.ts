@@ -170,7 +170,9 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
   it('suspends (trainers and coordinator to zero, identity and volume kept) and resumes', async () => {
     await cluster.objects.create(trainingRun('golf'));
     await waitFor(() => exists(() => apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })), RECONCILE_MS, 'the trainers');
-    const key = (await getRun(cluster, 'golf')).status?.identity?.publicKey;
+    // The status is written after the children, in the same pass: wait for it too.
+    let key: string | undefined;
+    await waitFor(async () => (key = (await getRun(cluster, 'golf')).status?.identity?.publicKey) !== undefined, RECONCILE_MS, 'the identity in status');
     await patchSpec('golf', { suspend: true });
     await waitFor(async () => (await getRun(cluster, 'golf')).status?.phase === 'Suspended', RECONCILE_MS, 'Suspended');
     expect((await apps.readNamespacedStatefulSet({ name: 'golf-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(0);
