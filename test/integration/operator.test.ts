@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { stringify } from 'yaml';
 import { AppsV1Api, PatchStrategy, setHeaderOptions, type V1Deployment } from '@kubernetes/client-node';
 import { GROUP, VERSION, type TrainingRun } from '../../operator/src/api/types.js';
+import { configHashOf } from '../../operator/src/controllers/trainingrun/builders.js';
 import { encodePublicKey, generateIdentity, identityToPem } from '../../operator/src/federation/identity.js';
 import type { Operator } from '../../operator/src/manager.js';
 import { installCrds, startCluster, type TestCluster } from '../../scripts/kube/cluster.js';
@@ -188,9 +189,15 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await cluster.objects.create(trainingRun('hotel'));
     const partner = generateIdentity();
     await cluster.objects.create(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
-    const coordinatorYaml = async () => (await cluster.core.readNamespacedConfigMap({ name: 'hotel-config', namespace: 'default' })).data!['coordinator.yaml']!;
-    await waitFor(async () => (await coordinatorYaml()).includes('partner.example.org:7443'), RECONCILE_MS, 'the peer in the config');
+    const configMap = () => cluster.core.readNamespacedConfigMap({ name: 'hotel-config', namespace: 'default' });
+    const coordinatorYaml = async () => (await configMap()).data!['coordinator.yaml']!;
     const hash = async () => (await apps.readNamespacedDeployment({ name: 'hotel-coordinator', namespace: 'default' })).spec!.template.metadata!.annotations!['concord.dev/config-hash'];
+    // The ConfigMap is applied before the Deployment in a pass: wait until the coordinator's
+    // template carries the hash of the config that holds the peer.
+    await waitFor(async () => {
+      const config = await configMap();
+      return config.data!['coordinator.yaml']!.includes('partner.example.org:7443') && (await hash()) === configHashOf(config);
+    }, RECONCILE_MS, 'the peer in the config and the coordinator rolled with it');
     const before = await hash();
     await cluster.objects.delete(peerObject('partner', 'hotel', 'partner.example.org:7443', encodePublicKey(partner.publicKey)));
     await waitFor(async () => !(await coordinatorYaml()).includes('partner.example.org'), RECONCILE_MS, 'the peer to leave the config');
