@@ -61,9 +61,6 @@ export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
   trickle: { exploits: 'a header claiming the largest payload the codec allows, streamed at 256 bytes a second, to hold every round to its grace period', stoppedBy: 'a claimed size above the codec\'s bound is refused on sight; a signer\'s own stream slower than the run\'s minimum rate (or ending short) is cut and charged', outcome: 'rejected', reasons: ['TooSlow'] },
 };
 
-/** What the honest clusters should report about each attack (the reasons any of them may give). */
-export const EXPECTED_REASONS: Readonly<Record<AttackName, readonly string[]>> = Object.fromEntries(ATTACKS.map((name) => [name, ATTACK_INFO[name].reasons])) as Record<AttackName, readonly string[]>;
-
 /** The rows of docs/rounds.md's attack table (a test keeps the document in step). */
 export function attackTableRows(): string[] {
   return ATTACKS.map((name) => {

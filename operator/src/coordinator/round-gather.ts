@@ -23,10 +23,10 @@ import { describe, POLL_MS } from './round-common.js';
 import type { RoundSettings } from './round-settings.js';
 import type { TransferLimiter } from './transfer-limiter.js';
 
-/** What gathering needs from the coordinator: nothing else of the round driver. */
 /** The least time a payload transfer gets, whatever its size (a round trip and a loaded peer). */
 const MIN_TRANSFER_MS = 2000;
 
+/** What gathering needs from the coordinator: nothing else of the round driver. */
 export interface GatherDeps {
   settings: Pick<RoundSettings, 'graceMs' | 'quorum' | 'transfer'>;
   /** The remote peers: whom headers are announced to. */
