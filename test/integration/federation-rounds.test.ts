@@ -1,15 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { fromBinary } from '@bufbuild/protobuf';
+import { create, fromBinary } from '@bufbuild/protobuf';
 import { status } from '@grpc/grpc-js';
 import type { Envelope } from '../../proto/gen/concord/v1/envelope_pb.js';
-import { ContributionHeaderSchema, ManifestSchema } from '../../proto/gen/concord/v1/federation_pb.js';
+import { ContributionHeaderSchema, ManifestSchema, RelayedManifestSchema, type RelayedManifest } from '../../proto/gen/concord/v1/federation_pb.js';
 import { RpcError } from '../../proto/grpc/index.js';
 import { sha256 } from '../../operator/src/federation/blob-store.js';
 import { sealEnvelope } from '../../operator/src/federation/envelope.js';
 import { generateIdentity, type Identity } from '../../operator/src/federation/identity.js';
 import { PeerDirectory } from '../../operator/src/federation/peers.js';
 import type { RoundMessageSource } from '../../operator/src/federation/server.js';
+import { signRelay, validRelays } from '../../operator/src/rounds/acceptance.js';
 import { buildManifest, checkManifest } from '../../operator/src/rounds/agreement.js';
+import { statementHash } from '../../operator/src/rounds/contribution.js';
 import { connect, RUN_ID, startServer, type TestServer } from '../support/federation.js';
 
 function contribution(author: Identity, payload: string): Envelope {
@@ -26,7 +28,7 @@ describe('round messages between coordinators', () => {
   const alice = generateIdentity();
   const bob = generateIdentity();
   const received: Array<{ statements: number; from: RoundMessageSource }> = [];
-  let manifests: Envelope[] = [];
+  let manifests: RelayedManifest[] = [];
   let server: TestServer;
   let ourManifest: Envelope | undefined;
 
@@ -40,7 +42,7 @@ describe('round messages between coordinators', () => {
         },
         manifestReceived: (manifest) => {
           manifests.push(manifest);
-          return ourManifest === undefined ? [] : [ourManifest, manifest];
+          return ourManifest === undefined ? [] : [create(RelayedManifestSchema, { manifest: ourManifest, relays: [] }), manifest];
         },
       },
     });
@@ -58,8 +60,10 @@ describe('round messages between coordinators', () => {
     expect(received.at(-1)).toMatchObject({ statements: 2, from: { peerName: 'peer-0', round: 4n } });
   });
 
-  it('exchanges manifests: ours goes over, the ones the server holds come back verifiable by their signers', async () => {
-    const mine = sealEnvelope(alice, { runId: RUN_ID, round: 4n, schema: ManifestSchema, body: buildManifest(RUN_ID, 4n, []) });
+  it('exchanges manifests: ours goes over, the ones the server holds come back verifiable by their signers and relayers', async () => {
+    const statement = sealEnvelope(alice, { runId: RUN_ID, round: 4n, schema: ManifestSchema, body: buildManifest(RUN_ID, 4n, []) });
+    const relay = signRelay(bob, RUN_ID, 4n, statementHash(statement));
+    const mine = create(RelayedManifestSchema, { manifest: statement, relays: [relay] });
     const client = connect(server, alice);
     ourManifest = undefined;
     manifests = [];
@@ -71,10 +75,20 @@ describe('round messages between coordinators', () => {
     });
     const [theirs, relayed] = await client.exchangeManifest(mine);
     client.close();
-    // The server passes on the manifests it holds: ours came back as sent.
+    // The server passes on the manifests it holds: ours came back as sent, relay signature and all.
     expect(relayed).toEqual(mine);
-    const checked = checkManifest(theirs, { runId: RUN_ID, round: 4n, keyFor: new PeerDirectory([{ name: 'server', publicKey: server.identity.publicKey }]).keyFor });
-    expect(checked.ok).toBe(true);
+    const keyFor = new PeerDirectory([{ name: 'server', publicKey: server.identity.publicKey }, { name: 'bob', publicKey: bob.publicKey }]).keyFor;
+    expect(checkManifest(theirs!.manifest, { runId: RUN_ID, round: 4n, keyFor }).ok).toBe(true);
+    expect(validRelays(relayed!.relays, { runId: RUN_ID, round: 4n, statementHash: statementHash(statement), signer: alice.publicKey, keyFor })).toHaveLength(1);
+  });
+
+  it('refuses a manifest with more relay signatures than the protocol allows', async () => {
+    const statement = sealEnvelope(alice, { runId: RUN_ID, round: 4n, schema: ManifestSchema, body: buildManifest(RUN_ID, 4n, []) });
+    const relay = signRelay(bob, RUN_ID, 4n, statementHash(statement));
+    const client = connect(server, alice);
+    const error = await client.exchangeManifest(create(RelayedManifestSchema, { manifest: statement, relays: Array.from({ length: 65 }, () => relay) })).catch((e: unknown) => e);
+    client.close();
+    expect((error as RpcError).reason).toBe('TooLarge');
   });
 
   it('refuses an announcement of too many statements', async () => {

@@ -28,7 +28,7 @@ export const TINY_TRAIN: TrainConfig = parseTrainConfig({
 export function tinySettings(overrides: Partial<RoundSettings> = {}): RoundSettings {
   return {
     ...DEFAULT_ROUND_SETTINGS,
-    runSeed: 11n, rounds: 3, windowMs: 4000, graceMs: 3000,
+    runSeed: 11n, rounds: 3, windowMs: 4000, graceMs: 3000, deliveryBoundMs: 1000,
     compression: { chunk: 1024, k: 32, bits: 2, errorDecay: 0.95 },
     validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
     ...overrides,

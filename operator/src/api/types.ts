@@ -36,7 +36,7 @@ export interface TrainingRunSpec {
   data: { corpus: 'brown'; genres: string; validationEvery: number };
   workers: WorkerGroup[];
   inner: { batch: number; lr: number; warmupSteps: number; minLrRatio: number; weightDecay: number; gradClip: number; beta1: number; beta2: number };
-  outer: { optimizer: 'nesterov' | 'sgd'; lr?: number; momentum: number; rounds: number; windowSeconds: number; graceSeconds: number; maxInnerSteps?: number; maxTokensPerRound?: number; relativeTokenCap: number; maxShare: number };
+  outer: { optimizer: 'nesterov' | 'sgd'; lr?: number; momentum: number; rounds: number; windowSeconds: number; graceSeconds: number; deliveryBoundSeconds: number; maxInnerSteps?: number; maxTokensPerRound?: number; relativeTokenCap: number; maxShare: number };
   compression: { chunk: number; topk: number; bits: number; errorDecay: number };
   validation: { batches: number; sample?: number; reputationFloor: number; margin: number };
   federation: {

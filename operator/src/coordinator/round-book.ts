@@ -3,6 +3,7 @@
 // No I/O: the round driver feeds it and reads decisions out of it.
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import type { SignedContribution } from '../rounds/contribution.js';
+import type { RelaySignature } from '../rounds/acceptance.js';
 import type { SignedManifest } from '../rounds/agreement.js';
 import type { EquivocationEvidence } from '../rounds/equivocation.js';
 import type { RejectionReason } from '../rounds/reasons.js';
@@ -41,12 +42,19 @@ export class RoundBook {
    */
   readonly stale: RoundRejection[] = [];
   /**
-   * Verified manifests by statement hash: every distinct one, so that a signer's second,
-   * different manifest is seen by agree() (which then counts neither).
+   * Verified manifests accepted inside their windows, by statement hash, with the relay
+   * signatures they were accepted with: every distinct one, so that a signer's second, different
+   * manifest is seen by agree() (which then counts neither).
    */
-  readonly manifests = new Map<string, SignedManifest & { peerId: string }>();
+  readonly manifests = new Map<string, SignedManifest & { peerId: string; relays: RelaySignature[] }>();
   /** This coordinator's signed manifest, once it has one. */
   ourManifest: Envelope | undefined;
+  /** This coordinator's relay signature on each manifest it passes on, by statement hash. */
+  readonly vouched = new Map<string, RelaySignature>();
+  /** The round's training deadline (Unix ms) once this coordinator knows it: the windows count from it. */
+  trainDeadlineMs: number | undefined;
+  /** Set once the coordinator decided: nothing accepted later counts. */
+  decided = false;
   /** Contributors seen signing two different headers this round, with the proof (for the manifest). */
   readonly equivocations = new Map<string, EquivocationEvidence>();
   /** Statement hashes already announced to each peer (by name), so each is sent once. */
@@ -70,12 +78,6 @@ export class RoundBook {
   /** Peer ids that have a manifest here. */
   manifestSigners(): Set<string> {
     return new Set([...this.manifests.values()].map((m) => m.peerId));
-  }
-
-  /** Every manifest statement held, this coordinator's own first (what ExchangeManifest returns). */
-  manifestStatements(): Envelope[] {
-    const others = [...this.manifests.values()].map((m) => m.envelope!).filter((e) => e !== this.ourManifest);
-    return this.ourManifest === undefined ? others : [this.ourManifest, ...others];
   }
 
   reject(peerId: string, reason: RejectionReason, detail: string): boolean {

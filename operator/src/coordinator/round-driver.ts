@@ -21,7 +21,7 @@
 // waiting. Peers that do not answer cost at most the grace period; nothing waits forever.
 import type { MessageInitShape } from '@bufbuild/protobuf';
 import type { Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { ManifestSchema, type PeerStatusSchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import type { PeerStatusSchema, RelayedManifest } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { decodePayload, SparseLoCoEncoder } from '../../../trainer/src/codec/index.js';
 import { maxPayloadBytes, riceParameter } from '../../../trainer/src/codec/format.js';
 import { aggregateStreaming } from '../../../trainer/src/outer/aggregate.js';
@@ -47,6 +47,7 @@ import { makeContribution, trainRound, type Contribution } from './contribute.js
 import type { BufferPool } from './buffer-pool.js';
 import type { Misbehaviour, MisbehaviourContext } from './misbehaviour.js';
 import type { ModelState } from './model-state.js';
+import { RoundAgreement } from './round-agreement.js';
 import { RoundBook, type Commit } from './round-book.js';
 import { describe, POLL_MS } from './round-common.js';
 import { RoundGather } from './round-gather.js';
@@ -145,6 +146,8 @@ export class RoundDriver implements RoundHandlers {
   private readonly gathering: RoundGather;
   /** The validate phase (round-validation.ts). */
   private readonly validation: RoundValidation;
+  /** The agree phase, and the passing on of manifests that goes on in every phase (round-agreement.ts). */
+  private readonly agreement: RoundAgreement;
   private readonly equivocation = new EquivocationDetector();
   /** Peers and this coordinator: whose statements count. */
   private readonly members: PeerDirectory;
@@ -187,6 +190,11 @@ export class RoundDriver implements RoundHandlers {
     this.validation = new RoundValidation({
       runId: options.runId, settings: options.settings, reputation: options.reputation, gateway: options.gateway, metrics: options.metrics,
       log: options.log, members: this.members, memberIds: this.memberIds, ownPeerId: this.ownPeerId, modelLength: this.state.layout.size,
+    });
+    this.agreement = new RoundAgreement({
+      runId: options.runId, identity: options.identity, settings: options.settings, peers: options.peers, members: this.members, memberIds: this.memberIds,
+      ownPeerId: this.ownPeerId, reputation: options.reputation, equivocation: this.equivocation, client: (name) => this.client(name), log: options.log,
+      metrics: options.metrics, relays: options.misbehaviour?.manifest === undefined, ban: (peerId, detail, evidence, round) => this.ban(peerId, detail, evidence, round),
     });
     this.baseBlob = this.publishBase();
   }
@@ -350,79 +358,14 @@ export class RoundDriver implements RoundHandlers {
     return plan === undefined ? { plan: honest, ownAnnounced: true } : { plan, ownAnnounced: false };
   }
 
+  /** This coordinator's votes (its scores times each contributor's Peer weight), then the agreement (round-agreement.ts). */
   private async agree(book: RoundBook, scores: Map<string, number>, signal: AbortSignal): Promise<Agreement> {
-    const { identity, runId, settings, misbehaviour } = this.options;
+    const { misbehaviour } = this.options;
     let entries: AcceptedContribution[] | undefined = book.ready()
       .filter((c) => (scores.get(c.peerId) ?? 0) > 0)
-      // The vote: this coordinator's score times its weight for the contributor (Peer spec.weight).
       .map((c) => ({ payloadHash: c.signed.header.payloadHash, contributor: c.signed.signer, scorePpm: scoreToPpm(scores.get(c.peerId)! * (this.options.peerPolicies?.get(c.peerId)?.weight ?? 1)), header: c.signed.envelope }));
     if (misbehaviour?.manifest !== undefined) entries = misbehaviour.manifest(entries, this.misbehaviourContext(book));
-    if (entries !== undefined) {
-      const manifest = buildManifest(runId, book.round, entries.filter((e) => e.scorePpm > 0), [...book.equivocations.values()]);
-      book.ourManifest = sealEnvelope(identity, { runId, round: book.round, schema: ManifestSchema, body: manifest });
-      book.manifests.set(statementHash(book.ourManifest).toString('hex'), { signer: identity.publicKey, manifest, envelope: book.ourManifest, peerId: this.ownPeerId });
-    }
-    // The decision waits for a manifest from every active member, or for the round's decision
-    // deadline — common to the round (the training deadline plus twice the grace), not counted
-    // from this coordinator's own phase — whichever comes first; a coordinator that reaches this
-    // step late still gives its peers a grace. Manifests are relayed on receipt, so a manifest one
-    // honest coordinator holds early enough reaches all of them before the deadline. Waiting for
-    // every member (not only those whose headers arrived) keeps an attacker from making one
-    // coordinator decide early by announcing itself to that one alone. docs/protocol.md, "Fault
-    // model", says what this guarantees and where its edge is.
-    const active = this.votersOf(book.round);
-    const until = Math.max(this.decisionDeadline(), Date.now() + settings.graceMs);
-    const sent = new Set<string>();
-    const exchange = (peers: readonly PeerEntry[]) => Promise.all(peers.map(async (peer) => {
-      try {
-        const held = await this.client(peer.name).exchangeManifest(book.ourManifest!);
-        sent.add(peer.name);
-        for (const envelope of held) this.acceptManifest(book, envelope, peer.name);
-      } catch (error) {
-        this.options.log.warn('manifest-exchange-failed', { round: book.round, peer: peer.name, error: describe(error) });
-      }
-    }));
-    while (!signal.aborted) {
-      const signers = book.manifestSigners();
-      if (book.ourManifest !== undefined) await exchange(this.options.peers.list().filter((p) => !sent.has(p.name) || !signers.has(p.peerId)));
-      const held = book.manifestSigners();
-      if (active.every((id) => held.has(id)) || Date.now() >= until) break;
-      await sleep(Math.min(POLL_MS * 2, Math.max(1, until - Date.now())), signal).catch(() => undefined);
-    }
-    // One more pass: what the others hold now includes manifests sent to some peers only.
-    if (book.ourManifest !== undefined && !signal.aborted) await exchange(this.options.peers.list().filter((p) => sent.has(p.name)));
-    const agreement = agree([...book.manifests.values()], this.votersOf(book.round), { runId, round: book.round, keyFor: this.members.keyFor });
-    for (const refused of agreement.refused) {
-      this.options.log.warn('manifest-refused', { round: book.round, peerId: refused.peerId, reason: refused.reason, detail: refused.detail });
-      if (refused.reason === RejectionReason.Equivocation && refused.evidence !== undefined) this.ban(refused.peerId, refused.detail, refused.evidence, book.round);
-    }
-    for (const conflict of agreement.conflicts) {
-      this.ban(conflict.peerId, `signed two different contribution headers for round ${book.round} (proven by the manifests)`, conflict.evidence, book.round);
-      if (book.reject(conflict.peerId, RejectionReason.Equivocation, 'proven by the manifests')) this.options.metrics.contributionsRejected.inc({ reason: RejectionReason.Equivocation });
-    }
-    return agreement;
-  }
-
-  /** Records a manifest statement of `book`'s round; a new, valid one is relayed to every peer
-   * but its signer and `source` (relay on receipt, as headers). */
-  private acceptManifest(book: RoundBook, envelope: Envelope, source?: string): void {
-    const check = checkManifest(envelope, { runId: this.options.runId, round: book.round, keyFor: this.members.keyFor });
-    const signed = check.ok ? check : check.signed;
-    if (signed === undefined) return;
-    const peer = this.members.get(signed.signer)!;
-    const equivocation = this.equivocation.record(signed.envelope!);
-    if (!equivocation.ok && equivocation.reason === RejectionReason.Equivocation) this.ban(peer.peerId, equivocation.detail, equivocation.evidence, book.round);
-    if (!check.ok) return;
-    const key = statementHash(envelope).toString('hex');
-    if (book.manifests.has(key)) return;
-    book.manifests.set(key, { ...check, peerId: peer.peerId });
-    if (this.options.misbehaviour?.manifest !== undefined || peer.peerId === this.ownPeerId) return;
-    for (const to of this.options.peers.list()) {
-      if (to.name === source || to.peerId === peer.peerId) continue;
-      this.client(to.name).exchangeManifest(envelope)
-        .then((held) => { for (const other of held) this.acceptManifest(book, other, to.name); })
-        .catch((error: unknown) => this.options.log.warn('manifest-relay-failed', { round: book.round, peer: to.name, error: describe(error) }));
-    }
+    return this.agreement.agree(book, entries, signal);
   }
 
   /**
@@ -459,24 +402,6 @@ export class RoundDriver implements RoundHandlers {
     if (aggregate !== undefined) this.options.buffers?.give(aggregate.delta);
     this.afterModelChange('apply');
     return (aggregate?.peers ?? []).map((p) => ({ peerId: p.peerId, weight: p.weight, norm: p.norm, clip: p.clip, scorePpm: agreement.accepted.find((a) => a.peerId === p.peerId)!.scorePpm }));
-  }
-
-  /**
-   * The members whose manifests count in `round`, and are waited for: all but those banned two
-   * rounds before or earlier. Every honest coordinator must count the same set; a ban's evidence
-   * reaches them all within the round it is found in, but one may record it a round later than
-   * another (a relay arriving after it moved on), so a ban takes effect on the vote two rounds on.
-   */
-  private votersOf(round: bigint): string[] {
-    return this.memberIds.filter((id) => {
-      const ban = this.options.reputation.banOf(id);
-      return ban === undefined || BigInt(ban.round) + 2n > round;
-    });
-  }
-
-  /** When every coordinator of the round decides at the latest on the manifests it holds. */
-  private decisionDeadline(): number {
-    return this.deadlineMs + 2 * this.options.settings.graceMs;
   }
 
   /** What this coordinator's signed manifest of the round says, by contributor. */
@@ -618,11 +543,11 @@ export class RoundDriver implements RoundHandlers {
     return wanted;
   }
 
-  manifestReceived(manifest: Envelope, from: RoundMessageSource): Envelope[] {
+  manifestReceived(manifest: RelayedManifest, from: RoundMessageSource): RelayedManifest[] {
     const book = this.previousBook !== undefined && from.round === this.previousBook.round ? this.previousBook : this.book;
     if (from.round !== book.round) return [];
-    this.acceptManifest(book, manifest, from.peerName);
-    return book.manifestStatements();
+    this.agreement.accept(book, manifest, from.peerName);
+    return this.agreement.held(book);
   }
 
   /**
@@ -708,10 +633,15 @@ export class RoundDriver implements RoundHandlers {
 
   // ---- state ----
 
+  /** Starts the book of the round the coordinator is now at, whose training deadline is set. */
   private startBook(): void {
-    if (this.book.round === this.state.round && this.book.baseHash.equals(this.state.hash)) return;
+    if (this.book.round === this.state.round && this.book.baseHash.equals(this.state.hash)) {
+      this.book.trainDeadlineMs ??= this.deadlineMs;
+      return;
+    }
     this.previousBook = this.book;
     this.book = new RoundBook(this.state.round, this.state.hash);
+    this.book.trainDeadlineMs = this.deadlineMs;
     this.equivocation.forgetBefore(this.state.round > 2n ? this.state.round - 2n : 0n);
     const early = this.early;
     this.early = [];

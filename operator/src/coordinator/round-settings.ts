@@ -15,6 +15,13 @@ export interface RoundSettings {
    */
   graceMs: number;
   /**
+   * Δ: how long a message between honest coordinators takes at most (with their clocks' skew).
+   * A manifest is accepted until the manifest deadline plus one Δ per relay signature it carries
+   * beyond the first (docs/protocol.md, "Acceptance windows"). Less than the grace, which must
+   * also cover validation.
+   */
+  deliveryBoundMs: number;
+  /**
    * Contributions (this cluster's included) after which gathering stops early; default every
    * active peer. Lower it to cut stragglers off sooner.
    */
@@ -77,6 +84,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   rounds: 10,
   windowMs: 20_000,
   graceMs: 10_000,
+  deliveryBoundMs: 2_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
   validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
@@ -87,7 +95,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
 
 /** Parses the `rounds` mapping of a coordinator's config file; every field is optional but runSeed. */
 export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSettings {
-  const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes', 'claims']);
+  const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'deliveryBoundSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes', 'claims']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
   const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
@@ -99,6 +107,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
     rounds: integer(root.rounds ?? d.rounds, `${field}.rounds`, 1, 1_000_000),
     windowMs: Math.round(1000 * number(root.windowSeconds ?? d.windowMs / 1000, `${field}.windowSeconds`, 0.1, 86_400)),
     graceMs: Math.round(1000 * number(root.graceSeconds ?? d.graceMs / 1000, `${field}.graceSeconds`, 0.1, 86_400)),
+    deliveryBoundMs: Math.round(1000 * number(root.deliveryBoundSeconds ?? d.deliveryBoundMs / 1000, `${field}.deliveryBoundSeconds`, 0.01, 3600)),
     quorum: root.quorum === undefined ? undefined : integer(root.quorum, `${field}.quorum`, 1, 1024),
     compression: {
       chunk: integer(compression.chunk ?? d.compression.chunk, `${field}.compression.chunk`, 1, 1 << 24),
@@ -125,6 +134,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
       maxShare: number(claims.maxShare ?? d.claims.maxShare, `${field}.claims.maxShare`, 0.01, 1),
     },
   };
+  if (settings.deliveryBoundMs >= settings.graceMs) throw new ConfigError(`${field}.deliveryBoundSeconds`, `must be less than graceSeconds (${settings.graceMs / 1000}): the grace covers a delivery and a validation`);
   if (settings.compression.k > settings.compression.chunk) throw new ConfigError(`${field}.compression.topk`, `must be at most chunk (${settings.compression.chunk})`);
   return settings;
 }

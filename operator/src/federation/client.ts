@@ -1,7 +1,7 @@
 import type { DescMessage, MessageInitShape, MessageShape } from '@bufbuild/protobuf';
 import type { KeyObject } from 'node:crypto';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
-import { AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, ManifestSetSchema, PeerStatusSchema, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
+import { AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ContributionQuerySchema, FederationService, ManifestSetSchema, PeerStatusSchema, RelayedManifestSchema, type RelayedManifest, StatusQuerySchema } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { createClient, RpcError, type ClientOptions, type ServiceClient } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
 import { sha256 } from './blob-store.js';
@@ -171,15 +171,17 @@ export class PeerClient {
   }
 
   /**
-   * Sends this coordinator's signed manifest statement and returns the manifest statements of the
-   * round the peer holds (its own first; none yet is an empty list), as received: the caller
-   * verifies each (their signatures are their authors', not the session's).
+   * Sends a manifest statement of a round (this coordinator's own, or one it passes on with its
+   * relay signature) and returns the manifests of the round the peer holds (its own first; none
+   * yet is an empty list), as received: the caller verifies each (their signatures are their
+   * authors' and relayers', not the session's).
    */
-  async exchangeManifest(ours: Envelope): Promise<Envelope[]> {
+  async exchangeManifest(manifest: RelayedManifest): Promise<RelayedManifest[]> {
     return this.withSession(async () => {
-      const response = await this.rpc.exchangeManifest({ envelope: this.seal(EnvelopeSchema, ours) });
+      const response = await this.rpc.exchangeManifest({ envelope: this.seal(RelayedManifestSchema, manifest) });
       const { manifests } = this.openResponse(response.envelope, ManifestSetSchema).body;
       if (manifests.length > 1024) throw this.refused(refuse('TooLarge', `the peer sent ${manifests.length} manifests, at most 1024`));
+      if (manifests.some((m) => m.relays.length > Limits.relaysPerManifest)) throw this.refused(refuse('TooLarge', `the peer sent a manifest with more than ${Limits.relaysPerManifest} relay signatures`));
       return manifests;
     });
   }

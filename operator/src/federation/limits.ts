@@ -29,6 +29,8 @@ export const Limits = {
   bodyTypeChars: 128,
   /** Contribution statements in one Announcement (federation.proto). */
   announcedContributions: 256,
+  /** Relay signatures on one RelayedManifest (federation.proto). */
+  relaysPerManifest: 64,
 } as const;
 
 export const PROTOCOL = 'concord/1';

@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { DescMessage, MessageInitShape } from '@bufbuild/protobuf';
 import { EnvelopeSchema, type Envelope } from '../../../proto/gen/concord/v1/envelope_pb.js';
 import {
-  AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ManifestSetSchema, ContributionQuerySchema, FederationService, PeerStatusSchema, StatusQuerySchema,
-  type PeerStatus,
+  AnnouncementReceiptSchema, AnnouncementSchema, CheckpointQuerySchema, ManifestSetSchema, ContributionQuerySchema, FederationService, PeerStatusSchema, RelayedManifestSchema, StatusQuerySchema,
+  type PeerStatus, type RelayedManifest,
 } from '../../../proto/gen/concord/v1/federation_pb.js';
 import { addService, encodeChunkMessage, listen, RpcError, shutdown, type ServiceImplementation } from '../../../proto/grpc/index.js';
 import { countRefusal, type FederationMetrics } from '../metrics/federation.js';
@@ -43,10 +43,10 @@ export interface RoundHandlers {
    */
   announced(statements: readonly Envelope[], from: RoundMessageSource): Promise<Uint8Array[]> | Uint8Array[];
   /**
-   * A peer sends its signed manifest statement; returns every manifest statement of that round
-   * this coordinator holds (its own first), or none yet.
+   * A peer sends a manifest statement of a round (its own, or passed on with relay signatures);
+   * returns every manifest of that round this coordinator holds (its own first), or none yet.
    */
-  manifestReceived(manifest: Envelope, from: RoundMessageSource): Promise<Envelope[]> | Envelope[];
+  manifestReceived(manifest: RelayedManifest, from: RoundMessageSource): Promise<RelayedManifest[]> | RelayedManifest[];
 }
 
 export interface FederationServerOptions {
@@ -150,7 +150,8 @@ export class FederationServer {
         return { envelope: this.reply(session, round, AnnouncementReceiptSchema, { wanted }) };
       },
       exchangeManifest: async (request, context) => {
-        const { session, round, body } = this.admit(request.envelope, EnvelopeSchema, context.method);
+        const { session, round, body } = this.admit(request.envelope, RelayedManifestSchema, context.method);
+        if (body.relays.length > Limits.relaysPerManifest) throw refuse('TooLarge', `${body.relays.length} relay signatures exceed ${Limits.relaysPerManifest}`);
         const held = await this.rounds().manifestReceived(body, { peerName: session.peerName, peerKey: session.peerKey, round });
         return { envelope: this.reply(session, round, ManifestSetSchema, { manifests: held.slice(0, MAX_MANIFESTS) }) };
       },

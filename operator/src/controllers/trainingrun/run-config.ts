@@ -58,7 +58,7 @@ export function trainerCount(run: TrainingRun): number {
 export function coordinatorConfigOf(run: TrainingRun, peers: readonly Peer[]): Record<string, unknown> {
   const { spec } = run;
   const rounds: Record<string, unknown> = {
-    runSeed: spec.seed, rounds: spec.outer.rounds, windowSeconds: spec.outer.windowSeconds, graceSeconds: spec.outer.graceSeconds,
+    runSeed: spec.seed, rounds: spec.outer.rounds, windowSeconds: spec.outer.windowSeconds, graceSeconds: spec.outer.graceSeconds, deliveryBoundSeconds: spec.outer.deliveryBoundSeconds,
     compression: { ...spec.compression },
     validation: { ...spec.validation },
     transfer: { ...spec.federation.transfer },
@@ -138,7 +138,7 @@ function trainerFieldToSpec(field: string, group: number): string {
 }
 
 const ROUND_FIELDS: Record<string, string> = {
-  runSeed: 'seed', rounds: 'outer.rounds', windowSeconds: 'outer.windowSeconds', graceSeconds: 'outer.graceSeconds',
+  runSeed: 'seed', rounds: 'outer.rounds', windowSeconds: 'outer.windowSeconds', graceSeconds: 'outer.graceSeconds', deliveryBoundSeconds: 'outer.deliveryBoundSeconds',
   quorum: 'federation.quorum', maxContributionBytes: 'federation.maxContributionBytes',
 };
 

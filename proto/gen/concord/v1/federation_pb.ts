@@ -30,7 +30,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/federation.proto.
  */
 export const file_concord_v1_federation: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb25jb3JkL3YxL2ZlZGVyYXRpb24ucHJvdG8SCmNvbmNvcmQudjEiWgoMSGVsbG9SZXF1ZXN0EhAKCHByb3RvY29sGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRISCgpjbGllbnRfa2V5GAMgASgMEhQKDGNsaWVudF9ub25jZRgEIAEoDCJTCg1IZWxsb1Jlc3BvbnNlEhIKCnNlcnZlcl9rZXkYASABKAwSFAoMc2VydmVyX25vbmNlGAIgASgMEhgKEHNlcnZlcl9zaWduYXR1cmUYAyABKAwiPwoNRmluaXNoUmVxdWVzdBIUCgxzZXJ2ZXJfbm9uY2UYASABKAwSGAoQY2xpZW50X3NpZ25hdHVyZRgCIAEoDCJCCg5GaW5pc2hSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgMEhwKFGlkbGVfdGltZW91dF9zZWNvbmRzGAIgASgNIjoKEEdldFN0YXR1c1JlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjsKEUdldFN0YXR1c1Jlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSIbCgtTdGF0dXNRdWVyeRIMCgRub3RlGAEgASgJImwKClBlZXJTdGF0dXMSDQoFcm91bmQYASABKAQSEgoKbW9kZWxfaGFzaBgCIAEoDBINCgVwaGFzZRgDIAEoCRIMCgRub3RlGAQgASgJEh4KFnRyYWluX2RlYWRsaW5lX3VuaXhfbXMYBSABKAMiOQoPQW5ub3VuY2VSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI6ChBBbm5vdW5jZVJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI7CgxBbm5vdW5jZW1lbnQSKwoNY29udHJpYnV0aW9ucxgBIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiJQoTQW5ub3VuY2VtZW50UmVjZWlwdBIOCgZ3YW50ZWQYASADKAwigwEKEkNvbnRyaWJ1dGlvbkhlYWRlchIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSEQoJYmFzZV9oYXNoGAMgASgMEg4KBnRva2VucxgEIAEoBBIUCgxwYXlsb2FkX2hhc2gYBSABKAwSFQoNcGF5bG9hZF9ieXRlcxgGIAEoBCJCChhGZXRjaENvbnRyaWJ1dGlvblJlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjkKEUNvbnRyaWJ1dGlvblF1ZXJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTgoZRmV0Y2hDb250cmlidXRpb25SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLdG90YWxfYnl0ZXMYAiABKAQSDAoEZGF0YRgDIAEoDCJBChdFeGNoYW5nZU1hbmlmZXN0UmVxdWVzdBImCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiQgoYRXhjaGFuZ2VNYW5pZmVzdFJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI2CgtNYW5pZmVzdFNldBInCgltYW5pZmVzdHMYASADKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIoIBCghNYW5pZmVzdBIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSKgoHZW50cmllcxgDIAMoCzIZLmNvbmNvcmQudjEuTWFuaWZlc3RFbnRyeRIrCg1lcXVpdm9jYXRpb25zGAQgAygLMhQuY29uY29yZC52MS5FbnZlbG9wZSJzCg1NYW5pZmVzdEVudHJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBITCgtjb250cmlidXRvchgCIAEoDBIRCglzY29yZV9wcG0YAyABKA0SJAoGaGVhZGVyGAQgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSJAChZGZXRjaENoZWNrcG9pbnRSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI1Cg9DaGVja3BvaW50UXVlcnkSEgoKbW9kZWxfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTAoXRmV0Y2hDaGVja3BvaW50UmVzcG9uc2USDgoGb2Zmc2V0GAEgASgEEhMKC3RvdGFsX2J5dGVzGAIgASgEEgwKBGRhdGEYAyABKAwyxAQKEUZlZGVyYXRpb25TZXJ2aWNlEjwKBUhlbGxvEhguY29uY29yZC52MS5IZWxsb1JlcXVlc3QaGS5jb25jb3JkLnYxLkhlbGxvUmVzcG9uc2USPwoGRmluaXNoEhkuY29uY29yZC52MS5GaW5pc2hSZXF1ZXN0GhouY29uY29yZC52MS5GaW5pc2hSZXNwb25zZRJICglHZXRTdGF0dXMSHC5jb25jb3JkLnYxLkdldFN0YXR1c1JlcXVlc3QaHS5jb25jb3JkLnYxLkdldFN0YXR1c1Jlc3BvbnNlEkUKCEFubm91bmNlEhsuY29uY29yZC52MS5Bbm5vdW5jZVJlcXVlc3QaHC5jb25jb3JkLnYxLkFubm91bmNlUmVzcG9uc2USYgoRRmV0Y2hDb250cmlidXRpb24SJC5jb25jb3JkLnYxLkZldGNoQ29udHJpYnV0aW9uUmVxdWVzdBolLmNvbmNvcmQudjEuRmV0Y2hDb250cmlidXRpb25SZXNwb25zZTABEl0KEEV4Y2hhbmdlTWFuaWZlc3QSIy5jb25jb3JkLnYxLkV4Y2hhbmdlTWFuaWZlc3RSZXF1ZXN0GiQuY29uY29yZC52MS5FeGNoYW5nZU1hbmlmZXN0UmVzcG9uc2USXAoPRmV0Y2hDaGVja3BvaW50EiIuY29uY29yZC52MS5GZXRjaENoZWNrcG9pbnRSZXF1ZXN0GiMuY29uY29yZC52MS5GZXRjaENoZWNrcG9pbnRSZXNwb25zZTABYgZwcm90bzM", [file_concord_v1_envelope]);
+  fileDesc("Chtjb25jb3JkL3YxL2ZlZGVyYXRpb24ucHJvdG8SCmNvbmNvcmQudjEiWgoMSGVsbG9SZXF1ZXN0EhAKCHByb3RvY29sGAEgASgJEg4KBnJ1bl9pZBgCIAEoCRISCgpjbGllbnRfa2V5GAMgASgMEhQKDGNsaWVudF9ub25jZRgEIAEoDCJTCg1IZWxsb1Jlc3BvbnNlEhIKCnNlcnZlcl9rZXkYASABKAwSFAoMc2VydmVyX25vbmNlGAIgASgMEhgKEHNlcnZlcl9zaWduYXR1cmUYAyABKAwiPwoNRmluaXNoUmVxdWVzdBIUCgxzZXJ2ZXJfbm9uY2UYASABKAwSGAoQY2xpZW50X3NpZ25hdHVyZRgCIAEoDCJCCg5GaW5pc2hSZXNwb25zZRISCgpzZXNzaW9uX2lkGAEgASgMEhwKFGlkbGVfdGltZW91dF9zZWNvbmRzGAIgASgNIjoKEEdldFN0YXR1c1JlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjsKEUdldFN0YXR1c1Jlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSIbCgtTdGF0dXNRdWVyeRIMCgRub3RlGAEgASgJImwKClBlZXJTdGF0dXMSDQoFcm91bmQYASABKAQSEgoKbW9kZWxfaGFzaBgCIAEoDBINCgVwaGFzZRgDIAEoCRIMCgRub3RlGAQgASgJEh4KFnRyYWluX2RlYWRsaW5lX3VuaXhfbXMYBSABKAMiOQoPQW5ub3VuY2VSZXF1ZXN0EiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI6ChBBbm5vdW5jZVJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSI7CgxBbm5vdW5jZW1lbnQSKwoNY29udHJpYnV0aW9ucxgBIAMoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiJQoTQW5ub3VuY2VtZW50UmVjZWlwdBIOCgZ3YW50ZWQYASADKAwigwEKEkNvbnRyaWJ1dGlvbkhlYWRlchIOCgZydW5faWQYASABKAkSDQoFcm91bmQYAiABKAQSEQoJYmFzZV9oYXNoGAMgASgMEg4KBnRva2VucxgEIAEoBBIUCgxwYXlsb2FkX2hhc2gYBSABKAwSFQoNcGF5bG9hZF9ieXRlcxgGIAEoBCJCChhGZXRjaENvbnRyaWJ1dGlvblJlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjkKEUNvbnRyaWJ1dGlvblF1ZXJ5EhQKDHBheWxvYWRfaGFzaBgBIAEoDBIOCgZvZmZzZXQYAiABKAQiTgoZRmV0Y2hDb250cmlidXRpb25SZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLdG90YWxfYnl0ZXMYAiABKAQSDAoEZGF0YRgDIAEoDCJBChdFeGNoYW5nZU1hbmlmZXN0UmVxdWVzdBImCghlbnZlbG9wZRgBIAEoCzIULmNvbmNvcmQudjEuRW52ZWxvcGUiQgoYRXhjaGFuZ2VNYW5pZmVzdFJlc3BvbnNlEiYKCGVudmVsb3BlGAEgASgLMhQuY29uY29yZC52MS5FbnZlbG9wZSJDCgtNYW5pZmVzdFNldBIuCgltYW5pZmVzdHMYAiADKAsyGy5jb25jb3JkLnYxLlJlbGF5ZWRNYW5pZmVzdEoECAEQAiJlCg9SZWxheWVkTWFuaWZlc3QSJgoIbWFuaWZlc3QYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlEioKBnJlbGF5cxgCIAMoCzIaLmNvbmNvcmQudjEuUmVsYXlTaWduYXR1cmUiNAoOUmVsYXlTaWduYXR1cmUSDwoHcmVsYXllchgBIAEoDBIRCglzaWduYXR1cmUYAiABKAwiggEKCE1hbmlmZXN0Eg4KBnJ1bl9pZBgBIAEoCRINCgVyb3VuZBgCIAEoBBIqCgdlbnRyaWVzGAMgAygLMhkuY29uY29yZC52MS5NYW5pZmVzdEVudHJ5EisKDWVxdWl2b2NhdGlvbnMYBCADKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlInMKDU1hbmlmZXN0RW50cnkSFAoMcGF5bG9hZF9oYXNoGAEgASgMEhMKC2NvbnRyaWJ1dG9yGAIgASgMEhEKCXNjb3JlX3BwbRgDIAEoDRIkCgZoZWFkZXIYBCABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIkAKFkZldGNoQ2hlY2twb2ludFJlcXVlc3QSJgoIZW52ZWxvcGUYASABKAsyFC5jb25jb3JkLnYxLkVudmVsb3BlIjUKD0NoZWNrcG9pbnRRdWVyeRISCgptb2RlbF9oYXNoGAEgASgMEg4KBm9mZnNldBgCIAEoBCJMChdGZXRjaENoZWNrcG9pbnRSZXNwb25zZRIOCgZvZmZzZXQYASABKAQSEwoLdG90YWxfYnl0ZXMYAiABKAQSDAoEZGF0YRgDIAEoDDLEBAoRRmVkZXJhdGlvblNlcnZpY2USPAoFSGVsbG8SGC5jb25jb3JkLnYxLkhlbGxvUmVxdWVzdBoZLmNvbmNvcmQudjEuSGVsbG9SZXNwb25zZRI/CgZGaW5pc2gSGS5jb25jb3JkLnYxLkZpbmlzaFJlcXVlc3QaGi5jb25jb3JkLnYxLkZpbmlzaFJlc3BvbnNlEkgKCUdldFN0YXR1cxIcLmNvbmNvcmQudjEuR2V0U3RhdHVzUmVxdWVzdBodLmNvbmNvcmQudjEuR2V0U3RhdHVzUmVzcG9uc2USRQoIQW5ub3VuY2USGy5jb25jb3JkLnYxLkFubm91bmNlUmVxdWVzdBocLmNvbmNvcmQudjEuQW5ub3VuY2VSZXNwb25zZRJiChFGZXRjaENvbnRyaWJ1dGlvbhIkLmNvbmNvcmQudjEuRmV0Y2hDb250cmlidXRpb25SZXF1ZXN0GiUuY29uY29yZC52MS5GZXRjaENvbnRyaWJ1dGlvblJlc3BvbnNlMAESXQoQRXhjaGFuZ2VNYW5pZmVzdBIjLmNvbmNvcmQudjEuRXhjaGFuZ2VNYW5pZmVzdFJlcXVlc3QaJC5jb25jb3JkLnYxLkV4Y2hhbmdlTWFuaWZlc3RSZXNwb25zZRJcCg9GZXRjaENoZWNrcG9pbnQSIi5jb25jb3JkLnYxLkZldGNoQ2hlY2twb2ludFJlcXVlc3QaIy5jb25jb3JkLnYxLkZldGNoQ2hlY2twb2ludFJlc3BvbnNlMAFiBnByb3RvMw", [file_concord_v1_envelope]);
 
 /**
  * Transcript that both sides sign (see operator/src/federation/handshake.ts):
@@ -487,7 +487,8 @@ export const FetchContributionResponseSchema: GenMessage<FetchContributionRespon
  */
 export type ExchangeManifestRequest = Message<"concord.v1.ExchangeManifestRequest"> & {
   /**
-   * Session envelope; body: Manifest statement (an Envelope with body Manifest).
+   * Session envelope; body: RelayedManifest (the client's own manifest without relays, or one it
+   * passes on with its own relay signature last).
    *
    * @generated from field: concord.v1.Envelope envelope = 1;
    */
@@ -507,9 +508,9 @@ export const ExchangeManifestRequestSchema: GenMessage<ExchangeManifestRequest> 
 export type ExchangeManifestResponse = Message<"concord.v1.ExchangeManifestResponse"> & {
   /**
    * Session envelope signed by the server; body: ManifestSet, every manifest statement of the
-   * round the server holds (its own first, if it has one). Passing on what it received lets a
-   * manifest sent to only some peers reach all of them, and two different manifests of one
-   * signer meet somewhere.
+   * round the server holds (its own first, if it has one), each with the relays it was accepted
+   * with plus the server's own. Passing on what it received lets a manifest sent to only some
+   * peers reach all of them, and two different manifests of one signer meet somewhere.
    *
    * @generated from field: concord.v1.Envelope envelope = 1;
    */
@@ -528,11 +529,11 @@ export const ExchangeManifestResponseSchema: GenMessage<ExchangeManifestResponse
  */
 export type ManifestSet = Message<"concord.v1.ManifestSet"> & {
   /**
-   * Statement envelopes with body Manifest; at most 1024.
+   * At most 1024.
    *
-   * @generated from field: repeated concord.v1.Envelope manifests = 1;
+   * @generated from field: repeated concord.v1.RelayedManifest manifests = 2;
    */
-  manifests: Envelope[];
+  manifests: RelayedManifest[];
 };
 
 /**
@@ -543,8 +544,64 @@ export const ManifestSetSchema: GenMessage<ManifestSet> = /*@__PURE__*/
   messageDesc(file_concord_v1_federation, 18);
 
 /**
- * The contributions one peer accepts for a round, after validation.
+ * A manifest statement as it travels: the signer's statement and the signatures of the members
+ * that accepted it and passed it on. Each relay signature extends the time until which the
+ * manifest is accepted by one delivery bound (acceptance windows, docs/protocol.md), so that a
+ * manifest one honest member accepts is accepted by all of them before anyone decides.
  *
+ * @generated from message concord.v1.RelayedManifest
+ */
+export type RelayedManifest = Message<"concord.v1.RelayedManifest"> & {
+  /**
+   * Statement envelope with body Manifest.
+   *
+   * @generated from field: concord.v1.Envelope manifest = 1;
+   */
+  manifest?: Envelope | undefined;
+
+  /**
+   * Distinct members other than the signer; at most 64.
+   *
+   * @generated from field: repeated concord.v1.RelaySignature relays = 2;
+   */
+  relays: RelaySignature[];
+};
+
+/**
+ * Describes the message concord.v1.RelayedManifest.
+ * Use `create(RelayedManifestSchema)` to create a new message.
+ */
+export const RelayedManifestSchema: GenMessage<RelayedManifest> = /*@__PURE__*/
+  messageDesc(file_concord_v1_federation, 19);
+
+/**
+ * @generated from message concord.v1.RelaySignature
+ */
+export type RelaySignature = Message<"concord.v1.RelaySignature"> & {
+  /**
+   * The relayer's raw public key (32 bytes).
+   *
+   * @generated from field: bytes relayer = 1;
+   */
+  relayer: Uint8Array;
+
+  /**
+   * Ed25519 over "concord.v1.relay" || 0x00 || len-prefixed run_id || round (u64 BE) || the
+   * statement hash of the manifest (SHA-256 of its envelope's header and body).
+   *
+   * @generated from field: bytes signature = 2;
+   */
+  signature: Uint8Array;
+};
+
+/**
+ * Describes the message concord.v1.RelaySignature.
+ * Use `create(RelaySignatureSchema)` to create a new message.
+ */
+export const RelaySignatureSchema: GenMessage<RelaySignature> = /*@__PURE__*/
+  messageDesc(file_concord_v1_federation, 20);
+
+/**
  * @generated from message concord.v1.Manifest
  */
 export type Manifest = Message<"concord.v1.Manifest"> & {
@@ -580,7 +637,7 @@ export type Manifest = Message<"concord.v1.Manifest"> & {
  * Use `create(ManifestSchema)` to create a new message.
  */
 export const ManifestSchema: GenMessage<Manifest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 19);
+  messageDesc(file_concord_v1_federation, 21);
 
 /**
  * @generated from message concord.v1.ManifestEntry
@@ -623,7 +680,7 @@ export type ManifestEntry = Message<"concord.v1.ManifestEntry"> & {
  * Use `create(ManifestEntrySchema)` to create a new message.
  */
 export const ManifestEntrySchema: GenMessage<ManifestEntry> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 20);
+  messageDesc(file_concord_v1_federation, 22);
 
 /**
  * @generated from message concord.v1.FetchCheckpointRequest
@@ -642,7 +699,7 @@ export type FetchCheckpointRequest = Message<"concord.v1.FetchCheckpointRequest"
  * Use `create(FetchCheckpointRequestSchema)` to create a new message.
  */
 export const FetchCheckpointRequestSchema: GenMessage<FetchCheckpointRequest> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 21);
+  messageDesc(file_concord_v1_federation, 23);
 
 /**
  * @generated from message concord.v1.CheckpointQuery
@@ -666,7 +723,7 @@ export type CheckpointQuery = Message<"concord.v1.CheckpointQuery"> & {
  * Use `create(CheckpointQuerySchema)` to create a new message.
  */
 export const CheckpointQuerySchema: GenMessage<CheckpointQuery> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 22);
+  messageDesc(file_concord_v1_federation, 24);
 
 /**
  * A chunk of a checkpoint file; content-addressed like contribution payloads.
@@ -697,7 +754,7 @@ export type FetchCheckpointResponse = Message<"concord.v1.FetchCheckpointRespons
  * Use `create(FetchCheckpointResponseSchema)` to create a new message.
  */
 export const FetchCheckpointResponseSchema: GenMessage<FetchCheckpointResponse> = /*@__PURE__*/
-  messageDesc(file_concord_v1_federation, 23);
+  messageDesc(file_concord_v1_federation, 25);
 
 /**
  * @generated from service concord.v1.FederationService
@@ -755,7 +812,8 @@ export const FederationService: GenService<{
     output: typeof FetchContributionResponseSchema;
   },
   /**
-   * Sends the client's signed manifest for a round and returns the server's.
+   * Sends a manifest of a round (the client's own, or one it passes on) and returns every
+   * manifest the server holds for that round, each vouched for by the server.
    *
    * @generated from rpc concord.v1.FederationService.ExchangeManifest
    */
