@@ -51,6 +51,8 @@ describe('coordinator config', () => {
     [valid.replace('runSeed: 7, ', ''), /^rounds\.runSeed: is required/],
     [valid.replace('topk: 16', 'topk: 2048'), /^rounds\.compression\.topk: must be at most chunk/],
     [valid.replace('windowSeconds: 5', 'windowSeconds: 0'), /^rounds\.windowSeconds: must be 0\.1 to 86400/],
+    [valid.replace('bits: 2}}', 'bits: 2}, deliveryBoundSeconds: 10}'), /^rounds\.deliveryBoundSeconds: must be less than graceSeconds \(10\)/],
+    [valid.replace('bits: 2}}', 'bits: 2}, deliveryBoundSeconds: 0}'), /^rounds\.deliveryBoundSeconds: must be 0\.01 to 3600, got 0/],
     [valid.replace('trainerListen: 0.0.0.0:7071\n', ''), /^trainerListen: is required/],
     [`${valid}colour: blue\n`, /^colour: unknown field/],
     [valid.replace('bits: 2}}', 'bits: 2}, claims: {maxShare: 0}}'), /^rounds\.claims\.maxShare: must be 0\.01 to 1, got 0/],

@@ -449,9 +449,12 @@ export class RoundDriver implements RoundHandlers {
     let resynced = false;
     let waitingForNext = false;
     while (!signal.aborted) {
-      const statuses = await this.statuses();
+      // A banned member's status does not count: a signer that split the honest clusters by
+      // equivocating cannot then make the side it chose the majority.
+      const banned = (peerId: string) => this.options.reputation.banOf(peerId) !== undefined;
+      const statuses = (await this.statuses()).filter((s) => !banned(s.peerId));
       const own = { round: this.state.round, hash: this.state.hash };
-      const alignment = alignmentOf(statuses, own, this.memberIds.length, Date.now(), Date.now() >= until);
+      const alignment = alignmentOf(statuses, own, this.memberIds.filter((id) => !banned(id)).length, Date.now(), Date.now() >= until);
       if (alignment.verdict === 'behind' && isAhead(alignment.group, own)) {
         const { group } = alignment;
         if (when === 'after' && group.round === this.state.round) agreed = false;
@@ -484,12 +487,12 @@ export class RoundDriver implements RoundHandlers {
     return { agreed, resynced };
   }
 
-  private async statuses(): Promise<PeerState[]> {
-    const out: PeerState[] = [];
+  private async statuses(): Promise<Array<PeerState & { peerId: string }>> {
+    const out: Array<PeerState & { peerId: string }> = [];
     await Promise.all(this.options.peers.list().map(async (peer) => {
       try {
         const { status } = await this.client(peer.name).status('align');
-        out.push({ peer: peer.name, round: status.round, modelHash: status.modelHash, phase: status.phase, trainDeadlineUnixMs: Number(status.trainDeadlineUnixMs) });
+        out.push({ peer: peer.name, peerId: peer.peerId, round: status.round, modelHash: status.modelHash, phase: status.phase, trainDeadlineUnixMs: Number(status.trainDeadlineUnixMs) });
       } catch {
         // Unreachable now; it is simply not counted.
       }
