@@ -118,6 +118,8 @@ async function main(): Promise<number> {
       }, 3000);
     };
 
+    /** Every cluster's round summaries as logged (out/rounds.jsonl): what a study reads. */
+    const roundLog: string[] = [];
     const onLine = (line: LogLine) => {
       const state = clusters.get(line.name);
       if (state === undefined) return;
@@ -143,6 +145,7 @@ async function main(): Promise<number> {
           break;
         case 'round-done': {
           const summary = line as unknown as RoundLine;
+          roundLog.push(JSON.stringify(line));
           // A restarted coordinator reports rounds again from where it resumed.
           state.rounds = state.rounds.filter((r) => Number(r.round) !== Number(summary.round));
           state.rounds.push(summary);
@@ -220,6 +223,7 @@ async function main(): Promise<number> {
     }
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(exits);
+    await writeFile(join(out, 'rounds.jsonl'), roundLog.map((l) => `${l}\n`).join(''));
     progress.done();
 
     // Validation loss of the round-0 model and of the final one (an honest cluster's checkpoint).

@@ -60,22 +60,27 @@ describe('the trainer agent', () => {
       // Training moved the parameters away from the base it was sent.
       expect(delta.some((v) => Math.abs(v) > 1e-4)).toBe(true);
 
-      // Scoring (Gauntlet): the update it trained, compressed as its cluster would send it, helps
-      // its own assigned data, and helps it more than the same update sign-flipped.
+      // Scoring (Gauntlet, paired): the update it trained, compressed as its cluster would send
+      // it, lowers the loss of the sequences it trained on — pair by pair, the same sequences
+      // before and after — and the same update sign-flipped raises it.
+      const mean = (values: readonly number[]) => values.reduce((a, b) => a + b, 0) / values.length;
       const scoreOf = async (update: Float32Array) => {
         const payloadHash = blobs.put(new SparseLoCoEncoder(paramCount, { chunk: 4096, k: 256, bits: 4 }).encode(update).slice());
         const scored = await gateway.run('trainer-0', {
           case: 'evaluate',
-          value: { round: 3n, baseHash, payloadHash, contributorPeerId: 'peer-a', randomSeed: 5n, step: 0.5, peers: ['peer-a', 'peer-b'], runSeed: 42n, batches: 4 },
+          value: { round: 3n, baseHash, payloadHash, contributorPeerId: 'peer-a', step: 0.5, peers: ['peer-a', 'peer-b'], runSeed: 42n, batches: 4, sampleSeed: Buffer.alloc(32, 5), trainedSequences: BigInt(steps * 4) },
         });
         if (scored.result.case !== 'evaluate') throw new Error(`expected an evaluate result, got ${scored.result.case}`);
         return scored.result.value;
       };
       const honest = await scoreOf(delta);
-      expect(honest.ownLossAfter).toBeLessThan(honest.ownLossBefore);
+      for (const side of [honest.ownBefore, honest.ownAfter, honest.controlBefore, honest.controlAfter]) expect(side).toHaveLength(4 * 4);
+      expect(mean(honest.ownAfter)).toBeLessThan(mean(honest.ownBefore));
       const flipped = await scoreOf(delta.map((v) => -v));
-      expect(flipped.ownLossAfter).toBeGreaterThan(honest.ownLossAfter);
-      expect(flipped.ownLossBefore).toBe(honest.ownLossBefore);
+      expect(mean(flipped.ownAfter)).toBeGreaterThan(mean(flipped.ownBefore));
+      // The same seed draws the same sequences: the losses before the step are the same.
+      expect(flipped.ownBefore).toEqual(honest.ownBefore);
+      expect(flipped.controlBefore).toEqual(honest.controlBefore);
 
       // The outer step, on two trainers: the same inputs give the same model hash, and the same
       // bits as applying them here with the same code.

@@ -7,6 +7,7 @@ import type { RelaySignature } from '../rounds/acceptance.js';
 import type { SignedManifest } from '../rounds/agreement.js';
 import type { EquivocationEvidence } from '../rounds/equivocation.js';
 import type { RejectionReason } from '../rounds/reasons.js';
+import type { PairedStats } from '../rounds/score.js';
 
 export interface Commit {
   peerId: string;
@@ -22,6 +23,15 @@ export interface Commit {
   fetching: boolean;
   /** No new fetch attempt before this time (Unix ms) after one failed. */
   retryAt: number;
+}
+
+/** One contribution's evaluation: the step measured, and the statistics of score.ts. */
+export interface ContributionEvaluation {
+  step: number;
+  own: PairedStats;
+  control: PairedStats;
+  all: PairedStats;
+  specificity: number;
 }
 
 export interface RoundRejection {
@@ -57,6 +67,8 @@ export class RoundBook {
   decided = false;
   /** Contributors seen signing two different headers this round, with the proof (for the manifest). */
   readonly equivocations = new Map<string, EquivocationEvidence>();
+  /** What this coordinator's evaluation measured, by contributor peer id (score.ts): for the round's summary. */
+  readonly evaluations = new Map<string, ContributionEvaluation>();
   /** Statement hashes already announced to each peer (by name), so each is sent once. */
   readonly announcedTo = new Map<string, Set<string>>();
   private nextOrder = 0;

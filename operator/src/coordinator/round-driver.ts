@@ -48,7 +48,7 @@ import type { BufferPool } from './buffer-pool.js';
 import type { Misbehaviour, MisbehaviourContext } from './misbehaviour.js';
 import type { ModelState } from './model-state.js';
 import { RoundAgreement } from './round-agreement.js';
-import { RoundBook, type Commit } from './round-book.js';
+import { RoundBook, type Commit, type ContributionEvaluation } from './round-book.js';
 import { describe, POLL_MS } from './round-common.js';
 import { RoundGather } from './round-gather.js';
 import type { RoundSettings } from './round-settings.js';
@@ -84,6 +84,8 @@ export interface RoundSummary {
   rejected: Array<{ peerId: string; reason: RejectionReason; detail: string }>;
   /** This coordinator's own scores of the round's contributions (0 when rejected). */
   scores: Record<string, number>;
+  /** What its evaluations measured, by contributor peer id (rounds/score.ts). */
+  evaluations: Record<string, ContributionEvaluation>;
   /** The manifest it signed: by contributor peer id, the score it voted in ppm (its score × the
    * Peer's weight); what the agreement took the median of. */
   votes: Record<string, number>;
@@ -188,7 +190,7 @@ export class RoundDriver implements RoundHandlers {
       misbehaviour: options.misbehaviour, serve: (payload) => this.serve(payload),
     });
     this.validation = new RoundValidation({
-      runId: options.runId, settings: options.settings, reputation: options.reputation, gateway: options.gateway, metrics: options.metrics,
+      runId: options.runId, identity: options.identity, outerLr: options.train.outer.lr, seqLen: options.train.model.seqLen, settings: options.settings, reputation: options.reputation, gateway: options.gateway, metrics: options.metrics,
       log: options.log, members: this.members, memberIds: this.memberIds, ownPeerId: this.ownPeerId, modelLength: this.state.layout.size,
     });
     this.agreement = new RoundAgreement({
@@ -327,7 +329,7 @@ export class RoundDriver implements RoundHandlers {
     return {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
-      accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores), votes: this.votesOf(book),
+      accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores), evaluations: Object.fromEntries(book.evaluations), votes: this.votesOf(book),
       phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size, wallSeconds: 0,
     };
   }

@@ -12,7 +12,9 @@ import { findCopies } from '../rounds/duplicates.js';
 import { medianOf, normOutliers } from '../rounds/norms.js';
 import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
-import { gauntletScore, randomBatchSeed, scaleToRound } from '../rounds/score.js';
+import { judge, sampleSeed, type EvaluationLosses, type Gate } from '../rounds/score.js';
+import { boundedWeights } from '../../../trainer/src/outer/weights.js';
+import type { Identity } from '../federation/identity.js';
 import type { Commit, RoundBook } from './round-book.js';
 import { describe } from './round-common.js';
 import type { RoundSettings } from './round-settings.js';
@@ -21,7 +23,14 @@ import type { TrainerGateway } from './trainer-gateway.js';
 /** What validation needs from the coordinator: nothing else of the round driver. */
 export interface ValidationDeps {
   runId: string;
-  settings: Pick<RoundSettings, 'runSeed' | 'validation'>;
+  /** Signs each contribution's sample seed (score.ts, sampleSeed). */
+  identity: Identity;
+  settings: Pick<RoundSettings, 'runSeed' | 'validation' | 'claims'>;
+  /** The outer optimizer's learning rate and the model's sequence length: the evaluated step, and sequences from tokens. */
+  outerLr: number;
+  seqLen: number;
+  /** The per-round gate's thresholds (score.ts; default DEFAULT_GATE). */
+  gate?: Gate;
   reputation: Reputation;
   /** This cluster's trainers, which run the evaluate tasks. */
   gateway: TrainerGateway;
@@ -49,9 +58,8 @@ export class RoundValidation {
    * scores by contributor peer id (0 for a rejected one).
    */
   async validate(book: RoundBook, baseBlob: Buffer): Promise<Map<string, number>> {
-    const { reputation, runId } = this.deps;
+    const { reputation } = this.deps;
     const scores = new Map<string, number>();
-    const seed = randomBatchSeed(runId, book.round, [...book.commits.values()].map((c) => c.signed.hash));
     let candidates = book.ready();
     for (const c of candidates) {
       const ban = reputation.banOf(c.peerId);
@@ -71,9 +79,7 @@ export class RoundValidation {
     // counts, so an excluded peer can climb back.
     const lowReputation = new Set(candidates.filter((c) => reputation.excluded(c.peerId) === RejectionReason.LowReputation).map((c) => c.peerId));
     const sampled = this.sample(book.round, candidates);
-    const losses = await this.evaluate(book, sampled, seed, baseBlob);
-    const owns = [...losses.values()].map((l) => l.ownLossBefore - l.ownLossAfter).filter(Number.isFinite);
-    const medianOwn = owns.length === 0 ? 0 : medianOf(owns);
+    const losses = await this.evaluate(book, sampled, candidates, baseBlob);
     for (const c of candidates) {
       if (!sampled.includes(c)) {
         // Not evaluated this round: it carries the contributor's reputation.
@@ -86,9 +92,10 @@ export class RoundValidation {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
         continue;
       }
-      const score = scaleToRound(gauntletScore(loss, { margin: this.deps.settings.validation.margin }), medianOwn);
-      scores.set(c.peerId, score.score);
-      if (score.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, score.detail ?? 'no improvement');
+      const verdict = judge(loss.losses, this.deps.gate);
+      book.evaluations.set(c.peerId, { step: loss.step, own: verdict.own, control: verdict.control, all: verdict.all, specificity: verdict.specificity });
+      scores.set(c.peerId, verdict.score);
+      if (verdict.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, verdict.detail ?? 'no improvement');
       else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
     }
     // Reputation: the round's score, or 0 for a rejection the signer is accountable for; a
@@ -112,13 +119,27 @@ export class RoundValidation {
     return [...candidates].sort((a, b) => (rank(a) < rank(b) ? -1 : 1)).slice(0, limit);
   }
 
-  /** Gauntlet losses of each candidate, evaluated on this cluster's trainers in parallel. */
-  private async evaluate(book: RoundBook, candidates: Commit[], seed: bigint, baseBlob: Buffer) {
-    const { gateway, settings } = this.deps;
-    const losses = new Map<string, { ownLossBefore: number; ownLossAfter: number; randomLossBefore: number; randomLossAfter: number }>();
+  /**
+   * Per-sequence losses of each sampled candidate, evaluated on this cluster's trainers in
+   * parallel, at the step the round's update would take with it: the outer learning rate × its
+   * share among the candidates (tokens as claimed, bounded as the aggregate bounds them) × its
+   * clip to the candidates' median norm. Each draws its samples from this coordinator's
+   * sampleSeed() of its header.
+   */
+  private async evaluate(book: RoundBook, sampled: Commit[], candidates: Commit[], baseBlob: Buffer) {
+    const { gateway, settings, identity } = this.deps;
+    const out = new Map<string, { step: number; losses: EvaluationLosses }>();
     const trainers = gateway.trainers().map((t) => t.trainerId).sort();
-    if (trainers.length === 0) return losses;
-    await Promise.all(candidates.map(async (c, i) => {
+    if (trainers.length === 0) return out;
+    const { shares, countedTokens } = boundedWeights(candidates.map((c) => ({ tokens: Number(c.signed.header.tokens), score: 1 })), {
+      relativeTokenCap: settings.claims.relativeTokenCap, maxShare: settings.claims.maxShare,
+      ...(settings.claims.maxTokensPerRound !== undefined ? { maxTokens: settings.claims.maxTokensPerRound } : {}),
+    });
+    const medianNorm = medianOf(candidates.map((c) => c.norm));
+    await Promise.all(sampled.map(async (c, i) => {
+      const index = candidates.indexOf(c);
+      const clip = c.norm > medianNorm ? medianNorm / c.norm : 1;
+      const step = this.deps.outerLr * shares[index]! * clip;
       for (let attempt = 0; attempt < Math.min(2, trainers.length); attempt++) {
         const trainerId = trainers[(i + attempt) % trainers.length]!;
         try {
@@ -126,16 +147,20 @@ export class RoundValidation {
             case: 'evaluate',
             value: {
               round: book.round, baseHash: baseBlob, payloadHash: c.signed.header.payloadHash, contributorPeerId: c.peerId,
-              randomSeed: seed, step: settings.validation.step, peers: this.deps.memberIds, runSeed: settings.runSeed, batches: settings.validation.batches,
+              step, peers: this.deps.memberIds, runSeed: settings.runSeed, batches: settings.validation.batches,
+              sampleSeed: sampleSeed(identity, c.signed.hash), trainedSequences: BigInt(Math.max(1, Math.floor(countedTokens[index]! / this.deps.seqLen))),
             },
           });
-          if (outcome.result.case === 'evaluate') losses.set(c.peerId, outcome.result.value);
+          if (outcome.result.case === 'evaluate') {
+            const r = outcome.result.value;
+            out.set(c.peerId, { step, losses: { own: { before: r.ownBefore, after: r.ownAfter }, control: { before: r.controlBefore, after: r.controlAfter } } });
+          }
           return;
         } catch (error) {
           this.deps.log.warn('evaluate-failed', { round: book.round, trainerId, of: c.peerId, error: describe(error) });
         }
       }
     }));
-    return losses;
+    return out;
   }
 }

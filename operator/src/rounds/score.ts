@@ -1,106 +1,111 @@
-// Gauntlet-style scoring (after Templar's validator): a contribution is worth what it does to the
-// loss, measured by a trainer (EvaluateTask → EvaluateResult in proto/concord/v1/trainer.proto)
-// on the contributor's assigned batches and on random batches, before and after θ − λ·decode(c).
+// Gauntlet-style scoring, paired: a contribution is judged by what its step does to the loss of
+// the same sequences before and after, measured by a trainer (EvaluateTask → EvaluateResult in
+// proto/concord/v1/trainer.proto) on a sample of the data the contributor trained on and on
+// control data. Pure: the round's validation phase feeds it per-sequence losses.
 import { createHash } from 'node:crypto';
-import { Limits } from '../federation/limits.js';
+import { signBytes, type Identity } from '../federation/identity.js';
 import { RejectionReason } from './reasons.js';
 
-/** The four losses of an EvaluateResult. */
-export interface LossReport {
-  ownLossBefore: number;
-  ownLossAfter: number;
-  randomLossBefore: number;
-  randomLossAfter: number;
+/** Per-sequence losses before and after a step, pair by pair. */
+export interface PairedLosses {
+  before: ArrayLike<number>;
+  after: ArrayLike<number>;
 }
 
-export interface ScoreOptions {
-  /**
-   * Specificity at or below which the score is 0. Default 0.05: a contribution that improves
-   * its own data hardly more than any data was not trained on its own data.
-   */
-  margin?: number;
-  /** Specificity at and above which the score is 1. Default 0.25. */
-  full?: number;
-  /**
-   * Improvement on its own batches (nats) that counts as an improvement at all; below it the
-   * update cannot be told from nothing. Default 1e-4: float32 losses of a few nats carry about
-   * 1e-6 of rounding, honest improvements were 0.01–0.35 nats in the measurement below.
-   */
-  minImprovement?: number;
+/** What one evaluation measured: on a sample of the contributor's trained data, and on control data. */
+export interface EvaluationLosses {
+  own: PairedLosses;
+  control: PairedLosses;
 }
 
-export interface Score {
-  /** In [0, 1]; 0 means rejected (NoImprovement). */
+/** The improvement (before − after) of a paired sample: its mean, spread and t statistic. */
+export interface PairedStats {
+  n: number;
+  /** Mean improvement, nats per sequence (> 0: the step lowers the loss). */
+  mean: number;
+  /** Sample standard deviation of the per-sequence improvements. */
+  sd: number;
+  /** mean ÷ (sd / √n): how many standard errors the improvement is from none. */
+  t: number;
+}
+
+/** Mean, spread and t statistic of before − after, pair by pair. Throws on unequal lengths. */
+export function pairedImprovement(losses: PairedLosses): PairedStats {
+  const n = losses.before.length;
+  if (losses.after.length !== n) throw new Error(`paired losses need equal lengths, got ${n} before and ${losses.after.length} after`);
+  if (n === 0) return { n, mean: 0, sd: 0, t: 0 };
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += losses.before[i]! - losses.after[i]!;
+  const mean = sum / n;
+  let squares = 0;
+  for (let i = 0; i < n; i++) squares += (losses.before[i]! - losses.after[i]! - mean) ** 2;
+  const sd = n > 1 ? Math.sqrt(squares / (n - 1)) : 0;
+  return { n, mean, sd, t: tStatistic(mean, sd / Math.sqrt(n)) };
+}
+
+/**
+ * How much more the step helps the contributor's own data than control data, in standard errors
+ * (Welch): (own.mean − control.mean) / √(own.sd²/n + control.sd²/n). An update trained on its own
+ * assignment fits those sequences better than others; one trained elsewhere (or copied) does not.
+ */
+export function specificity(own: PairedStats, control: PairedStats): number {
+  if (own.n === 0 || control.n === 0) return 0;
+  return tStatistic(own.mean - control.mean, Math.sqrt(own.sd ** 2 / own.n + control.sd ** 2 / control.n));
+}
+
+function tStatistic(mean: number, standardError: number): number {
+  if (standardError > 0) return mean / standardError;
+  return mean === 0 ? 0 : Math.sign(mean) * Infinity;
+}
+
+/** The thresholds of the per-round gate (docs/rounds.md, "Score"). */
+export interface Gate {
+  /** A step whose control (or own) data gets worse by more than this many standard errors is harmful. */
+  harm: number;
+  /** The step must improve own and control data together by more than this many standard errors. */
+  help: number;
+}
+
+/** The shipped thresholds; docs/rounds.md has their measured false-rejection and detection rates. */
+export const DEFAULT_GATE: Gate = { harm: 3, help: 2 };
+
+export interface Verdict {
+  /** 1 when it passes the gate, 0 when rejected (NoImprovement). */
   score: number;
-  /** ownLossBefore − ownLossAfter. */
-  own: number;
-  /** randomLossBefore − randomLossAfter. */
-  random: number;
-  /** (own − random) / own, when own > 0. */
+  own: PairedStats;
+  control: PairedStats;
+  /** Own and control together. */
+  all: PairedStats;
+  /** specificity(own, control): the long-run statistic of whether it trains on its own data. */
   specificity: number;
   reason?: typeof RejectionReason.NoImprovement;
   detail?: string;
 }
 
 /**
- * The score of one contribution:
- *
- *   own         = ownLossBefore − ownLossAfter        (improvement on its assigned batches)
- *   random      = randomLossBefore − randomLossAfter  (improvement on random batches)
- *   score       = 0  if a loss is not finite, own ≤ minImprovement, or random < 0
- *   specificity = (own − random) / own                (≤ 1: the share of the gain that is its own data's)
- *   score       = clamp((specificity − margin) / (full − margin), 0, 1)
- *
- * Why. A real contribution was trained on its assigned data, so it helps that data more than
- * data in general: specificity > 0. One trained on other data (or copied from a peer) helps its
- * assigned data no more than random data: specificity ≈ 0. A zero or tiny update (free-riding)
- * does not improve anything measurably; a sign-flipped, scaled-up or noise update makes its own
- * data worse; an update that makes random data worse hurts the model: all score 0.
- *
- * Measured with the real trainer (4 peers, the 0.93M GPT of `npm run study`, 10 inner steps,
- * SparseLoCo 64/4096 2-bit, 4 own + 4 random batches of 8×64 tokens, 12 rounds) at λ = 0.5:
- * honest specificity 0.09–0.55 (median 0.33), own and random > 0 every time, mean score 0.83 with
- * the defaults; a peer's update scored on another peer's assigned data (a copy, or training on
- * data other than its assignment) −1.27–0.28 (median 0.02), mean score 0.17; sign-flipped: own < 0
- * every time. The distributions touch at the low end — one round's score is noisy — which is why
- * scores feed an EMA reputation (reputation.ts) rather than decide alone.
- * At λ = 1 a single contribution overshot in late rounds (random < 0 for honest peers 5 times of
- * 12): the evaluation step λ must be small enough that an honest update alone helps random data.
+ * The per-round gate. It rejects only what it is confident about:
+ *   - a loss that is not finite, or a step that changes no loss at all (an empty update);
+ *   - a step that makes control data, or its own, worse by more than `harm` standard errors;
+ *   - a step whose improvement over own and control sequences together is under `help`
+ *     standard errors (noise of a plausible norm helps nothing measurably).
+ * Everything else passes with score 1: among contributions that help, a noisy per-round score
+ * would only add noise to the aggregate's weights. Whether a peer trains on its own assignment
+ * (`specificity`) is too weak to judge in one round and is judged over rounds (reputation.ts).
  */
-export function gauntletScore(loss: LossReport, options: ScoreOptions = {}): Score {
-  const margin = options.margin ?? 0.05;
-  const full = options.full ?? 0.25;
-  const minImprovement = options.minImprovement ?? 1e-4;
-  if (!(margin >= 0 && full > margin && full <= 1)) throw new Error(`score needs 0 ≤ margin < full ≤ 1, got margin ${margin}, full ${full}`);
-  const own = loss.ownLossBefore - loss.ownLossAfter;
-  const random = loss.randomLossBefore - loss.randomLossAfter;
-  const zero = (detail: string, specificity = Number.NaN): Score => ({ score: 0, own, random, specificity, reason: RejectionReason.NoImprovement, detail });
-  if (![loss.ownLossBefore, loss.ownLossAfter, loss.randomLossBefore, loss.randomLossAfter].every(Number.isFinite)) return zero('a loss is not finite');
-  if (!(own > minImprovement)) return zero(`improves its own data by ${own.toPrecision(3)} nats (needs more than ${minImprovement})`);
-  if (random < 0) return zero(`makes random data worse by ${(-random).toPrecision(3)} nats`);
-  const specificity = (own - random) / own;
-  const score = Math.min(1, Math.max(0, (specificity - margin) / (full - margin)));
-  if (score === 0) return zero(`helps its own data no more than random data (specificity ${specificity.toFixed(3)}, needs more than ${margin})`, specificity);
-  return { score, own, random, specificity };
-}
-
-/**
- * A score against the round's scale: a contribution must improve its own data by at least
- * `minShare` (default ¼) of the round's median own-data improvement, and its score is scaled by
- * that share (capped at 1). Why: specificity is a ratio, so an update that barely moves the loss
- * — random noise of an honest update's norm, measured at own ≈ 1e-3 against honest 1e-2 to 5e-2
- * — can show a large specificity by chance (own tiny, random ≈ 0) and score 1. `medianOwn`: the
- * median of (own before − own after) over the contributions this coordinator evaluated in the
- * round; with honest contributions a majority, it is an honest one's.
- */
-export function scaleToRound(score: Score, medianOwn: number, options: { minShare?: number } = {}): Score {
-  const minShare = options.minShare ?? 0.25;
-  if (score.score === 0 || !(medianOwn > 0)) return score;
-  const share = score.own / medianOwn;
-  if (share < minShare) {
-    return { ...score, score: 0, reason: RejectionReason.NoImprovement, detail: `improves its own data by ${score.own.toPrecision(3)} nats, under ${minShare} of the round's median ${medianOwn.toPrecision(3)}` };
-  }
-  return { ...score, score: score.score * Math.min(1, share) };
+export function judge(losses: EvaluationLosses, gate: Gate = DEFAULT_GATE): Verdict {
+  const own = pairedImprovement(losses.own);
+  const control = pairedImprovement(losses.control);
+  const all = pairedImprovement({ before: [...Array.from(losses.own.before), ...Array.from(losses.control.before)], after: [...Array.from(losses.own.after), ...Array.from(losses.control.after)] });
+  const base = { own, control, all, specificity: specificity(own, control) };
+  const reject = (detail: string): Verdict => ({ ...base, score: 0, reason: RejectionReason.NoImprovement, detail });
+  const values = [losses.own.before, losses.own.after, losses.control.before, losses.control.after].flatMap((v) => Array.from(v));
+  if (values.length === 0) return reject('no sequences were evaluated');
+  if (!values.every(Number.isFinite)) return reject('a loss is not finite');
+  if (all.mean === 0 && all.sd === 0) return reject('its step changes no loss (an empty update)');
+  if (control.t < -gate.harm) return reject(`makes control data worse by ${(-control.mean).toPrecision(3)} nats a sequence (t = ${control.t.toFixed(1)})`);
+  if (own.t < -gate.harm) return reject(`makes its own data worse by ${(-own.mean).toPrecision(3)} nats a sequence (t = ${own.t.toFixed(1)})`);
+  if (!(all.t > gate.help)) return reject(`improves the loss by ${all.mean.toPrecision(3)} nats a sequence, t = ${all.t.toFixed(2)} (needs more than ${gate.help})`);
+  return { ...base, score: 1 };
 }
 
 /** A score in [0, 1] as integer millionths, as a manifest carries it. */
@@ -109,42 +114,17 @@ export function scoreToPpm(score: number): number {
   return Math.min(1_000_000, Math.round(score * 1_000_000));
 }
 
-const SEED_DOMAIN = Buffer.from('concord.v1.random-batches\0');
+const SAMPLE_DOMAIN = Buffer.from('concord.v1.sample-seed\0');
 
 /**
- * The seed of a round's random evaluation batches (EvaluateTask.random_seed, uint64):
- *
- *   first 8 bytes, big-endian, of SHA-256("concord.v1.random-batches" 0x00 || u32be(len run) || run
- *     || u64be(round) || u32be(n) || the n distinct header hashes in ascending byte order || salt)
- *
- * `committedHeaderHashes` are statementHash() of every contribution header of the round this
- * coordinator accepted as committed (call it after the commit deadline). A contributor cannot
- * predict the seed when it commits: it depends on the other contributors' headers, fixed only
- * afterwards. Sorting and de-duplicating make it independent of arrival order, so coordinators
- * that hold the same headers evaluate on the same batches.
- *
- * Caveat: the last to commit, having seen everyone else's headers, could try many variants of its
- * own (tokens, a re-encoded payload) to pick a seed it likes. `salt` closes that: a value the
- * contributors cannot know (e.g. this coordinator's signature over the sorted hashes) makes the
- * seed unpredictable to all of them, at the price of other coordinators not reproducing it.
+ * The seed that draws a contribution's evaluation samples (EvaluateTask.sample_seed): SHA-256 of
+ * this coordinator's Ed25519 signature over the contribution's header hash. Ed25519 signatures
+ * are deterministic, so the seed is fixed by the header — and nobody without this coordinator's
+ * private key can compute it. A contributor therefore cannot predict which of its sequences, or
+ * which control sequences, it will be judged on, and cannot grind its header for a favourable
+ * draw (it cannot evaluate the draw). Each coordinator draws its own samples for each
+ * contribution: one easy draw does not sink or carry a round everywhere at once.
  */
-export function randomBatchSeed(runId: string, round: bigint, committedHeaderHashes: readonly Uint8Array[], salt?: Uint8Array): bigint {
-  if (round < 0n || round >= 1n << 64n) throw new Error(`round ${round} is not a uint64`);
-  const distinct = new Map<string, Buffer>();
-  for (const hash of committedHeaderHashes) {
-    if (hash.length !== Limits.hashBytes) throw new Error(`header hash must be ${Limits.hashBytes} bytes, got ${hash.length}`);
-    const bytes = Buffer.from(hash);
-    distinct.set(bytes.toString('hex'), bytes);
-  }
-  const sorted = [...distinct.values()].sort(Buffer.compare);
-  const run = Buffer.from(runId, 'utf8');
-  const fixed = Buffer.alloc(4 + run.length + 8 + 4);
-  fixed.writeUInt32BE(run.length, 0);
-  run.copy(fixed, 4);
-  fixed.writeBigUInt64BE(round, 4 + run.length);
-  fixed.writeUInt32BE(sorted.length, 4 + run.length + 8);
-  const hash = createHash('sha256').update(SEED_DOMAIN).update(fixed);
-  for (const h of sorted) hash.update(h);
-  if (salt !== undefined) hash.update(salt);
-  return hash.digest().readBigUInt64BE(0);
+export function sampleSeed(identity: Identity, headerHash: Uint8Array): Buffer {
+  return createHash('sha256').update(signBytes(identity, Buffer.concat([SAMPLE_DOMAIN, headerHash]))).digest();
 }

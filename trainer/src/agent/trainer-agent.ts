@@ -25,7 +25,8 @@ export interface TrainerAgentOptions {
  * A train task runs from the round's base parameters (fetched by hash) on the data assign()
  * gives this peer and replica, until the task's wall-clock deadline, then uploads
  * Δ = θ_base − θ_local and reports the tokens it trained. An evaluate task scores another peer's
- * contribution (losses before and after applying it, on that peer's data and on random data).
+ * contribution (per-sequence losses before and after its step, on that peer's trained data and
+ * on control data).
  * An apply task takes the round's outer step and reports the new model hash.
  */
 export async function runTrainerAgent(options: TrainerAgentOptions): Promise<void> {
@@ -34,11 +35,6 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
   const client = new CoordinatorClient(options.coordinator);
   /** The round's base, fetched once per round and kept for the evaluate tasks that follow. */
   let cachedBase: { hash: string; params: Float32Array } | undefined;
-  /**
-   * The loss of the base on the round's random batches is the same for every contribution a
-   * round evaluates: computed once (a quarter of an evaluation's forward passes).
-   */
-  let randomBefore: { key: string; loss: number } | undefined;
   const layout = layoutOf(gptParamSpecs(config.model));
   /** The outer optimizer's state (momentum) lives as long as the trainer takes part in the run. */
   const outer = new OuterOptimizer(layout.size, config.outer);
@@ -64,16 +60,17 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
     const params = await baseOf(task.baseHash);
     // The payload is decoded by the codec, which checks every bound (it comes from another peer).
     const update = decodePayload(await client.fetchBlob(task.payloadHash, Math.max(1024, params.length * 4), { signal }), params.length);
-    const key = `${Buffer.from(task.baseHash).toString('hex')}:${task.randomSeed}:${task.batches}`;
+    if (task.sampleSeed.length !== 32) throw new Error(`evaluate: sample_seed must be 32 bytes, got ${task.sampleSeed.length}`);
     const losses = await trainer.scoreContribution({
-      ...(randomBefore?.key === key ? { randomLossBefore: randomBefore.loss } : {}),
       base: params, indices: update.indices, values: update.values, step: task.step,
       // The contributor's whole slice of the round: all of its replicas' data.
       assignment: { runSeed: task.runSeed, peers: task.peers, peerId: task.contributorPeerId, round: Number(task.round), replica: 0, replicas: 1 },
-      randomSeed: task.randomSeed, batches: Math.min(64, Math.max(1, task.batches)),
+      trained: Math.max(1, Number(task.trainedSequences)), seed: task.sampleSeed, batches: Math.min(64, Math.max(1, task.batches)),
     });
-    randomBefore = { key, loss: losses.randomLossBefore };
-    await client.complete(taskId, { case: 'evaluate', value: losses });
+    await client.complete(taskId, {
+      case: 'evaluate',
+      value: { ownBefore: [...losses.own.before], ownAfter: [...losses.own.after], controlBefore: [...losses.control.before], controlAfter: [...losses.control.after] },
+    });
   }
 
   /**

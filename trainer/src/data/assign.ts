@@ -227,6 +227,33 @@ export function assign(options: AssignOptions): number[][] {
   return out;
 }
 
+/**
+ * `batches` × `batchSize` sequences drawn by `seed`, without replacement, from the first `trained`
+ * sequences peer `peerId` was assigned in `round` (as assign() numbers them, one replica): what
+ * a contributor trained on by its own account, so that no part of its round's data — first or
+ * last, most or least overwritten by later steps — is where it is judged. With more sequences
+ * requested than `trained`, the draw repeats.
+ */
+export function trainedSample(options: Omit<AssignOptions, 'replica' | 'replicas' | 'firstBatch'> & { trained: number; seed: Seed }): number[][] {
+  const { batchSize, batches, seqLen, trained } = options;
+  checkCount('batchSize', batchSize, 1);
+  checkCount('batches', batches, 0);
+  checkCount('trained', trained, 1);
+  const slice = assignedSlice({ ...options, replica: 0, replicas: 1 });
+  const perm = roundPermutation(options.runSeed, options.round, slice.windows);
+  const draw = new KeyedPermutation(Math.min(trained, MAX_WINDOWS), deriveKey('concord/trained-sample/v1', options.seed));
+  const out: number[][] = [];
+  for (let b = 0; b < batches; b++) {
+    const row: number[] = [];
+    for (let s = 0; s < batchSize; s++) {
+      const k = draw.at((b * batchSize + s) % draw.n);
+      row.push(perm.at(slice.start + (k % slice.length)) * seqLen);
+    }
+    out.push(row);
+  }
+  return out;
+}
+
 export interface RandomBatchOptions {
   batchSize: number;
   seqLen: number;

@@ -11,12 +11,33 @@ export interface Assignment {
   replicas: number;
 }
 
-/** Losses before and after applying θ − λ·decode(c), on the contributor's data and on random data. */
+/** Per-sequence losses before and after one sample's step, pair by pair. */
+export interface PairedLosses {
+  before: Float32Array;
+  after: Float32Array;
+}
+
+/** A contribution's evaluation: per-sequence losses before and after θ − step·decode(c), on a
+ * sample of the contributor's trained data and on control data. */
 export interface ContributionLosses {
-  ownLossBefore: number;
-  ownLossAfter: number;
-  randomLossBefore: number;
-  randomLossAfter: number;
+  own: PairedLosses;
+  control: PairedLosses;
+}
+
+/** What a 'score' request asks: the update, the step, whose data and how to draw the samples. */
+export interface ScoreRequest {
+  base: Float32Array;
+  indices: Uint32Array;
+  values: Float32Array;
+  step: number;
+  /** The contributor's assignment (one replica: its whole slice). */
+  assignment: Assignment;
+  /** Sequences it trained on, by its claim. */
+  trained: number;
+  /** 32 bytes that draw both samples (EvaluateTask.sample_seed). */
+  seed: Uint8Array;
+  /** Batches per side. */
+  batches: number;
 }
 
 /** Messages between a TrainerThread (main thread) and its worker (train-worker.ts). */
@@ -24,7 +45,7 @@ export type ToWorker =
   | { type: 'init'; config: TrainConfig; params: Float32Array; m: SharedArrayBuffer; v: SharedArrayBuffer; optimizerStep: number }
   | { type: 'read-params' }
   | { type: 'load-params'; params: Float32Array }
-  | { type: 'score'; base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number; randomLossBefore?: number }
+  | ({ type: 'score' } & ScoreRequest)
   | { type: 'train'; maxSteps?: number; deadlineMs?: number; firstStep: number; assignment?: Assignment }
   | { type: 'evaluate' }
   | { type: 'close' };

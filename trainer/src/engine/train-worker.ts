@@ -4,13 +4,13 @@
 // copy when it asks ('read-params'); the AdamW moments, which ORT never sees, live in
 // SharedArrayBuffers. Started by TrainerThread; speaks the messages of protocol.ts.
 import { parentPort } from 'node:worker_threads';
-import { assign, randomBatches, windowCount } from '../data/assign.js';
+import { assign, randomBatches, trainedSample, windowCount } from '../data/assign.js';
 import { loadDataset, type Dataset } from '../data/dataset.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
 import { layoutOf } from '../params.js';
 import { AdamW } from '../train/adamw.js';
 import type { TrainConfig } from '../train/config.js';
-import { evaluate, evenlySpacedBatches, runInnerLoop } from '../train/inner-loop.js';
+import { evaluate, evenlySpacedBatches, runInnerLoop, sequenceLosses } from '../train/inner-loop.js';
 import type { ContributionLosses, FromWorker, ToWorker } from './protocol.js';
 import { GraphRunner, openSession } from './session.js';
 
@@ -90,10 +90,10 @@ async function train(message: Extract<ToWorker, { type: 'train' }>): Promise<voi
 let scratch: Float32Array | undefined;
 
 /**
- * Scores a contribution (Gauntlet): mean loss before and after θ − λ·decode(c), on batches of the
- * contributor's slice of this round's data and on random batches from a seed fixed only after
- * every contribution was committed. Works on a scratch copy: the trainer's parameters are left
- * as they are.
+ * Scores a contribution (Gauntlet, paired): each sequence's loss before and after
+ * θ − step·decode(c), on a sample of the contributor's trained sequences and on control
+ * sequences from the whole corpus, both drawn by the request's seed. Works on a scratch copy: the
+ * trainer's parameters are left as they are.
  */
 async function score(message: Extract<ToWorker, { type: 'score' }>): Promise<ContributionLosses> {
   const s = ready();
@@ -101,16 +101,17 @@ async function score(message: Extract<ToWorker, { type: 'score' }>): Promise<Con
   const seqLen = s.config.model.seqLen;
   if (message.base.length !== s.params.length) throw new Error(`score: the base has ${message.base.length} values, the model ${s.params.length}`);
   const tokens = s.dataset.train.length;
-  const own = assign({ ...message.assignment, batchSize: batch, seqLen, tokens, batches: message.batches });
-  const random = randomBatches(message.randomSeed, { tokens, seqLen, batchSize: batch, batches: message.batches });
-  const loss = (params: Float32Array, batches: number[][]) => evaluate(s.loss, params, s.dataset.train, { batch, seqLen, batches });
-  const ownLossBefore = await loss(message.base, own);
-  const randomLossBefore = message.randomLossBefore ?? await loss(message.base, random);
+  const seed = Buffer.from(message.seed);
+  const own = trainedSample({ ...message.assignment, batchSize: batch, seqLen, tokens, batches: message.batches, trained: message.trained, seed: Buffer.concat([seed, Buffer.from('own')]) });
+  const control = randomBatches(Buffer.concat([seed, Buffer.from('control')]), { tokens, seqLen, batchSize: batch, batches: message.batches });
+  const losses = (params: Float32Array, batches: number[][]) => sequenceLosses(s.loss, params, s.dataset.train, { batch, seqLen, batches });
+  const ownBefore = await losses(message.base, own);
+  const controlBefore = await losses(message.base, control);
   scratch ??= new Float32Array(s.params.length);
   scratch.set(message.base);
   const { indices, values, step } = message;
   for (let j = 0; j < indices.length; j++) scratch[indices[j]!] = scratch[indices[j]!]! - step * values[j]!;
-  return { ownLossBefore, ownLossAfter: await loss(scratch, own), randomLossBefore, randomLossAfter: await loss(scratch, random) };
+  return { own: { before: ownBefore, after: await losses(scratch, own) }, control: { before: controlBefore, after: await losses(scratch, control) } };
 }
 
 function ready(): State {

@@ -4,7 +4,7 @@ import { initGptParams } from '../model/gpt.js';
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 import { compiledPath } from '../compiled.js';
-import type { Assignment, ContributionLosses, FromWorker, ToWorker, WorkerReady } from './protocol.js';
+import type { Assignment, ContributionLosses, FromWorker, ScoreRequest, ToWorker, WorkerReady } from './protocol.js';
 
 /**
  * A trainer on its own thread: ORT's run() blocks the thread it runs on, so the inner loop runs
@@ -76,17 +76,12 @@ export class TrainerThread {
   }
 
   /**
-   * Scores a decoded contribution against `base` (its indices and values as decodePayload
-   * returns them): losses before and after base − step·update on the contributor's assigned
-   * batches and on random ones. The trainer's own parameters are not touched.
+   * Scores a contribution: per-sequence losses before and after base − step·update, on a sample of
+   * the contributor's trained data and on control data (protocol.ts, ScoreRequest). The trainer's
+   * own parameters are not touched.
    */
-  /**
-   * Losses before and after applying a sparse update, on the contributor's batches and on random
-   * ones. `randomLossBefore`, when known (same base, seed and batches as an earlier call), is not
-   * computed again.
-   */
-  async scoreContribution(options: { base: Float32Array; indices: Uint32Array; values: Float32Array; step: number; assignment: Assignment; randomSeed: bigint; batches: number; randomLossBefore?: number }): Promise<ContributionLosses> {
-    const message = await this.request({ type: 'score', ...options }, 'scored');
+  async scoreContribution(request: ScoreRequest): Promise<ContributionLosses> {
+    const message = await this.request({ type: 'score', ...request }, 'scored');
     if (message.type !== 'scored') throw new Error('unreachable');
     return message.losses;
   }

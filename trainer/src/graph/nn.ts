@@ -97,6 +97,14 @@ export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   return neg(mean(pick(logSoftmax(logits, -1), targets)));
 }
 
+/** Cross-entropy per sequence: logits [B, T, V] and int targets [B, T] → [B], each the mean over
+ * its T positions. Their mean is crossEntropy(); apart, they let two evaluations of the same
+ * sequences be compared pair by pair (a paired test needs far fewer sequences than two means). */
+export function sequenceCrossEntropy(logits: Tensor, targets: Tensor): Tensor {
+  if (targets.rank !== 2) shapeError('SequenceCrossEntropy', 'targets must be [batch, seqLen]', [logits, targets]);
+  return neg(reduceMean(pick(logSoftmax(logits, -1), targets), [1]));
+}
+
 /** Additive causal mask [T, T]: 0 where a position may attend (key ≤ query), −1e9 above the
  * diagonal. Finite rather than −∞, so no inf·0 can turn into NaN in a backward product. Add it to
  * attention scores [..., T, T] before the softmax. */

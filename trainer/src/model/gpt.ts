@@ -120,7 +120,7 @@ export interface GptGraphOptions {
  * `tokens` int32 [batch, seqLen] and, for 'train' and 'loss', `targets` int32 [batch, seqLen]
  * (the next token of each position). Outputs by kind:
  *   train:  loss [] (mean cross-entropy over all batch·seqLen tokens), grads [P] (flat layout order)
- *   loss:   loss []
+ *   loss:   loss [], sequenceLosses [batch] (each sequence's mean cross-entropy; loss is their mean)
  *   logits: logits [batch, seqLen, vocabSize]
  */
 export function buildGptGraph(config: GptConfig, options: GptGraphOptions): Uint8Array {
@@ -175,8 +175,11 @@ export function buildGptGraph(config: GptConfig, options: GptGraphOptions): Uint
   if (outputs === 'logits') return G.toOnnx(g, { outputs: { logits }, name: 'gpt-logits' });
 
   const targets = g.input('targets', 'int32', [B, T]);
+  if (outputs === 'loss') {
+    const sequenceLosses = G.sequenceCrossEntropy(logits, targets);
+    return G.toOnnx(g, { outputs: { loss: G.mean(sequenceLosses), sequenceLosses }, name: 'gpt-loss' });
+  }
   const loss = G.crossEntropy(logits, targets);
-  if (outputs === 'loss') return G.toOnnx(g, { outputs: { loss }, name: 'gpt-loss' });
 
   const grads = G.gradients(loss, g.params);
   if (options.gradients === 'per-tensor') {

@@ -123,6 +123,26 @@ export async function evaluate(
   return sum / options.batches.length;
 }
 
+/**
+ * Each sequence's own mean loss ('loss' graph, sequenceLosses) over `batches`, in order: what a
+ * paired comparison of two parameter vectors on the same sequences needs.
+ */
+export async function sequenceLosses(
+  runner: GraphRunner, params: Float32Array, tokens: TokenArray,
+  options: { batch: number; seqLen: number; batches: readonly (readonly number[])[] },
+): Promise<Float32Array> {
+  const { batch, seqLen } = options;
+  const buffers = { input: new Int32Array(batch * seqLen), target: new Int32Array(batch * seqLen) };
+  const extra = { tokens: new ort.Tensor('int32', buffers.input, [batch, seqLen]), targets: new ort.Tensor('int32', buffers.target, [batch, seqLen]) };
+  const out = new Float32Array(options.batches.length * batch);
+  for (const [b, offsets] of options.batches.entries()) {
+    batchTokens(tokens, offsets, seqLen, buffers);
+    const outputs = await runner.run(params, extra);
+    out.set(outputs.sequenceLosses!.data as Float32Array, b * batch);
+  }
+  return out;
+}
+
 /** `count` batches of evenly spaced, non-overlapping sequences over a token array. */
 export function evenlySpacedBatches(tokenCount: number, options: { batch: number; seqLen: number; count: number }): number[][] {
   const { batch, seqLen, count } = options;

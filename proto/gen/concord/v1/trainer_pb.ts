@@ -21,7 +21,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file concord/v1/trainer.proto.
  */
 export const file_concord_v1_trainer: GenFile = /*@__PURE__*/
-  fileDesc("Chhjb25jb3JkL3YxL3RyYWluZXIucHJvdG8SCmNvbmNvcmQudjEiUQoLSm9pblJlcXVlc3QSEgoKdHJhaW5lcl9pZBgBIAEoCRINCgVncm91cBgCIAEoCRIPCgdyZXBsaWNhGAMgASgNEg4KBmRldmljZRgEIAEoCSKlAQoMSm9pblJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSJgoFdHJhaW4YAiABKAsyFS5jb25jb3JkLnYxLlRyYWluVGFza0gAEiwKCGV2YWx1YXRlGAMgASgLMhguY29uY29yZC52MS5FdmFsdWF0ZVRhc2tIABImCgVhcHBseRgEIAEoCzIVLmNvbmNvcmQudjEuQXBwbHlUYXNrSABCBgoEdGFzayKeAQoJVHJhaW5UYXNrEg0KBXJvdW5kGAEgASgEEhEKCWJhc2VfaGFzaBgCIAEoDBIYChBkZWFkbGluZV91bml4X21zGAMgASgDEg8KB3BlZXJfaWQYBCABKAkSDQoFcGVlcnMYBSADKAkSEAoIcmVwbGljYXMYBiABKA0SEAoIcnVuX3NlZWQYByABKAQSEQoJbWF4X3N0ZXBzGAggASgNIrgBCgxFdmFsdWF0ZVRhc2sSDQoFcm91bmQYASABKAQSEQoJYmFzZV9oYXNoGAIgASgMEhQKDHBheWxvYWRfaGFzaBgDIAEoDBIbChNjb250cmlidXRvcl9wZWVyX2lkGAQgASgJEhMKC3JhbmRvbV9zZWVkGAUgASgEEgwKBHN0ZXAYBiABKAISDQoFcGVlcnMYByADKAkSEAoIcnVuX3NlZWQYCCABKAQSDwoHYmF0Y2hlcxgJIAEoDSKeAQoJQXBwbHlUYXNrEg0KBXJvdW5kGAEgASgEEhEKCWJhc2VfaGFzaBgCIAEoDBIsCgZpbnB1dHMYAyADKAsyHC5jb25jb3JkLnYxLkFnZ3JlZ2F0aW9uSW5wdXQSEgoKbWF4X3Rva2VucxgEIAEoBBIaChJyZWxhdGl2ZV90b2tlbl9jYXAYBSABKAESEQoJbWF4X3NoYXJlGAYgASgBImgKEEFnZ3JlZ2F0aW9uSW5wdXQSFAoMcGF5bG9hZF9oYXNoGAEgASgMEhsKE2NvbnRyaWJ1dG9yX3BlZXJfaWQYAiABKAkSDgoGdG9rZW5zGAMgASgEEhEKCXNjb3JlX3BwbRgEIAEoDSJvChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgRzdGVwGAIgASgEEgwKBGxvc3MYAyABKAISDgoGdG9rZW5zGAQgASgEEhkKEXRva2Vuc19wZXJfc2Vjb25kGAUgASgCIigKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USDgoGY2FuY2VsGAEgASgIIlgKElVwbG9hZERlbHRhUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBITCgt0b3RhbF9ieXRlcxgDIAEoBBIMCgRkYXRhGAQgASgMIi0KE1VwbG9hZERlbHRhUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQixQEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIoCgV0cmFpbhgCIAEoCzIXLmNvbmNvcmQudjEuVHJhaW5SZXN1bHRIABIuCghldmFsdWF0ZRgDIAEoCzIaLmNvbmNvcmQudjEuRXZhbHVhdGVSZXN1bHRIABIoCgVhcHBseRgEIAEoCzIXLmNvbmNvcmQudjEuQXBwbHlSZXN1bHRIABIPCgVlcnJvchgFIAEoCUgAQggKBnJlc3VsdCJACgtUcmFpblJlc3VsdBIOCgZ0b2tlbnMYASABKAQSDQoFc3RlcHMYAiABKAQSEgoKZmluYWxfbG9zcxgDIAEoAiJ4Cg5FdmFsdWF0ZVJlc3VsdBIXCg9vd25fbG9zc19iZWZvcmUYASABKAISFgoOb3duX2xvc3NfYWZ0ZXIYAiABKAISGgoScmFuZG9tX2xvc3NfYmVmb3JlGAMgASgCEhkKEXJhbmRvbV9sb3NzX2FmdGVyGAQgASgCIiEKC0FwcGx5UmVzdWx0EhIKCm1vZGVsX2hhc2gYASABKAwiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UiMgoQRmV0Y2hCbG9iUmVxdWVzdBIOCgZzaGEyNTYYASABKAwSDgoGb2Zmc2V0GAIgASgEIkYKEUZldGNoQmxvYlJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBITCgt0b3RhbF9ieXRlcxgCIAEoBBIMCgRkYXRhGAMgASgMMpUDCg5UcmFpbmVyU2VydmljZRI7CgRKb2luEhcuY29uY29yZC52MS5Kb2luUmVxdWVzdBoYLmNvbmNvcmQudjEuSm9pblJlc3BvbnNlMAESVwoOUmVwb3J0UHJvZ3Jlc3MSIS5jb25jb3JkLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBoiLmNvbmNvcmQudjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRJOCgtVcGxvYWREZWx0YRIeLmNvbmNvcmQudjEuVXBsb2FkRGVsdGFSZXF1ZXN0Gh8uY29uY29yZC52MS5VcGxvYWREZWx0YVJlc3BvbnNlElEKDENvbXBsZXRlVGFzaxIfLmNvbmNvcmQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBogLmNvbmNvcmQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USSgoJRmV0Y2hCbG9iEhwuY29uY29yZC52MS5GZXRjaEJsb2JSZXF1ZXN0Gh0uY29uY29yZC52MS5GZXRjaEJsb2JSZXNwb25zZTABYgZwcm90bzM");
+  fileDesc("Chhjb25jb3JkL3YxL3RyYWluZXIucHJvdG8SCmNvbmNvcmQudjEiUQoLSm9pblJlcXVlc3QSEgoKdHJhaW5lcl9pZBgBIAEoCRINCgVncm91cBgCIAEoCRIPCgdyZXBsaWNhGAMgASgNEg4KBmRldmljZRgEIAEoCSKlAQoMSm9pblJlc3BvbnNlEg8KB3Rhc2tfaWQYASABKAkSJgoFdHJhaW4YAiABKAsyFS5jb25jb3JkLnYxLlRyYWluVGFza0gAEiwKCGV2YWx1YXRlGAMgASgLMhguY29uY29yZC52MS5FdmFsdWF0ZVRhc2tIABImCgVhcHBseRgEIAEoCzIVLmNvbmNvcmQudjEuQXBwbHlUYXNrSABCBgoEdGFzayKeAQoJVHJhaW5UYXNrEg0KBXJvdW5kGAEgASgEEhEKCWJhc2VfaGFzaBgCIAEoDBIYChBkZWFkbGluZV91bml4X21zGAMgASgDEg8KB3BlZXJfaWQYBCABKAkSDQoFcGVlcnMYBSADKAkSEAoIcmVwbGljYXMYBiABKA0SEAoIcnVuX3NlZWQYByABKAQSEQoJbWF4X3N0ZXBzGAggASgNItkBCgxFdmFsdWF0ZVRhc2sSDQoFcm91bmQYASABKAQSEQoJYmFzZV9oYXNoGAIgASgMEhQKDHBheWxvYWRfaGFzaBgDIAEoDBIbChNjb250cmlidXRvcl9wZWVyX2lkGAQgASgJEgwKBHN0ZXAYBiABKAISDQoFcGVlcnMYByADKAkSEAoIcnVuX3NlZWQYCCABKAQSDwoHYmF0Y2hlcxgJIAEoDRITCgtzYW1wbGVfc2VlZBgKIAEoDBIZChF0cmFpbmVkX3NlcXVlbmNlcxgLIAEoBEoECAUQBiKeAQoJQXBwbHlUYXNrEg0KBXJvdW5kGAEgASgEEhEKCWJhc2VfaGFzaBgCIAEoDBIsCgZpbnB1dHMYAyADKAsyHC5jb25jb3JkLnYxLkFnZ3JlZ2F0aW9uSW5wdXQSEgoKbWF4X3Rva2VucxgEIAEoBBIaChJyZWxhdGl2ZV90b2tlbl9jYXAYBSABKAESEQoJbWF4X3NoYXJlGAYgASgBImgKEEFnZ3JlZ2F0aW9uSW5wdXQSFAoMcGF5bG9hZF9oYXNoGAEgASgMEhsKE2NvbnRyaWJ1dG9yX3BlZXJfaWQYAiABKAkSDgoGdG9rZW5zGAMgASgEEhEKCXNjb3JlX3BwbRgEIAEoDSJvChVSZXBvcnRQcm9ncmVzc1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIMCgRzdGVwGAIgASgEEgwKBGxvc3MYAyABKAISDgoGdG9rZW5zGAQgASgEEhkKEXRva2Vuc19wZXJfc2Vjb25kGAUgASgCIigKFlJlcG9ydFByb2dyZXNzUmVzcG9uc2USDgoGY2FuY2VsGAEgASgIIlgKElVwbG9hZERlbHRhUmVxdWVzdBIPCgd0YXNrX2lkGAEgASgJEg4KBm9mZnNldBgCIAEoBBITCgt0b3RhbF9ieXRlcxgDIAEoBBIMCgRkYXRhGAQgASgMIi0KE1VwbG9hZERlbHRhUmVzcG9uc2USFgoOcmVjZWl2ZWRfYnl0ZXMYASABKAQixQEKE0NvbXBsZXRlVGFza1JlcXVlc3QSDwoHdGFza19pZBgBIAEoCRIoCgV0cmFpbhgCIAEoCzIXLmNvbmNvcmQudjEuVHJhaW5SZXN1bHRIABIuCghldmFsdWF0ZRgDIAEoCzIaLmNvbmNvcmQudjEuRXZhbHVhdGVSZXN1bHRIABIoCgVhcHBseRgEIAEoCzIXLmNvbmNvcmQudjEuQXBwbHlSZXN1bHRIABIPCgVlcnJvchgFIAEoCUgAQggKBnJlc3VsdCJACgtUcmFpblJlc3VsdBIOCgZ0b2tlbnMYASABKAQSDQoFc3RlcHMYAiABKAQSEgoKZmluYWxfbG9zcxgDIAEoAiJ+Cg5FdmFsdWF0ZVJlc3VsdBISCgpvd25fYmVmb3JlGAUgAygCEhEKCW93bl9hZnRlchgGIAMoAhIWCg5jb250cm9sX2JlZm9yZRgHIAMoAhIVCg1jb250cm9sX2FmdGVyGAggAygCSgQIARACSgQIAhADSgQIAxAESgQIBBAFIiEKC0FwcGx5UmVzdWx0EhIKCm1vZGVsX2hhc2gYASABKAwiFgoUQ29tcGxldGVUYXNrUmVzcG9uc2UiMgoQRmV0Y2hCbG9iUmVxdWVzdBIOCgZzaGEyNTYYASABKAwSDgoGb2Zmc2V0GAIgASgEIkYKEUZldGNoQmxvYlJlc3BvbnNlEg4KBm9mZnNldBgBIAEoBBITCgt0b3RhbF9ieXRlcxgCIAEoBBIMCgRkYXRhGAMgASgMMpUDCg5UcmFpbmVyU2VydmljZRI7CgRKb2luEhcuY29uY29yZC52MS5Kb2luUmVxdWVzdBoYLmNvbmNvcmQudjEuSm9pblJlc3BvbnNlMAESVwoOUmVwb3J0UHJvZ3Jlc3MSIS5jb25jb3JkLnYxLlJlcG9ydFByb2dyZXNzUmVxdWVzdBoiLmNvbmNvcmQudjEuUmVwb3J0UHJvZ3Jlc3NSZXNwb25zZRJOCgtVcGxvYWREZWx0YRIeLmNvbmNvcmQudjEuVXBsb2FkRGVsdGFSZXF1ZXN0Gh8uY29uY29yZC52MS5VcGxvYWREZWx0YVJlc3BvbnNlElEKDENvbXBsZXRlVGFzaxIfLmNvbmNvcmQudjEuQ29tcGxldGVUYXNrUmVxdWVzdBogLmNvbmNvcmQudjEuQ29tcGxldGVUYXNrUmVzcG9uc2USSgoJRmV0Y2hCbG9iEhwuY29uY29yZC52MS5GZXRjaEJsb2JSZXF1ZXN0Gh0uY29uY29yZC52MS5GZXRjaEJsb2JSZXNwb25zZTABYgZwcm90bzM");
 
 /**
  * @generated from message concord.v1.JoinRequest
@@ -199,21 +199,15 @@ export type EvaluateTask = Message<"concord.v1.EvaluateTask"> & {
   payloadHash: Uint8Array;
 
   /**
-   * The contributor's peer id, to recompute its assigned batches.
+   * The contributor's peer id, to recompute its assigned sequences.
    *
    * @generated from field: string contributor_peer_id = 4;
    */
   contributorPeerId: string;
 
   /**
-   * Seed of the random batches, fixed only after every contribution was committed.
-   *
-   * @generated from field: uint64 random_seed = 5;
-   */
-  randomSeed: bigint;
-
-  /**
-   * Step size λ used to apply the decoded contribution (about 0.5 or less: docs/rounds.md).
+   * The step the round's update would take with this contribution in it (outer learning rate ×
+   * its expected share × its clip to the median norm): losses are measured at θ − step·decode(c).
    *
    * @generated from field: float step = 6;
    */
@@ -232,11 +226,28 @@ export type EvaluateTask = Message<"concord.v1.EvaluateTask"> & {
   runSeed: bigint;
 
   /**
-   * Batches to evaluate on each side (own and random), 1 to 64.
+   * Batches to evaluate on each side (the contributor's trained data, control data), 1 to 64.
    *
    * @generated from field: uint32 batches = 9;
    */
   batches: number;
+
+  /**
+   * 32 bytes that draw both samples: which of its trained sequences, and which control
+   * sequences. Derived by the evaluating coordinator from a signature of its own over the
+   * contribution's header, so that no contributor can know or grind it (docs/rounds.md).
+   *
+   * @generated from field: bytes sample_seed = 10;
+   */
+  sampleSeed: Uint8Array;
+
+  /**
+   * How many sequences the contributor trained on by its claim (its tokens ÷ seqLen): its own
+   * sample is drawn from the first ones of its assignment.
+   *
+   * @generated from field: uint64 trained_sequences = 11;
+   */
+  trainedSequences: bigint;
 };
 
 /**
@@ -528,24 +539,28 @@ export const TrainResultSchema: GenMessage<TrainResult> = /*@__PURE__*/
  */
 export type EvaluateResult = Message<"concord.v1.EvaluateResult"> & {
   /**
-   * @generated from field: float own_loss_before = 1;
+   * Each sequence's mean loss before and after the step, in the same order on both sides, so
+   * that they compare pair by pair: on a sample of the contributor's trained data, and on
+   * control data drawn from the whole corpus.
+   *
+   * @generated from field: repeated float own_before = 5;
    */
-  ownLossBefore: number;
+  ownBefore: number[];
 
   /**
-   * @generated from field: float own_loss_after = 2;
+   * @generated from field: repeated float own_after = 6;
    */
-  ownLossAfter: number;
+  ownAfter: number[];
 
   /**
-   * @generated from field: float random_loss_before = 3;
+   * @generated from field: repeated float control_before = 7;
    */
-  randomLossBefore: number;
+  controlBefore: number[];
 
   /**
-   * @generated from field: float random_loss_after = 4;
+   * @generated from field: repeated float control_after = 8;
    */
-  randomLossAfter: number;
+  controlAfter: number[];
 };
 
 /**
