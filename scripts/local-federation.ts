@@ -194,7 +194,7 @@ async function main(): Promise<number> {
         train: parse(trainYaml) as unknown,
         rounds: {
           runSeed: 2026, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
-          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: Number(values['eval-batches']), step: 0.5, ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
+          compression: { chunk: 4096, topk: 64, bits: 2 }, validation: { batches: Number(values['eval-batches']), ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
         },
       };
       const file = join(work, `${name}.yaml`);

@@ -12,7 +12,7 @@ import { isHonest, rejectedCounts, startFederation, tinySettings, validationLoss
 const ROUNDS = 4;
 // Six batches a side: Gauntlet scores of a tiny model after 8 inner steps are noisy, and training
 // on other data differs from honest work only by how much more it helps its own batches.
-const settings = tinySettings({ rounds: ROUNDS, windowMs: 3000, graceMs: 2000, quorum: 3, validation: { batches: 6, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 } });
+const settings = tinySettings({ rounds: ROUNDS, windowMs: 3000, graceMs: 2000, quorum: 3, validation: { batches: 6, harm: 3, help: 2, sample: undefined, reputationFloor: 0.3 } });
 const MAX_STEPS = 8;
 /** One run() of four clusters: start, rounds, the validation loss on a trainer thread, and closing. */
 const RUN_MS = within(federationStartMs(4), federationRunMs(ROUNDS), WORKERS_MS, TEARDOWN_MS);

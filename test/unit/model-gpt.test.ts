@@ -150,12 +150,13 @@ describe.each<GptConfig['norm']>(['layernorm', 'rmsnorm'])('the GPT graphs (%s)'
     const train = await gptSession(config, 'float32', 'train');
     const evaluate = await gptSession(config, 'float32', 'loss');
     const infer = await gptSession(config, 'float32', 'logits');
-    expect(evaluate.session.outputNames).toEqual(['loss']);
+    expect(evaluate.session.outputNames).toEqual(['loss', 'sequenceLosses']);
     expect(infer.session.outputNames).toEqual(['logits']);
     expect(infer.session.inputNames).not.toContain('targets');
     const flat = initGptParams(config, 'agree');
     const trained = lossOf(await train.run(flat, data));
-    const evaluated = lossOf(await evaluate.run(flat, data));
+    const evaluatedOutputs = await evaluate.run(flat, data);
+    const evaluated = lossOf(evaluatedOutputs);
     const result = await infer.run(flat, data);
     await Promise.all([train.session.release(), evaluate.session.release(), infer.session.release()]);
 
@@ -171,6 +172,11 @@ describe.each<GptConfig['norm']>(['layernorm', 'rmsnorm'])('the GPT graphs (%s)'
       total += logSum - (row[data.targets[i] as number] as number);
     }
     expect(Math.abs(total / data.targets.length - trained)).toBeLessThan(1e-5 * trained);
+    // Per-sequence losses: one per row of the batch, and their mean is the batch loss.
+    const perSequence = evaluatedOutputs.sequenceLosses?.data as Float32Array;
+    expect(evaluatedOutputs.sequenceLosses?.dims).toEqual([BATCH]);
+    const meanOfSequences = perSequence.reduce((s, v) => s + v, 0) / BATCH;
+    expect(Math.abs(meanOfSequences - evaluated)).toBeLessThan(1e-5 * evaluated);
     // GPT-2 init predicts nearly uniformly: the loss starts at about ln V.
     expect(Math.abs(trained - Math.log(V))).toBeLessThan(0.05);
   });

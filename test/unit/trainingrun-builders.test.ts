@@ -144,7 +144,7 @@ describe('validateRun: what the schema cannot say, named by TrainingRun field', 
     [{ workers: [{ name: 'a', replicas: 1, batch: 0 }] }, 'spec.workers[0].batch'],
     [{ workers: [] }, 'spec.workers'],
     [{ outer: { optimizer: 'nesterov', momentum: 1.5 } }, 'spec.outer.momentum'],
-    [{ validation: { margin: 0.95 } }, 'spec.validation.margin'],
+    [{ validation: { harm: -1 } }, 'spec.validation.harm'],
   ])('%j → %s', (spec, field) => {
     expect(problem(spec)).toMatch(new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: `));
   });
@@ -159,7 +159,7 @@ describe('the CRD defaults are the components\' defaults', () => {
     const c = DEFAULT_ROUND_SETTINGS.compression;
     expect(spec.compression).toEqual({ chunk: c.chunk, topk: c.k, bits: c.bits, errorDecay: c.errorDecay });
     const v = DEFAULT_ROUND_SETTINGS.validation;
-    expect(spec.validation).toEqual({ batches: v.batches, margin: v.margin, reputationFloor: v.reputationFloor });
+    expect(spec.validation).toEqual({ batches: v.batches, harm: v.harm, help: v.help, reputationFloor: v.reputationFloor });
     expect(spec.federation.transfer).toEqual(DEFAULT_ROUND_SETTINGS.transfer);
     expect(spec.federation.maxContributionBytes).toBe(DEFAULT_ROUND_SETTINGS.maxContributionBytes);
     const claims = DEFAULT_ROUND_SETTINGS.claims;

@@ -28,16 +28,16 @@ export interface RoundSettings {
   quorum: number | undefined;
   compression: { chunk: number; k: number; bits: number; errorDecay: number };
   validation: {
-    /** Batches on each side (own data, random data) of a Gauntlet evaluation, 1 to 64. */
+    /** Batches on each side (the contributor's trained data, control data) of an evaluation, 1 to 64. */
     batches: number;
-    /** Step λ with which a contribution is applied before measuring the loss (≤ 0.5: docs/rounds.md). */
-    step: number;
     /**
-     * How much more a contribution must help its own data than random data (specificity) before
-     * it scores above 0. Default 0: in federated rounds error feedback dilutes what is specific
-     * to a round's data, and honest specificity measured in `npm start` was 0 to 0.05 (docs/rounds.md).
+     * The per-round gate (rounds/score.ts): a step that makes control or its own data worse by
+     * more than `harm` standard errors is rejected, and so is one whose improvement over both
+     * is not more than `help` standard errors. Defaults 3 and 2 (docs/rounds.md has their
+     * measured false-rejection and detection rates).
      */
-    margin: number;
+    harm: number;
+    help: number;
     /**
      * Contributions this coordinator evaluates per round at most (default: all). The others are
      * checked like every contribution (structure, copies, norms) and carry the contributor's
@@ -48,11 +48,10 @@ export interface RoundSettings {
      */
     sample: number | undefined;
     /**
-     * Reputation (EMA of scores) below which a peer's contributions are excluded. Default 0.1:
-     * with margin 0, honest scores here are mostly 0.1–0.4 (specificity / 0.25) and a zero now
-     * and then is noise, so their EMA sits around 0.2–0.3 — the Reputation class's own default
-     * floor of 0.3 excluded honest peers in `npm start`. A peer scoring 0 every round falls
-     * below 0.1 after 8 rounds (it is rejected in each of them anyway).
+     * Reputation (EMA of the per-round verdicts, 1 passed and 0 rejected or penalised) below which
+     * a peer's contributions are excluded. Default 0.3: a peer rejected every round falls below it
+     * in its third round; an honest peer, which passed 100% of 160 evaluations in `npm start`,
+     * would need six rejections in a row.
      */
     reputationFloor: number;
   };
@@ -87,7 +86,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   deliveryBoundMs: 2_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, step: 0.5, margin: 0, sample: undefined, reputationFloor: 0.1 },
+  validation: { batches: 2, harm: 3, help: 2, sample: undefined, reputationFloor: 0.3 },
   transfer: { concurrency: 2, bytesPerSecond: 0, minBytesPerSecond: 256 * 1024 },
   maxContributionBytes: 64 * 1024 * 1024,
   claims: { maxTokensPerRound: undefined, relativeTokenCap: 2, maxShare: 0.5 },
@@ -98,7 +97,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'deliveryBoundSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes', 'claims']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'step', 'margin', 'sample', 'reputationFloor']);
+  const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'harm', 'help', 'sample', 'reputationFloor']);
   const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond', 'minBytesPerSecond']);
   const claims = configFields(root.claims ?? {}, `${field}.claims`, ['maxTokensPerRound', 'relativeTokenCap', 'maxShare']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
@@ -117,8 +116,8 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
     },
     validation: {
       batches: integer(validation.batches ?? d.validation.batches, `${field}.validation.batches`, 1, 64),
-      step: number(validation.step ?? d.validation.step, `${field}.validation.step`, 0.001, 1),
-      margin: number(validation.margin ?? d.validation.margin, `${field}.validation.margin`, 0, 0.9),
+      harm: number(validation.harm ?? d.validation.harm, `${field}.validation.harm`, 0, 100),
+      help: number(validation.help ?? d.validation.help, `${field}.validation.help`, 0, 100),
       sample: validation.sample === undefined ? undefined : integer(validation.sample, `${field}.validation.sample`, 1, 1024),
       reputationFloor: number(validation.reputationFloor ?? d.validation.reputationFloor, `${field}.validation.reputationFloor`, 0, 1),
     },

@@ -12,7 +12,7 @@ import { findCopies } from '../rounds/duplicates.js';
 import { medianOf, normOutliers } from '../rounds/norms.js';
 import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
-import { judge, sampleSeed, type EvaluationLosses, type Gate } from '../rounds/score.js';
+import { judge, sampleSeed, type EvaluationLosses } from '../rounds/score.js';
 import { boundedWeights } from '../../../trainer/src/outer/weights.js';
 import type { Identity } from '../federation/identity.js';
 import type { Commit, RoundBook } from './round-book.js';
@@ -29,8 +29,6 @@ export interface ValidationDeps {
   /** The outer optimizer's learning rate and the model's sequence length: the evaluated step, and sequences from tokens. */
   outerLr: number;
   seqLen: number;
-  /** The per-round gate's thresholds (score.ts; default DEFAULT_GATE). */
-  gate?: Gate;
   reputation: Reputation;
   /** This cluster's trainers, which run the evaluate tasks. */
   gateway: TrainerGateway;
@@ -92,7 +90,7 @@ export class RoundValidation {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
         continue;
       }
-      const verdict = judge(loss.losses, this.deps.gate);
+      const verdict = judge(loss.losses, { harm: this.deps.settings.validation.harm, help: this.deps.settings.validation.help });
       book.evaluations.set(c.peerId, { step: loss.step, own: verdict.own, control: verdict.control, all: verdict.all, specificity: verdict.specificity });
       scores.set(c.peerId, verdict.score);
       if (verdict.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, verdict.detail ?? 'no improvement');
