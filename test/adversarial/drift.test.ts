@@ -18,7 +18,7 @@ import { isHonest, startFederation, tinySettings, validationLoss, type ClusterSp
 // whether a long-run statistic could tell the biased peer from honest ones: how alike each peer's
 // updates of consecutive rounds are (cosine), as alpha saw them.
 const ROUNDS = 20;
-const settings = tinySettings({ rounds: ROUNDS, windowMs: 3000, graceMs: 2000, quorum: 4, validation: { batches: 6, harm: 3, help: 2, sample: undefined, reputationFloor: 0.3 } });
+const settings = tinySettings({ rounds: ROUNDS, windowMs: 3000, graceMs: 2000, quorum: 4, validation: { batches: 6, harm: 3, help: 2, relative: 0.4, sample: undefined, reputationFloor: 0.3 } });
 const NAMES = ['alpha', 'beta', 'gamma', 'mallory'];
 
 /**

@@ -30,7 +30,7 @@ export function tinySettings(overrides: Partial<RoundSettings> = {}): RoundSetti
     ...DEFAULT_ROUND_SETTINGS,
     runSeed: 11n, rounds: 3, windowMs: 4000, graceMs: 3000, deliveryBoundMs: 1000,
     compression: { chunk: 1024, k: 32, bits: 2, errorDecay: 0.95 },
-    validation: { batches: 2, harm: 3, help: 2, sample: undefined, reputationFloor: 0.3 },
+    validation: { batches: 2, harm: 3, help: 2, relative: 0.4, sample: undefined, reputationFloor: 0.3 },
     ...overrides,
   };
 }

@@ -22,7 +22,7 @@ const runSpec: Full<TrainingRunSpec> = {
   inner: { batch: 16, lr: 0.003, warmupSteps: 50, minLrRatio: 0.1, weightDecay: 0.1, gradClip: 1, beta1: 0.9, beta2: 0.95 },
   outer: { optimizer: 'sgd', lr: 1, momentum: 0.9, rounds: 10, windowSeconds: 60, graceSeconds: 10, deliveryBoundSeconds: 2, maxInnerSteps: 30, maxTokensPerRound: 100000, relativeTokenCap: 2, maxShare: 0.5 },
   compression: { chunk: 4096, topk: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, sample: 1, reputationFloor: 0.3, harm: 3, help: 2 },
+  validation: { batches: 2, sample: 1, reputationFloor: 0.3, harm: 3, help: 2, relative: 0.4 },
   federation: { port: 7443, serviceType: 'ClusterIP', identitySecret: 's', quorum: 2, maxContributionBytes: 1024, transfer: { concurrency: 2, bytesPerSecond: 0, minBytesPerSecond: 262144 }, peerSelector: { matchLabels: { a: 'b' }, matchExpressions: [{ key: 'k', operator: 'In', values: ['v'] }] } },
   checkpoint: { size: '1Gi', storageClassName: 'fast', everyRounds: 5 },
 };

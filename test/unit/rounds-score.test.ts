@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { generateIdentity } from '../../operator/src/federation/identity.js';
-import { judge, pairedImprovement, sampleSeed, scoreToPpm, specificity, type EvaluationLosses } from '../../operator/src/rounds/score.js';
+import { DEFAULT_GATE, judge, pairedImprovement, relativeWork, sampleSeed, scoreToPpm, specificity, type EvaluationLosses, type RoundEvaluation } from '../../operator/src/rounds/score.js';
+import { seededRandom } from '../../trainer/src/random.js';
 
 /** Losses before 5 and after 5 − improvement, per sequence. */
 const paired = (improvements: readonly number[]) => ({ before: improvements.map(() => 5), after: improvements.map((d) => 5 - d) });
@@ -47,6 +48,76 @@ describe('the per-round gate', () => {
 
   it('rejects a step whose improvement cannot be told from none', () => {
     expect(judge(losses([0.01, -0.012, 0.008, -0.01], [0.005, -0.006, 0.004, -0.003]))).toMatchObject({ score: 0, detail: expect.stringMatching(/t = .* \(needs more than 2\)/) });
+  });
+});
+
+describe('relative work', () => {
+  const evaluation = (peerId: string, step: number, mean: number): RoundEvaluation => ({ peerId, step, all: { n: 96, mean, sd: 0.05, t: 10 } });
+
+  it('rejects a contribution that removes under `relative` × the median loss per unit of step, naming both', () => {
+    const round = [evaluation('a', 0.25, 0.1), evaluation('b', 0.25, 0.08), evaluation('c', 0.2, 0.07), evaluation('noise', 0.25, 0.006)];
+    // Works 0.4, 0.32, 0.35, 0.024: median 0.335, bar 0.1005.
+    expect(relativeWork(round, 0.3)).toEqual([{ peerId: 'noise', detail: expect.stringMatching(/removes 0\.0240 nats a sequence per unit of step, under 0\.3 × the round's median 0\.335/) }]);
+    expect(relativeWork(round, 0.05)).toEqual([]);
+  });
+
+  it('judges per unit of step: a small share that does its share of work passes', () => {
+    const round = [evaluation('a', 0.25, 0.1), evaluation('b', 0.25, 0.1), evaluation('small', 0.02, 0.008)];
+    expect(relativeWork(round, 0.3)).toEqual([]);
+  });
+
+  it('gives no verdict with fewer than three evaluations or a median that is not positive', () => {
+    expect(relativeWork([evaluation('a', 0.25, 0.1), evaluation('noise', 0.25, 0.001)], 0.3)).toEqual([]);
+    expect(relativeWork([evaluation('a', 0.25, -0.1), evaluation('b', 0.25, -0.05), evaluation('c', 0.25, 0.01)], 0.3)).toEqual([]);
+    // A step of 0 (nothing counted) or a loss that is not finite is left out of the median.
+    expect(relativeWork([evaluation('a', 0.25, 0.1), evaluation('b', 0, 0.1), evaluation('c', 0.25, Number.NaN), evaluation('d', 0.25, 0.001)], 0.3)).toEqual([]);
+  });
+
+  it('a dishonest minority raises the bar at most to the best honest work', () => {
+    // Two colluders of five report work far above everyone: the median is the best honest one's.
+    const round = [evaluation('h1', 0.25, 0.1), evaluation('h2', 0.25, 0.06), evaluation('h3', 0.25, 0.04), evaluation('x', 0.25, 10), evaluation('y', 0.25, 10)];
+    expect(relativeWork(round, 0.3).map((r) => r.peerId)).toEqual([]);
+    expect(relativeWork(round, 0.5).map((r) => r.peerId)).toEqual(['h3']);
+  });
+});
+
+describe('the gate on synthetic rounds (calibrated to docs/rounds.md, "Score")', () => {
+  // Per-sequence improvements drawn as measured in `npm start` (4 clusters, 6 batches a side, 48
+  // sequences of own and of control data): honest steps remove 0.02–0.2 nats a sequence with a
+  // spread of about half that between sequences; within a round their work differs by e^±0.65 at
+  // worst (the first round). Noise of an honest norm removed 0.15–0.2× the honest median in the
+  // first round and added 0.3–0.8× of it in every later one: modelled as −0.3 ± 0.25 of it.
+  const SEQUENCES = 48;
+  const normal = (random: () => number) => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+  const sequences = (random: () => number, mean: number, sd: number) => Array.from({ length: SEQUENCES }, () => mean + sd * normal(random));
+  const evaluate = (random: () => number, mean: number, sd: number) => judge(losses(sequences(random, mean, sd), sequences(random, mean, sd)), DEFAULT_GATE);
+  const ROUNDS = 3000;
+  const STEP = 0.25;
+
+  /** Fractions of honest and of noise contributions rejected over ROUNDS rounds of 3 honest + 1 noise. */
+  const rates = (relative: number) => {
+    const random = seededRandom(15);
+    let honestRejected = 0;
+    let noiseRejected = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      const typical = 0.08 * Math.exp(0.5 * normal(random));
+      const honest = [0, 1, 2].map(() => typical * Math.exp(0.65 * normal(random)));
+      const noise = typical * (-0.3 + 0.25 * normal(random));
+      const verdicts = [...honest.map((mean) => evaluate(random, mean, 0.5 * typical)), evaluate(random, noise, 0.25 * typical)];
+      const peers = ['h0', 'h1', 'h2', 'noise'];
+      const weak = new Set(relativeWork(verdicts.map((v, i) => ({ peerId: peers[i]!, step: STEP, all: v.all })), relative).map((r) => r.peerId));
+      const rejected = peers.map((peerId, i) => verdicts[i]!.score === 0 || weak.has(peerId));
+      honestRejected += rejected.slice(0, 3).filter(Boolean).length;
+      if (rejected[3]) noiseRejected++;
+    }
+    return { falseRejection: honestRejected / (3 * ROUNDS), detection: noiseRejected / ROUNDS };
+  };
+
+  it(`at the shipped thresholds (harm ${DEFAULT_GATE.harm}, help ${DEFAULT_GATE.help}, relative ${DEFAULT_GATE.relative}) rejects ≤ 3% of honest work and ≥ 97% of noise`, () => {
+    const shipped = rates(DEFAULT_GATE.relative);
+    expect({ falseRejection: shipped.falseRejection <= 0.03, detection: shipped.detection >= 0.97, shipped }).toEqual({ falseRejection: true, detection: true, shipped });
+    // Significance alone (no relative bar) lets through the noise that happens to help.
+    expect(rates(0).detection).toBeLessThan(0.97);
   });
 });
 

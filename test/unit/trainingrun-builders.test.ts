@@ -159,7 +159,7 @@ describe('the CRD defaults are the components\' defaults', () => {
     const c = DEFAULT_ROUND_SETTINGS.compression;
     expect(spec.compression).toEqual({ chunk: c.chunk, topk: c.k, bits: c.bits, errorDecay: c.errorDecay });
     const v = DEFAULT_ROUND_SETTINGS.validation;
-    expect(spec.validation).toEqual({ batches: v.batches, harm: v.harm, help: v.help, reputationFloor: v.reputationFloor });
+    expect(spec.validation).toEqual({ batches: v.batches, harm: v.harm, help: v.help, relative: v.relative, reputationFloor: v.reputationFloor });
     expect(spec.federation.transfer).toEqual(DEFAULT_ROUND_SETTINGS.transfer);
     expect(spec.federation.maxContributionBytes).toBe(DEFAULT_ROUND_SETTINGS.maxContributionBytes);
     const claims = DEFAULT_ROUND_SETTINGS.claims;

@@ -38,7 +38,7 @@ export interface TrainingRunSpec {
   inner: { batch: number; lr: number; warmupSteps: number; minLrRatio: number; weightDecay: number; gradClip: number; beta1: number; beta2: number };
   outer: { optimizer: 'nesterov' | 'sgd'; lr?: number; momentum: number; rounds: number; windowSeconds: number; graceSeconds: number; deliveryBoundSeconds: number; maxInnerSteps?: number; maxTokensPerRound?: number; relativeTokenCap: number; maxShare: number };
   compression: { chunk: number; topk: number; bits: number; errorDecay: number };
-  validation: { batches: number; sample?: number; reputationFloor: number; harm: number; help: number };
+  validation: { batches: number; sample?: number; reputationFloor: number; harm: number; help: number; relative: number };
   federation: {
     port: number;
     serviceType: 'ClusterIP' | 'NodePort' | 'LoadBalancer';

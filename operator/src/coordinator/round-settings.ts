@@ -39,6 +39,12 @@ export interface RoundSettings {
     harm: number;
     help: number;
     /**
+     * A contribution whose improvement per unit of step is under this fraction of the round's
+     * median is rejected (rounds/score.ts, relativeWork): noise of an honest norm can pass the
+     * significance test, not this one. Default 0.4.
+     */
+    relative: number;
+    /**
      * Contributions this coordinator evaluates per round at most (default: all). The others are
      * checked like every contribution (structure, copies, norms) and carry the contributor's
      * reputation as their score. Evaluation is the costly part of a round (four forward passes
@@ -86,7 +92,7 @@ export const DEFAULT_ROUND_SETTINGS: Omit<RoundSettings, 'runSeed'> = {
   deliveryBoundMs: 2_000,
   quorum: undefined,
   compression: { chunk: 4096, k: 64, bits: 2, errorDecay: 0.95 },
-  validation: { batches: 2, harm: 3, help: 2, sample: undefined, reputationFloor: 0.3 },
+  validation: { batches: 2, harm: 3, help: 2, relative: 0.4, sample: undefined, reputationFloor: 0.3 },
   transfer: { concurrency: 2, bytesPerSecond: 0, minBytesPerSecond: 256 * 1024 },
   maxContributionBytes: 64 * 1024 * 1024,
   claims: { maxTokensPerRound: undefined, relativeTokenCap: 2, maxShare: 0.5 },
@@ -97,7 +103,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
   const root = configFields(raw, field, ['runSeed', 'rounds', 'windowSeconds', 'graceSeconds', 'deliveryBoundSeconds', 'quorum', 'compression', 'validation', 'transfer', 'maxContributionBytes', 'claims']);
   const d = DEFAULT_ROUND_SETTINGS;
   const compression = configFields(root.compression ?? {}, `${field}.compression`, ['chunk', 'topk', 'bits', 'errorDecay']);
-  const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'harm', 'help', 'sample', 'reputationFloor']);
+  const validation = configFields(root.validation ?? {}, `${field}.validation`, ['batches', 'harm', 'help', 'relative', 'sample', 'reputationFloor']);
   const transfer = configFields(root.transfer ?? {}, `${field}.transfer`, ['concurrency', 'bytesPerSecond', 'minBytesPerSecond']);
   const claims = configFields(root.claims ?? {}, `${field}.claims`, ['maxTokensPerRound', 'relativeTokenCap', 'maxShare']);
   if (root.runSeed === undefined) throw new ConfigError(`${field}.runSeed`, 'is required (the same at every peer of the run)');
@@ -118,6 +124,7 @@ export function parseRoundSettings(raw: unknown, field = 'rounds'): RoundSetting
       batches: integer(validation.batches ?? d.validation.batches, `${field}.validation.batches`, 1, 64),
       harm: number(validation.harm ?? d.validation.harm, `${field}.validation.harm`, 0, 100),
       help: number(validation.help ?? d.validation.help, `${field}.validation.help`, 0, 100),
+      relative: number(validation.relative ?? d.validation.relative, `${field}.validation.relative`, 0, 1),
       sample: validation.sample === undefined ? undefined : integer(validation.sample, `${field}.validation.sample`, 1, 1024),
       reputationFloor: number(validation.reputationFloor ?? d.validation.reputationFloor, `${field}.validation.reputationFloor`, 0, 1),
     },

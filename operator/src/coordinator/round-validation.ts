@@ -12,7 +12,7 @@ import { findCopies } from '../rounds/duplicates.js';
 import { medianOf, normOutliers } from '../rounds/norms.js';
 import { PENALISES_SIGNER, RejectionReason } from '../rounds/reasons.js';
 import type { Reputation } from '../rounds/reputation.js';
-import { judge, sampleSeed, type EvaluationLosses } from '../rounds/score.js';
+import { judge, relativeWork, sampleSeed, type EvaluationLosses } from '../rounds/score.js';
 import { boundedWeights } from '../../../trainer/src/outer/weights.js';
 import type { Identity } from '../federation/identity.js';
 import type { Commit, RoundBook } from './round-book.js';
@@ -94,7 +94,15 @@ export class RoundValidation {
       book.evaluations.set(c.peerId, { step: loss.step, own: verdict.own, control: verdict.control, all: verdict.all, specificity: verdict.specificity });
       scores.set(c.peerId, verdict.score);
       if (verdict.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, verdict.detail ?? 'no improvement');
-      else if (lowReputation.has(c.peerId)) book.reject(c.peerId, RejectionReason.LowReputation, `reputation ${reputation.value(c.peerId).toFixed(3)} is below the floor`);
+    }
+    const weak = relativeWork([...book.evaluations].map(([peerId, e]) => ({ peerId, step: e.step, all: e.all })), this.deps.settings.validation.relative);
+    for (const { peerId, detail } of weak) {
+      if (book.rejected(peerId)) continue;
+      scores.set(peerId, 0);
+      book.reject(peerId, RejectionReason.NoImprovement, detail);
+    }
+    for (const peerId of lowReputation) {
+      if (scores.get(peerId) === 1 && !book.rejected(peerId)) book.reject(peerId, RejectionReason.LowReputation, `reputation ${reputation.value(peerId).toFixed(3)} is below the floor`);
     }
     // Reputation: the round's score, or 0 for a rejection the signer is accountable for; a
     // contribution that was not evaluated leaves it as it was.

@@ -8,9 +8,8 @@ export interface ReputationOptions {
   alpha?: number;
   /**
    * Reputation of a peer before its first score. Default 0.5: neither trusted nor suspect. A
-   * peer whose scores stay at 0 (a copier, one training on other data) falls below the default
-   * floor after 3 rounds (0.5 → 0.4 → 0.32 → 0.256); an honest peer's scores, 0.83 on average
-   * in the measurement of score.ts (that of a peer scored on others' data: 0.17), lift it.
+   * peer rejected every round falls below the default floor after 3 rounds (0.5 → 0.4 → 0.32 →
+   * 0.256); an honest peer's verdicts (1, but for a rare false rejection) lift it towards 1.
    */
   initial?: number;
   /** Below this the peer is excluded (LowReputation). Default 0.3. */

@@ -64,10 +64,16 @@ export interface Gate {
   harm: number;
   /** The step must improve own and control data together by more than this many standard errors. */
   help: number;
+  /**
+   * The step's improvement per unit of step must be at least this fraction of the round's median
+   * (relativeWork). Significance alone cannot reject noise: a random direction of an honest
+   * norm really does help or hurt every sequence a little, and half the time it helps.
+   */
+  relative: number;
 }
 
 /** The shipped thresholds; docs/rounds.md has their measured false-rejection and detection rates. */
-export const DEFAULT_GATE: Gate = { harm: 3, help: 2 };
+export const DEFAULT_GATE: Gate = { harm: 3, help: 2, relative: 0.4 };
 
 export interface Verdict {
   /** 1 when it passes the gate, 0 when rejected (NoImprovement). */
@@ -76,7 +82,7 @@ export interface Verdict {
   control: PairedStats;
   /** Own and control together. */
   all: PairedStats;
-  /** specificity(own, control): the long-run statistic of whether it trains on its own data. */
+  /** specificity(own, control): reported, not judged (docs/rounds.md, "Why no specificity in the gate"). */
   specificity: number;
   reason?: typeof RejectionReason.NoImprovement;
   detail?: string;
@@ -87,12 +93,14 @@ export interface Verdict {
  *   - a loss that is not finite, or a step that changes no loss at all (an empty update);
  *   - a step that makes control data, or its own, worse by more than `harm` standard errors;
  *   - a step whose improvement over own and control sequences together is under `help`
- *     standard errors (noise of a plausible norm helps nothing measurably).
- * Everything else passes with score 1: among contributions that help, a noisy per-round score
- * would only add noise to the aggregate's weights. Whether a peer trains on its own assignment
- * (`specificity`) is too weak to judge in one round and is judged over rounds (reputation.ts).
+ *     standard errors.
+ * The round's validation then applies relativeWork() to what passed. Everything else passes
+ * with score 1: among contributions that help, a graded per-round score would only add noise to
+ * the aggregate's weights. Whether a peer trains on its own assignment
+ * (`specificity`) did not separate honest peers from others in any measurement, so it is only
+ * reported.
  */
-export function judge(losses: EvaluationLosses, gate: Gate = DEFAULT_GATE): Verdict {
+export function judge(losses: EvaluationLosses, gate: Pick<Gate, 'harm' | 'help'> = DEFAULT_GATE): Verdict {
   const own = pairedImprovement(losses.own);
   const control = pairedImprovement(losses.control);
   const all = pairedImprovement({ before: [...Array.from(losses.own.before), ...Array.from(losses.control.before)], after: [...Array.from(losses.own.after), ...Array.from(losses.control.after)] });
@@ -106,6 +114,40 @@ export function judge(losses: EvaluationLosses, gate: Gate = DEFAULT_GATE): Verd
   if (own.t < -gate.harm) return reject(`makes its own data worse by ${(-own.mean).toPrecision(3)} nats a sequence (t = ${own.t.toFixed(1)})`);
   if (!(all.t > gate.help)) return reject(`improves the loss by ${all.mean.toPrecision(3)} nats a sequence, t = ${all.t.toFixed(2)} (needs more than ${gate.help})`);
   return { ...base, score: 1 };
+}
+
+/** One contribution's evaluation in a round, for relativeWork. */
+export interface RoundEvaluation {
+  peerId: string;
+  /** The step it was evaluated at (outer lr × share × clip). */
+  step: number;
+  /** Its improvement over own and control data together. */
+  all: PairedStats;
+}
+
+/** Fewer evaluations than this in a round have no median to judge against. */
+export const RELATIVE_WORK_MIN_EVALUATIONS = 3;
+
+/**
+ * The round-relative part of the gate: work = all.mean ÷ step, the loss a contribution removes
+ * per unit of step; a contribution whose work is under `relative` × the median work of the
+ * round's evaluations is rejected. Honest updates of a round do comparable work (measured in
+ * docs/rounds.md); noise of an honest norm does a small fraction of it, however significant.
+ * The median is over every evaluated contribution: with a dishonest minority it lies between two
+ * honest values, so colluders can raise the bar at most to the best honest update's work. No
+ * verdict with fewer than RELATIVE_WORK_MIN_EVALUATIONS or a median that is not positive.
+ */
+export function relativeWork(evaluations: readonly RoundEvaluation[], relative: number): Array<{ peerId: string; detail: string }> {
+  const works = evaluations.filter((e) => e.step > 0 && Number.isFinite(e.all.mean)).map((e) => ({ peerId: e.peerId, work: e.all.mean / e.step }));
+  if (works.length < RELATIVE_WORK_MIN_EVALUATIONS) return [];
+  const sorted = works.map((w) => w.work).sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  if (!(median > 0)) return [];
+  return works.filter((w) => w.work < relative * median).map((w) => ({
+    peerId: w.peerId,
+    detail: `removes ${w.work.toPrecision(3)} nats a sequence per unit of step, under ${relative} × the round's median ${median.toPrecision(3)}`,
+  }));
 }
 
 /** A score in [0, 1] as integer millionths, as a manifest carries it. */
