@@ -44,7 +44,7 @@ export interface AttackInfo {
 export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
   'sign-flip': { exploits: 'an update against the direction of training', stoppedBy: 'Gauntlet score: it makes its own data worse', outcome: 'rejected', reasons: ['NoImprovement'] },
   scale: { exploits: 'an update 100x its real size', stoppedBy: 'norm outlier check (10x the median) and clipping to the median norm', outcome: 'rejected', reasons: ['NormOutlier'] },
-  noise: { exploits: 'noise of a plausible norm instead of work', stoppedBy: 'Gauntlet score: its step adds loss, or removes a small fraction of what the round\'s other steps remove (relative work)', outcome: 'rejected', reasons: ['NoImprovement'] },
+  noise: { exploits: 'noise of a plausible norm instead of work', stoppedBy: 'Gauntlet score once the model has trained a round: its step adds loss, or removes a small fraction of what the round\'s other steps remove (relative work); from a fresh initialisation a random direction really lowers the loss and may be applied, within the share cap', outcome: 'bounded', reasons: ['NoImprovement'] },
   'free-ride': { exploits: 'an empty update, to be paid for nothing', stoppedBy: 'Gauntlet score: no improvement at all', outcome: 'rejected', reasons: ['NoImprovement'] },
   copy: { exploits: 'another peer\'s update, re-encoded with noise (a new payload hash)', stoppedBy: 'near-copy check: index overlap above 0.5 with an earlier commit', outcome: 'rejected', reasons: ['NearCopy'] },
   resign: { exploits: 'another peer\'s payload, byte for byte, signed as its own', stoppedBy: 'duplicate check: the same payload hash as an earlier commit', outcome: 'rejected', reasons: ['Duplicate'] },
