@@ -90,7 +90,7 @@ export class RoundValidation {
         book.reject(c.peerId, RejectionReason.Unavailable, 'no trainer could evaluate it');
         continue;
       }
-      const verdict = judge(loss.losses, { harm: this.deps.settings.validation.harm, help: this.deps.settings.validation.help });
+      const verdict = judge(loss.losses, this.deps.settings.validation);
       book.evaluations.set(c.peerId, { step: loss.step, own: verdict.own, control: verdict.control, all: verdict.all, specificity: verdict.specificity });
       scores.set(c.peerId, verdict.score);
       if (verdict.score === 0) book.reject(c.peerId, RejectionReason.NoImprovement, verdict.detail ?? 'no improvement');

@@ -4,6 +4,7 @@
 // control data. Pure: the round's validation phase feeds it per-sequence losses.
 import { createHash } from 'node:crypto';
 import { signBytes, type Identity } from '../federation/identity.js';
+import { medianOf } from './norms.js';
 import { RejectionReason } from './reasons.js';
 
 /** Per-sequence losses before and after a step, pair by pair. */
@@ -140,9 +141,7 @@ export const RELATIVE_WORK_MIN_EVALUATIONS = 3;
 export function relativeWork(evaluations: readonly RoundEvaluation[], relative: number): Array<{ peerId: string; detail: string }> {
   const works = evaluations.filter((e) => e.step > 0 && Number.isFinite(e.all.mean)).map((e) => ({ peerId: e.peerId, work: e.all.mean / e.step }));
   if (works.length < RELATIVE_WORK_MIN_EVALUATIONS) return [];
-  const sorted = works.map((w) => w.work).sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  const median = sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+  const median = medianOf(works.map((w) => w.work));
   if (!(median > 0)) return [];
   return works.filter((w) => w.work < relative * median).map((w) => ({
     peerId: w.peerId,
