@@ -145,6 +145,7 @@ describe('validateRun: what the schema cannot say, named by TrainingRun field', 
     [{ workers: [] }, 'spec.workers'],
     [{ outer: { optimizer: 'nesterov', momentum: 1.5 } }, 'spec.outer.momentum'],
     [{ validation: { harm: -1 } }, 'spec.validation.harm'],
+    [{ validation: { relative: 1.5 } }, 'spec.validation.relative'],
   ])('%j → %s', (spec, field) => {
     expect(problem(spec)).toMatch(new RegExp(`^${field.replace(/[[\].]/g, '\\$&')}: `));
   });
