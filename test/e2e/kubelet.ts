@@ -50,6 +50,9 @@ interface RunningPod {
   restarts: number;
   startedAt: Date | undefined;
   ready: boolean;
+  /** Consecutive failed readiness probes, and when the last probe ran (ms since the epoch). */
+  probeFailures: number;
+  lastProbeMs: number;
   lastExit: { code: number | null; signal: string | null } | undefined;
   restartTimer: NodeJS.Timeout | undefined;
   stopping: boolean;
@@ -172,7 +175,7 @@ export class TestKubelet {
     await writeFile(join(dir, 'hosts'), '127.0.0.1 localhost\n');
     return {
       uid: pod.metadata!.uid!, ip: `127.${this.options.subnet}.${Math.floor(n / 250)}.${(n % 250) + 2}`, dir, hostsFile: join(dir, 'hosts'),
-      process: undefined, restarts: 0, startedAt: undefined, ready: false, lastExit: undefined, restartTimer: undefined, stopping: false, waiting: 'ContainerCreating',
+      process: undefined, restarts: 0, startedAt: undefined, ready: false, probeFailures: 0, lastProbeMs: 0, lastExit: undefined, restartTimer: undefined, stopping: false, waiting: 'ContainerCreating',
     };
   }
 
@@ -213,6 +216,7 @@ export class TestKubelet {
       running.startedAt = new Date();
       running.waiting = undefined;
       running.ready = false;
+      running.probeFailures = 0;
       child.on('exit', (code, signal) => {
         log.end();
         running.process = undefined;
@@ -294,22 +298,35 @@ export class TestKubelet {
     return env;
   }
 
-  /** Readiness from the container's HTTP readiness probe (ready once running when it has none). */
+  /**
+   * Readiness from the container's HTTP readiness probe (ready once running when it has none), as
+   * a kubelet judges it: a pod not yet ready is probed on every pass (so start-up is seen at
+   * once); a ready one every periodSeconds (default 10), and it turns unready only after
+   * failureThreshold (default 3) failures in a row, each a timeoutSeconds (default 1) wait. One
+   * slow answer from a busy process does not take a pod out of its Service.
+   */
   private async probe(pod: V1Pod, running: RunningPod): Promise<void> {
     if (running.process === undefined) return;
-    const probe = pod.spec!.containers[0]!.readinessProbe?.httpGet;
+    const readiness = pod.spec!.containers[0]!.readinessProbe;
+    const probe = readiness?.httpGet;
     if (probe === undefined) {
       running.ready = true;
       return;
     }
+    if (running.ready && Date.now() - running.lastProbeMs < 1000 * (readiness!.periodSeconds ?? 10)) return;
+    running.lastProbeMs = Date.now();
     const ports = pod.spec!.containers[0]!.ports ?? [];
     const port = typeof probe.port === 'number' ? probe.port : ports.find((p) => p.name === probe.port)?.containerPort ?? Number(probe.port);
+    let ok = false;
     try {
-      const response = await fetch(`http://${running.ip}:${port}${probe.path ?? '/'}`, { signal: AbortSignal.timeout(1000) });
-      running.ready = response.ok;
+      const response = await fetch(`http://${running.ip}:${port}${probe.path ?? '/'}`, { signal: AbortSignal.timeout(1000 * (readiness!.timeoutSeconds ?? 1)) });
+      ok = response.ok;
     } catch {
-      running.ready = false;
+      ok = false;
     }
+    running.probeFailures = ok ? 0 : running.probeFailures + 1;
+    if (ok) running.ready = true;
+    else if (running.probeFailures >= (readiness!.failureThreshold ?? 3)) running.ready = false;
   }
 
   /** Writes the pod's status when it changed: phase, IPs, Ready, the container's state and restarts. */
