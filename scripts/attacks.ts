@@ -202,13 +202,7 @@ export function attack(name: AttackName): Misbehaviour {
       // Its real update with BIAS_SCALE × its norm taken off along biasDirection(), the same every
       // round: the outer step subtracts the pseudo-gradient, so the model is pushed along it.
       return {
-        alterDelta: (delta) => {
-          let sum = 0;
-          for (const v of delta) sum += v * v;
-          const push = BIAS_SCALE * Math.sqrt(sum);
-          const direction = biasDirection(delta.length);
-          for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! - push * direction[i]!;
-        },
+        alterDelta: addBias,
         announce: async (own) => { honestVote(own); return undefined; }, manifest: selfVote,
       };
     case 'inflate-tokens':
@@ -252,17 +246,21 @@ export function attack(name: AttackName): Misbehaviour {
 }
 
 /**
- * Colluders that coordinate (issue #19): each trains honestly, announces its header — and its
- * partners' — to one chosen honest cluster only, and votes for the coalition's contributions
- * with full scores and for nobody else (score stuffing, and withholding votes from honest work).
- * What it exploits: targeted announcements (one honest cluster sees the coalition, the others
- * might not), deciding early, and medians over the including votes. What stops it: relay on
- * receipt, the common decision deadline, the score median over all members, the share cap.
+ * Colluders that coordinate: each trains honestly, announces its header — and its partners' — to
+ * one chosen honest cluster only, and votes for the coalition's contributions with full scores
+ * and for nobody else (score stuffing, and withholding votes from honest work). With `drift`,
+ * every member also pushes the model along the same fixed direction (the `bias` attack, by all
+ * of them at once: their pushes add up where one attacker's would be diluted). What it exploits:
+ * targeted announcements (one honest cluster sees the coalition, the others might not), deciding
+ * early, medians over the including votes, and the share of the update a coalition holds
+ * together. What stops it: relay on receipt, the common decision deadline, the score median over
+ * all members, the share cap and clipping to the median norm.
  */
-export function coalition(target: string): { member: () => Misbehaviour } {
+export function coalition(target: string, options: { drift?: boolean } = {}): { member: () => Misbehaviour } {
   const headers = new Map<string, { payloadHash: Buffer; header: Envelope; contributor: Uint8Array; round: bigint }>();
   return {
     member: () => ({
+      ...(options.drift ? { alterDelta: addBias } : {}),
       announce: async (own, ctx) => {
         if (own === undefined) return new Map();
         headers.set(ctx.identity.peerId, { payloadHash: own.payloadHash, header: own.statement, contributor: ctx.identity.publicKey, round: ctx.round });
@@ -277,6 +275,15 @@ export function coalition(target: string): { member: () => Misbehaviour } {
 
 /** How hard the `bias` attacker pushes: this fraction of its real update's norm, along biasDirection(). */
 export const BIAS_SCALE = 0.5;
+
+/** An update with BIAS_SCALE × its norm taken off along biasDirection(), in place. */
+function addBias(delta: Float32Array): void {
+  let sum = 0;
+  for (const v of delta) sum += v * v;
+  const push = BIAS_SCALE * Math.sqrt(sum);
+  const direction = biasDirection(delta.length);
+  for (let i = 0; i < delta.length; i++) delta[i] = delta[i]! - push * direction[i]!;
+}
 
 /** The `bias` attacker's fixed direction for a model of `length` parameters: a seeded random unit vector. */
 export function biasDirection(length: number): Float32Array {

@@ -89,6 +89,8 @@ export interface RoundSummary {
   /** The manifest it signed: by contributor peer id, the score it voted in ppm (its score × the
    * Peer's weight); what the agreement took the median of. */
   votes: Record<string, number>;
+  /** This coordinator's reputation of each peer after the round, by peer id (rounds/reputation.ts). */
+  reputation: Record<string, number>;
   phaseSeconds: Partial<Record<RoundPhase, number>>;
   /** Payloads fetched from peers in the round, and their compressed bytes. */
   payloadsReceived: number;
@@ -330,6 +332,7 @@ export class RoundDriver implements RoundHandlers {
       round, baseHash: book.baseHash.toString('hex'), modelHash: this.state.hash.toString('hex'), agreed: undefined, resynced: false,
       tokens: trained.tokens, loss: trained.loss, contributed: own !== undefined,
       accepted: applied, rejected: [...book.rejections, ...book.stale], scores: Object.fromEntries(scores), evaluations: Object.fromEntries(book.evaluations), votes: this.votesOf(book),
+      reputation: Object.fromEntries(this.options.reputation.snapshot().map((p) => [p.peerId, p.reputation])),
       phaseSeconds, ...this.received(book), denseBytes: 4 * this.state.layout.size, wallSeconds: 0,
     };
   }

@@ -1,16 +1,17 @@
-// The end of `npm start` (scripts/local-federation.ts): from what each cluster's coordinator logged,
-// the report — Markdown with a loss-curve SVG, a JSON summary for tests and benchmarks, and the
-// closing lines on the terminal: whether the honest clusters agree on every round's model, the
-// validation loss, bytes moved against uncompressed, what was applied and rejected and why, bans
-// with their evidence. Separate from the launcher, which only starts processes and follows logs.
+// The end of a local federation (`npm start`, and each arm of `npm run study -- federation`): from
+// what each cluster's coordinator logged, the report — Markdown with a loss-curve SVG, a JSON
+// summary for tests, benchmarks and the study — and the closing lines on the terminal: whether the
+// honest clusters agree on every round's model, the validation loss, bytes moved against
+// uncompressed, what was applied and rejected and why, bans with their evidence. Separate from
+// the launcher (launch.ts), which only starts processes and follows logs.
 import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { lineChart } from '../trainer/src/report/line-chart.js';
-import { formatDuration } from '../trainer/src/report/progress.js';
+import { dirname, join } from 'node:path';
+import { lineChart } from '../../trainer/src/report/line-chart.js';
+import { formatDuration } from '../../trainer/src/report/progress.js';
 
 /** One JSON log line of a coordinator, with the cluster's name added. */
 export type LogLine = Record<string, unknown> & { event: string; name: string };
-export interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number> }
+export interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number>; reputation: Record<string, number> }
 export interface ClusterState {
   name: string;
   honest: boolean;
@@ -32,6 +33,7 @@ export interface RunShape {
   clusters: number;
   rounds: number;
   window: number;
+  /** Who attacks and how, in words (`mallory attacking with \`noise\``), if anyone does. */
   attack: string | undefined;
 }
 
@@ -72,7 +74,7 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
   const lines = [
     `# Concord local federation`,
     '',
-    `${opts.clusters} clusters, ${opts.rounds} rounds of ${opts.window} s${opts.attack ? `, mallory attacking with \`${opts.attack}\`` : ''}; ${formatDuration(seconds)} in all.`,
+    `${opts.clusters} clusters, ${opts.rounds} rounds of ${opts.window} s${opts.attack ? `, ${opts.attack}` : ''}; ${formatDuration(seconds)} in all.`,
     '',
     `- Honest clusters hold the same model after every round: **${perRoundAgree.every(Boolean) ? 'yes' : `no (rounds ${perRoundAgree.flatMap((ok, r) => (ok ? [] : [r])).join(', ')})`}**; final model ${[...finalHashes][0]?.slice(0, 16)}…`,
     `- Validation loss: ${fmt(validation.initial)} at round 0 → **${fmt(validation.final)}** after round ${opts.rounds - 1}.`,
@@ -93,21 +95,28 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
   ];
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
-    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })) })) }])),
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })), reputation: Object.fromEntries(Object.entries(r.reputation ?? {}).map(([id, value]) => [nameOf(id), value])) })) }])),
     metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+    verdicts: Object.fromEntries([...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([peer, v]) => [peer, { applied: v.applied, rejected: Object.fromEntries(v.rejected) }])),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
 
-  process.stdout.write(`\nReport (${formatDuration(seconds)})\n`);
-  process.stdout.write(`  honest clusters agree on every round's model: ${perRoundAgree.every(Boolean) ? 'yes' : 'NO'}\n`);
-  process.stdout.write(`  validation loss: ${fmt(validation.initial)} → ${fmt(validation.final)}\n`);
-  process.stdout.write(`  bytes moved: ${mib(received)} compressed vs ${mib(dense)} float32 (${(dense / Math.max(1, received)).toFixed(0)}×)\n`);
-  for (const [peer, v] of [...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b))) {
-    process.stdout.write(`  ${peer.padEnd(8)} applied ${String(v.applied).padStart(3)}  rejected: ${[...v.rejected].map(([reason, n]) => `${reason} × ${n}`).join(', ') || 'never'}\n`);
-  }
-  for (const b of bans) process.stdout.write(`  ban: ${b.by} banned ${b.peer} (${b.reason}, round ${b.round}) with ${b.evidence.length} signed statements as evidence\n`);
-  process.stdout.write(`\nReport: ${join(out, 'report.md')} (loss curve: ${join(out, 'loss.svg')})\n`);
   return outcome;
+}
+
+export type FederationOutcome = Awaited<ReturnType<typeof report>>;
+
+/** The closing lines on the terminal. */
+export function printReport(outcome: FederationOutcome, seconds: number): void {
+  process.stdout.write(`\nReport (${formatDuration(seconds)})\n`);
+  process.stdout.write(`  honest clusters agree on every round's model: ${outcome.perRoundAgree.every(Boolean) ? 'yes' : 'NO'}\n`);
+  process.stdout.write(`  validation loss: ${fmt(outcome.validation.initial)} → ${fmt(outcome.validation.final)}\n`);
+  process.stdout.write(`  bytes moved: ${mib(outcome.bytes.received)} compressed vs ${mib(outcome.bytes.dense)} float32 (${(outcome.bytes.dense / Math.max(1, outcome.bytes.received)).toFixed(0)}×)\n`);
+  for (const [peer, v] of Object.entries(outcome.verdicts)) {
+    process.stdout.write(`  ${peer.padEnd(8)} applied ${String(v.applied).padStart(3)}  rejected: ${Object.entries(v.rejected).map(([reason, n]) => `${reason} × ${n}`).join(', ') || 'never'}\n`);
+  }
+  for (const b of outcome.bans) process.stdout.write(`  ban: ${b.by} banned ${b.peer} (${b.reason}, round ${b.round}) with ${b.evidence.length} signed statements as evidence\n`);
+  process.stdout.write(`\nReport: ${outcome.report} (loss curve: ${join(dirname(outcome.report), 'loss.svg')})\n`);
 }
 
 /** A loss with three decimals, or a dash. */
