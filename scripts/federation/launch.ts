@@ -86,6 +86,21 @@ export function identityFromSeed(seed: string): Identity {
   return identityFromPrivateKey(createPrivateKey({ key: der, format: 'der', type: 'pkcs8' }));
 }
 
+/** Validation loss of each parameter vector on the run's fixed validation batches (`evalBatches` of them; default: the config's). */
+export async function validationLosses(train: TrainConfig, params: readonly Float32Array[], evalBatches?: number): Promise<number[]> {
+  const thread = await TrainerThread.start(evalBatches === undefined ? train : { ...train, train: { ...train.train, evalBatches } });
+  try {
+    const losses: number[] = [];
+    for (const p of params) {
+      await thread.loadParams(p.slice());
+      losses.push(await thread.evaluate());
+    }
+    return losses;
+  } finally {
+    await thread.close();
+  }
+}
+
 export function isHonestPlan(plan: ClusterPlan): boolean {
   return plan.attack === undefined && plan.coalition === undefined;
 }
@@ -275,19 +290,10 @@ export async function launchFederation(options: LaunchOptions): Promise<LaunchRe
 
     // Validation loss of the round-0 model and of the final one (an honest cluster's checkpoint).
     const firstHonest = [...clusters.values()].find((c) => c.honest)!;
-    const evalConfig = options.finalEvalBatches === undefined ? train : { ...train, train: { ...train.train, evalBatches: options.finalEvalBatches } };
-    const thread = await TrainerThread.start(evalConfig);
-    let validation: LaunchResult['validation'];
-    try {
-      const initial = ModelState.initial(options.runId, train.model, train.outer, BigInt(options.runSeed));
-      await thread.loadParams(initial.params.slice());
-      const before = await thread.evaluate();
-      const resumed = await ModelState.load(join(work, `${firstHonest.name}-checkpoints`), options.runId, train.model, train.outer);
-      await thread.loadParams(resumed!.state.params.slice());
-      validation = { initial: before, final: await thread.evaluate() };
-    } finally {
-      await thread.close();
-    }
+    const initial = ModelState.initial(options.runId, train.model, train.outer, BigInt(options.runSeed));
+    const resumed = await ModelState.load(join(work, `${firstHonest.name}-checkpoints`), options.runId, train.model, train.outer);
+    const [before, after] = await validationLosses(train, [initial.params, resumed!.state.params], options.finalEvalBatches);
+    const validation = { initial: before!, final: after! };
     return { clusters: [...clusters.values()], nameOf, validation, impostor, train, seconds: (Date.now() - started) / 1000 };
   } finally {
     clearTimeout(timer);

@@ -735,7 +735,8 @@ export class RoundDriver implements RoundHandlers {
 
   /** Payloads of the round that came from peers (not this coordinator's own). */
   private received(book: RoundBook): { payloadsReceived: number; payloadBytes: number } {
-    const fetched = [...book.commits.values()].filter((c) => c.payload !== undefined && c.sources.size > 0);
+    // Others' payloads only: this coordinator's own is in the book from the start, never received.
+    const fetched = [...book.commits.values()].filter((c) => c.payload !== undefined && c.sources.size > 0 && c.peerId !== this.ownPeerId);
     return { payloadsReceived: fetched.length, payloadBytes: fetched.reduce((sum, c) => sum + c.payload!.length, 0) };
   }
 

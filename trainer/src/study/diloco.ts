@@ -1,4 +1,4 @@
-// `npm run study -- diloco [--steps N] [--out DIR]`: what DiLoCo and SparseLoCo cost in model
+// `npm run study -- diloco [--steps N] [--out DIR]` (scripts/study.ts): what DiLoCo and SparseLoCo cost in model
 // quality on real text, against synchronous data-parallel training, at equal total tokens.
 //
 // Four peers are simulated in one process (one ORT session, each peer with its own parameters,
@@ -15,9 +15,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
 import { decodePayload, SparseLoCoEncoder, type CodecParams } from '../codec/index.js';
-import { assign, batchTokens } from '../data/assign.js';
+import { assign } from '../data/assign.js';
 import { loadDataset, type Dataset } from '../data/dataset.js';
 import { GraphRunner, openSession } from '../engine/session.js';
 import { parseGptConfig, type GptConfig } from '../model/config.js';
@@ -30,6 +29,7 @@ import { formatDuration, ProgressLine } from '../report/progress.js';
 import { AdamW } from '../train/adamw.js';
 import { evaluate, evenlySpacedBatches } from '../train/inner-loop.js';
 import { learningRate, type ScheduleConfig } from '../train/schedule.js';
+import { BatchGradient, trainSynchronous } from './synchronous.js';
 
 const PEERS = ['peer-0', 'peer-1', 'peer-2', 'peer-3'];
 const SEED = 20261125;
@@ -79,26 +79,21 @@ function offsets(setup: Setup, p: number, s: number, roundLength: number): reado
 class Peer {
   readonly optimizer: AdamW;
   readonly params: Float32Array;
-  private readonly input: Int32Array;
-  private readonly target: Int32Array;
-  private readonly feeds: Record<string, ort.Tensor>;
+  private readonly gradientOf: BatchGradient;
 
   constructor(private readonly setup: Setup, start: Float32Array) {
     this.params = start.slice();
-    this.optimizer = new AdamW(setup.layout, isDecayed, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 });
-    this.input = new Int32Array(setup.batch * setup.model.seqLen);
-    this.target = new Int32Array(setup.batch * setup.model.seqLen);
-    const dims = [setup.batch, setup.model.seqLen];
-    this.feeds = { tokens: new ort.Tensor('int32', this.input, dims), targets: new ort.Tensor('int32', this.target, dims) };
+    this.optimizer = new AdamW(setup.layout, isDecayed, ADAMW);
+    this.gradientOf = new BatchGradient(setup.runner, setup.dataset.train, { batch: setup.batch, seqLen: setup.model.seqLen });
   }
 
-  /** Loss and gradient of the batch at `batchOffsets` at the current parameters. */
-  async gradient(batchOffsets: readonly number[], params = this.params): Promise<{ loss: number; grads: Float32Array }> {
-    batchTokens(this.setup.dataset.train, batchOffsets, this.setup.model.seqLen, { input: this.input, target: this.target });
-    const out = await this.setup.runner.run(params, this.feeds);
-    return { loss: Number((out.loss!.data as Float32Array)[0]), grads: out.grads!.data as Float32Array };
+  /** Loss and gradient of the batch at `batchOffsets` at the peer's parameters. */
+  gradient(batchOffsets: readonly number[]): Promise<{ loss: number; grads: Float32Array }> {
+    return this.gradientOf.at(this.params, batchOffsets);
   }
 }
+
+const ADAMW = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 };
 
 async function runArm(setup: Setup, arm: Arm, line: ProgressLine): Promise<ArmResult> {
   const started = Date.now();
@@ -112,21 +107,17 @@ async function runArm(setup: Setup, arm: Arm, line: ProgressLine): Promise<ArmRe
   const report = (s: number) => line.update(`${arm.name}: step ${s}/${steps}  ${formatDuration((Date.now() - started) / 1000)}`);
 
   if (arm.kind === 'sync') {
-    const peers = PEERS.map(() => new Peer(setup, theta));
-    const optimizer = new AdamW(layout, isDecayed, { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1 });
-    const mean = new Float32Array(layout.size);
-    for (let s = 0; s < steps; s++) {
-      mean.fill(0);
-      for (let p = 0; p < PEERS.length; p++) {
-        const { grads } = await peers[p]!.gradient(offsets(setup, p, s, setup.evalEvery), theta);
-        for (let i = 0; i < mean.length; i++) mean[i] = mean[i]! + grads[i]! / PEERS.length;
-      }
-      optimizer.update(theta, mean, learningRate(s, schedule));
-      // An all-reduce moves each peer's gradient once (ring all-reduce: ~2× that; counted once).
-      bytesSent += layout.size * 4;
-      if ((s + 1) % setup.evalEvery === 0 || s + 1 === steps) await validate((s + 1) * tokensPerStep * PEERS.length);
-      report(s + 1);
-    }
+    await trainSynchronous({
+      gradient: new BatchGradient(setup.runner, setup.dataset.train, { batch, seqLen: setup.model.seqLen }),
+      params: theta, optimizer: new AdamW(layout, isDecayed, ADAMW), schedule, steps,
+      batchesAt: (s) => PEERS.map((_, p) => offsets(setup, p, s, setup.evalEvery)),
+      afterStep: async (s) => {
+        // An all-reduce moves each peer's gradient once (ring all-reduce: ~2× that; counted once).
+        bytesSent += layout.size * 4;
+        if (s % setup.evalEvery === 0 || s === steps) await validate(s * tokensPerStep * PEERS.length);
+        report(s);
+      },
+    });
   } else {
     const H = arm.innerSteps!;
     const peers = PEERS.map(() => new Peer(setup, theta));
@@ -190,12 +181,9 @@ const ARMS: Arm[] = [
   { name: 'SparseLoCo 64/4096 2-bit, Nesterov, EF 1', kind: 'sparseloco', innerSteps: 10, codec: { chunk: 4096, k: 64, bits: 2 } },
 ];
 
-async function main(): Promise<number> {
-  const { values, positionals } = parseArgs({ allowPositionals: true, options: { steps: { type: 'string', default: '600' }, out: { type: 'string', default: 'out/study-diloco' }, arms: { type: 'string' } } });
-  if (positionals[0] !== 'diloco') {
-    console.error('usage: npm run study -- diloco [--steps N] [--out DIR] [--arms 0,1,2]');
-    return 2;
-  }
+/** `npm run study -- diloco [--steps N] [--out DIR] [--arms 0,1,2]`, with the arguments after `diloco`. */
+export async function dilocoStudy(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { steps: { type: 'string', default: '600' }, out: { type: 'string', default: 'out/study-diloco' }, arms: { type: 'string' } } });
   const steps = Number(values.steps);
   const model = parseGptConfig({ vocabSize: 4096, seqLen: 64, layers: 2, dModel: 128, heads: 4 });
   const batch = 8;
@@ -228,4 +216,3 @@ async function main(): Promise<number> {
   return 0;
 }
 
-process.exitCode = await main();
