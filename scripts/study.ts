@@ -3,7 +3,7 @@
 //   diloco      what DiLoCo and SparseLoCo cost against synchronous training (trainer/src/study/diloco.ts)
 //   federation  centralised vs the federation vs every attack vs colluders, over seeds (scripts/federation/study.ts)
 //     --seeds N (3)  --rounds N (20)  --steps N (20 inner steps per round)  --arms A,B,... (all)
-//     --window SECONDS (8)  --grace SECONDS (5)  --eval-batches N (4)  --out DIR (out/study-federation)
+//     --window SECONDS (5)  --grace SECONDS (3)  --eval-batches N (4)  --out DIR (out/study-federation)
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +18,7 @@ async function federationStudy(argv: string[]): Promise<number> {
     args: argv,
     options: {
       seeds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '20' }, steps: { type: 'string', default: '20' }, arms: { type: 'string' },
-      window: { type: 'string', default: '8' }, grace: { type: 'string', default: '5' }, 'eval-batches': { type: 'string', default: '4' },
+      window: { type: 'string', default: '5' }, grace: { type: 'string', default: '3' }, 'eval-batches': { type: 'string', default: '4' },
       'final-eval-batches': { type: 'string', default: '32' }, out: { type: 'string', default: 'out/study-federation' },
       config: { type: 'string', default: 'trainer/configs/federation.yaml' },
     },
