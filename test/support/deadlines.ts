@@ -64,6 +64,12 @@ export const TRAINING_PROCESS_MS = scaled(120_000);
  * 6 s window and 4 s grace, one coordinator killed and restarted; about a minute and a half idle.
  */
 export const LOCAL_FEDERATION_MS = scaled(300_000);
+/**
+ * `npm run study -- federation` as its runner test asks for it: the centralised arm and two local
+ * federations (four and six clusters) of 3 short rounds each, in their own processes; under a
+ * minute idle.
+ */
+export const FEDERATION_STUDY_MS = scaled(300_000);
 /** Prometheus to answer /-/ready (it opens its TSDB): a second or two idle. */
 export const PROMETHEUS_READY_MS = scaled(60_000);
 /** Prometheus (1 s scrape interval) to have scraped every target twice more: 2 s idle. */
