@@ -53,7 +53,7 @@ export const ATTACK_INFO: Readonly<Record<AttackName, AttackInfo>> = {
   'stale-base': { exploits: 'a contribution computed from last round\'s model', stoppedBy: 'the base hash in the signed header', outcome: 'rejected', reasons: ['StaleBase'] },
   malformed: { exploits: 'bytes that are no payload, under a correctly signed hash', stoppedBy: 'decoding the payload before anything else', outcome: 'rejected', reasons: ['Malformed'] },
   oversized: { exploits: 'a header that commits to far more bytes than allowed, to make peers allocate', stoppedBy: 'the size limit, checked on the signed header before any transfer', outcome: 'rejected', reasons: ['TooLarge'] },
-  silence: { exploits: 'saying nothing, to stall the round', stoppedBy: 'the round\'s deadlines: a silent peer costs at most the grace period', outcome: 'rejected', reasons: ['Unavailable'] },
+  silence: { exploits: 'saying nothing, to stall the round', stoppedBy: 'the round\'s deadlines: past the training window, a silent peer holds the round at most two grace periods and f + 1 delivery bounds (payloads, then manifests)', outcome: 'rejected', reasons: ['Unavailable'] },
   'other-data': { exploits: 'real work on data other than its assignment', stoppedBy: 'its share of each round (maxShare) and its token claim (relativeTokenCap); it is real work on real text, and whether an update fits its assignment is too weak a signal to judge it by (docs/rounds.md, "Score")', outcome: 'bounded', reasons: [] },
   'inflate-tokens': { exploits: 'honest work under a claim of 1000x the tokens it trained on, to outweigh everyone', stoppedBy: 'claims capped at 2x the round\'s lower median claim (and the spec\'s maximum); no contribution above maxShare of the update', outcome: 'bounded', reasons: [] },
   'replay-aggregate': { exploits: 'last round\'s agreed update, re-encoded and signed as fresh work', stoppedBy: 'the share cap and clipping to the median norm; the Gauntlet score once the replayed step no longer helps', outcome: 'bounded', reasons: ['NoImprovement'] },
@@ -79,11 +79,13 @@ export function attack(name: AttackName): Misbehaviour {
   let committed: { payloadHash: Buffer; header: Envelope } | undefined;
   // Its vote: everyone else as its validation judged them, and itself, with a full score, for
   // exactly the header it announced (never its honest header beside it: two headers of one
-  // signer in a manifest would prove equivocation).
+  // signer in a manifest would prove equivocation). A payload it claims that another peer also
+  // committed (`resign`) it lists as its own only: a manifest names each payload once.
   const selfVote: NonNullable<Misbehaviour['manifest']> = (entries, ctx) => {
     const others = entries.filter((e) => !Buffer.from(e.contributor).equals(ctx.identity.publicKey));
     if (committed === undefined) return others;
-    return [...others, { payloadHash: committed.payloadHash, contributor: ctx.identity.publicKey, scorePpm: PPM, header: committed.header }];
+    const claimed = committed.payloadHash;
+    return [...others.filter((e) => !Buffer.from(e.payloadHash).equals(claimed)), { payloadHash: claimed, contributor: ctx.identity.publicKey, scorePpm: PPM, header: committed.header }];
   };
   /** Signs a header for the round and serves `payload`; the same for every peer. */
   const sign = (ctx: MisbehaviourContext, fields: { payload: Uint8Array; tokens?: bigint; baseHash?: Uint8Array; payloadBytes?: bigint; round?: bigint }) => {

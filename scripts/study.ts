@@ -4,6 +4,7 @@
 //   federation  centralised vs the federation vs every attack vs colluders, over seeds (scripts/federation/study.ts)
 //     --seeds N (3)  --rounds N (20)  --steps N (20 inner steps per round)  --arms A,B,... (all)
 //     --window SECONDS (5)  --grace SECONDS (3)  --eval-batches N (4)  --out DIR (out/study-federation)
+//     --resume (keep the arms already in DIR/results.json, run the rest)
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -20,7 +21,7 @@ async function federationStudy(argv: string[]): Promise<number> {
       seeds: { type: 'string', default: '3' }, rounds: { type: 'string', default: '20' }, steps: { type: 'string', default: '20' }, arms: { type: 'string' },
       window: { type: 'string', default: '5' }, grace: { type: 'string', default: '3' }, 'eval-batches': { type: 'string', default: '4' },
       'final-eval-batches': { type: 'string', default: '32' }, out: { type: 'string', default: 'out/study-federation' },
-      config: { type: 'string', default: 'trainer/configs/federation.yaml' },
+      config: { type: 'string', default: 'trainer/configs/federation.yaml' }, resume: { type: 'boolean', default: false },
     },
   });
   const count = (field: string, text: string | undefined) => {
@@ -37,7 +38,7 @@ async function federationStudy(argv: string[]): Promise<number> {
   const options = {
     seeds, rounds: count('rounds', values.rounds), steps: count('steps', values.steps), windowSeconds: Number(values.window), graceSeconds: Number(values.grace),
     evalBatches: count('eval-batches', values['eval-batches']), finalEvalBatches: count('final-eval-batches', values['final-eval-batches']),
-    trainConfigFile: resolve(values.config!), out, line: new ProgressLine(process.stdout, 10_000),
+    trainConfigFile: resolve(values.config!), out, line: new ProgressLine(process.stdout, 10_000), resume: values.resume!,
   };
   process.stdout.write(`Federation study: ${arms.length} arms × ${seeds.length} seeds, ${options.rounds} rounds of ${options.steps} inner steps; results in ${out}\n`);
   const results = await runStudy(arms, options);

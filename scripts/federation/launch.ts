@@ -118,6 +118,8 @@ export async function launchFederation(options: LaunchOptions): Promise<LaunchRe
   const children: ChildProcess[] = [];
   const exits: Array<Promise<number>> = [];
   let failure: Error | undefined;
+  /** Set once the launcher stops the processes itself. */
+  let stopping = false;
   const timer = setTimeout(() => {
     failure = new Error(`the federation did not finish within ${options.timeoutSeconds} s`);
     for (const child of children) child.kill('SIGKILL');
@@ -230,7 +232,18 @@ export async function launchFederation(options: LaunchOptions): Promise<LaunchRe
       const args = plan.attack !== undefined ? [MALICIOUS, ...configs, '--attack', plan.attack]
         : plan.coalition !== undefined ? [MALICIOUS, ...configs, '--coalition', plan.coalition.target, ...(plan.coalition.drift ? ['--drift'] : [])]
           : [COORDINATOR, ...configs];
-      return run(args, onLine, (child) => group.forEach((name) => coordinators.set(name, child)));
+      const exit = run(args, onLine, (child) => group.forEach((name) => coordinators.set(name, child)));
+      void exit.then((code) => {
+        // A coordinator that ends before the launcher stops it crashed (a kill -9 of `kill` aside).
+        if (stopping || (killed && group.includes(options.kill!.name))) return;
+        for (const name of group) {
+          const state = clusters.get(name)!;
+          if (state.finished) continue;
+          state.crashed = `exit code ${code} in round ${state.round}`;
+          ui.say(name, `its coordinator process ended on its own (${state.crashed})`);
+        }
+      });
+      return exit;
     };
     for (const name of names) {
       const config = {
@@ -284,6 +297,7 @@ export async function launchFederation(options: LaunchOptions): Promise<LaunchRe
       const response = await fetch(`http://127.0.0.1:${ports.get(name)!.metrics}/metrics`).catch(() => undefined);
       if (response !== undefined) await writeFile(join(options.out, 'metrics', `${name}.prom`), await response.text());
     }
+    stopping = true;
     for (const child of children) child.kill('SIGTERM');
     await Promise.all(exits);
     await writeFile(join(options.out, 'rounds.jsonl'), roundLog.map((l) => `${l}\n`).join(''));

@@ -26,6 +26,8 @@ export interface ClusterState {
   resumedAt?: number;
   /** The round of the last local checkpoint the coordinator finished writing. */
   checkpointed?: number;
+  /** How its coordinator process ended on its own before the run was over (a crash), if it did. */
+  crashed?: string;
 }
 
 /** What the report says of the run itself. */
@@ -95,7 +97,7 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
   ];
   await writeFile(join(out, 'report.md'), lines.join('\n'));
   const outcome = {
-    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })), reputation: Object.fromEntries(Object.entries(r.reputation ?? {}).map(([id, value]) => [nameOf(id), value])) })) }])),
+    clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, crashed: c.crashed, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })), reputation: Object.fromEntries(Object.entries(r.reputation ?? {}).map(([id, value]) => [nameOf(id), value])) })) }])),
     metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
     verdicts: Object.fromEntries([...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([peer, v]) => [peer, { applied: v.applied, rejected: Object.fromEntries(v.rejected) }])),
   };

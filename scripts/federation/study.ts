@@ -72,6 +72,8 @@ export interface ArmResult {
   attackers: { applied: number; decisions: number; maxWeight: number; rejected: Record<string, number> };
   /** Bytes one peer sent over the run, on average (payloads; the centralised arm: gradients). */
   bytesPerPeer: number;
+  /** Clusters whose coordinator process ended on its own (an attack that crashed is no attack). */
+  crashed: string[];
   seconds: number;
 }
 
@@ -119,7 +121,7 @@ async function runFederationArm(arm: ArmName, seed: number, options: StudyOption
   await report(out, launched.clusters, { clusters: clusters.length, rounds: options.rounds, window: options.windowSeconds, attack }, launched.validation, launched.nameOf, launched.seconds);
   return {
     arm, seed, initialLoss: launched.validation.initial, finalLoss: launched.validation.final, ...measureRounds(launched.clusters),
-    seconds: (Date.now() - started) / 1000,
+    crashed: launched.clusters.flatMap((c) => (c.crashed === undefined ? [] : [`${c.name}: ${c.crashed}`])), seconds: (Date.now() - started) / 1000,
   };
 }
 
@@ -197,7 +199,7 @@ async function runCentralised(seed: number, options: StudyOptions, label: string
     honest: { applied: 0, decisions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
     attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} },
     // An all-reduce moves each peer's float32 gradient every step (a ring moves about twice that; counted once).
-    bytesPerPeer: steps * layout.size * 4,
+    bytesPerPeer: steps * layout.size * 4, crashed: [],
     seconds: (Date.now() - started) / 1000,
   };
 }
@@ -222,6 +224,7 @@ export interface ArmSummary {
   attackerMaxWeight: number;
   attackerRejected: Record<string, number>;
   bytesPerPeer: number;
+  crashed: string[];
 }
 
 export interface StudySummary {
@@ -260,7 +263,7 @@ export function summarise(results: readonly ArmResult[]): StudySummary {
       agreeEveryRound: runs.every((r) => r.honest.agreeEveryRound),
       attackerApplied: sum(runs.map((r) => r.attackers.applied)), attackerDecisions: sum(runs.map((r) => r.attackers.decisions)),
       attackerMaxWeight: Math.max(...runs.map((r) => r.attackers.maxWeight)), attackerRejected,
-      bytesPerPeer: mean(runs.map((r) => r.bytesPerPeer)),
+      bytesPerPeer: mean(runs.map((r) => r.bytesPerPeer)), crashed: runs.flatMap((r) => r.crashed.map((c) => `seed ${r.seed} ${c}`)),
     };
   });
   const honest = arms.find((a) => a.arm === 'honest');
@@ -278,7 +281,7 @@ export function summarise(results: readonly ArmResult[]): StudySummary {
 export function studyTable(summary: StudySummary): string {
   const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}%`;
   const rows = summary.arms.map((a) => {
-    const attacker = a.attackerDecisions === 0 ? '—'
+    const attacker = a.crashed.length > 0 ? `CRASHED (${a.crashed.join('; ')})` : a.attackerDecisions === 0 ? '—'
       : `${a.attackerApplied}/${a.attackerDecisions}${a.attackerApplied > 0 ? ` (≤ ${(100 * a.attackerMaxWeight).toFixed(0)}% share)` : ''}${Object.keys(a.attackerRejected).length > 0 ? `; ${Object.entries(a.attackerRejected).map(([reason, n]) => `${reason} ${n}`).join(', ')}` : ''}`;
     return `| ${a.arm} | ${a.finalLoss.mean.toFixed(3)} (${a.finalLoss.min.toFixed(3)}–${a.finalLoss.max.toFixed(3)}) | ${a.vsHonest ? `${pct(a.vsHonest.mean)} (${pct(a.vsHonest.worst)})` : '—'} | ${a.vsFairBar ? `${pct(a.vsFairBar.mean)} (${pct(a.vsFairBar.worst)}) vs ${a.vsFairBar.arm}` : '—'} | ${a.honestDecisions === 0 ? '—' : `${a.honestApplied}/${a.honestDecisions}`} | ${a.arm === 'centralised' ? '—' : `${a.emptyRounds} / ${a.minReputation.toFixed(2)} / ${a.agreeEveryRound ? 'yes' : 'NO'}`} | ${attacker} | ${mb(a.bytesPerPeer)} |`;
   });
@@ -301,22 +304,26 @@ export function studyPlot(results: readonly ArmResult[], arms: readonly ArmName[
   return lineChart({ title: `Training loss of the honest clusters by round (mean of ${new Set(results.map((r) => r.seed)).size} seeds)`, xLabel: 'outer round', yLabel: 'training loss (nats/token)', series });
 }
 
-export async function runStudy(arms: readonly ArmName[], options: StudyOptions): Promise<ArmResult[]> {
-  const results: ArmResult[] = [];
-  const total = arms.length * options.seeds.length;
+/**
+ * Runs every arm for every seed, one at a time, writing results.json after each. With `resume`,
+ * the (arm, seed) pairs already in results.json are kept and not run again: a study that stopped
+ * goes on where it was (and removing an entry reruns that one).
+ */
+export async function runStudy(arms: readonly ArmName[], options: StudyOptions & { resume?: boolean }): Promise<ArmResult[]> {
+  const file = join(options.out, 'results.json');
+  const kept = options.resume ? (JSON.parse(await readFile(file, 'utf8').catch(() => '[]')) as ArmResult[]) : [];
+  const results: ArmResult[] = [...kept];
+  const todo = options.seeds.flatMap((seed) => arms.flatMap((arm) => (kept.some((r) => r.arm === arm && r.seed === seed) ? [] : [{ arm, seed }])));
   const started = Date.now();
   await mkdir(options.out, { recursive: true });
-  for (const seed of options.seeds) {
-    for (const arm of arms) {
-      const done = results.length;
-      const eta = done === 0 ? '' : `, about ${formatDuration(((Date.now() - started) / 1000 / done) * (total - done))} left`;
-      const result = await runArm(arm, seed, options, `[${done + 1}/${total}${eta}] seed ${seed} ${arm}`);
-      results.push(result);
-      options.line.done();
-      process.stdout.write(`seed ${seed} ${arm.padEnd(16)} final loss ${result.finalLoss.toFixed(4)}  honest applied ${result.honest.applied}/${result.honest.decisions}  attacker applied ${result.attackers.applied}/${result.attackers.decisions}  ${formatDuration(result.seconds)}\n`);
-      // Written after every arm: a long study that stops keeps what it measured.
-      await writeFile(join(options.out, 'results.json'), `${JSON.stringify(results, null, 2)}\n`);
-    }
+  for (const [done, { arm, seed }] of todo.entries()) {
+    const eta = done === 0 ? '' : `, about ${formatDuration(((Date.now() - started) / 1000 / done) * (todo.length - done))} left`;
+    const result = await runArm(arm, seed, options, `[${done + 1}/${todo.length}${eta}] seed ${seed} ${arm}`);
+    results.push(result);
+    options.line.done();
+    process.stdout.write(`seed ${seed} ${arm.padEnd(16)} final loss ${result.finalLoss.toFixed(4)}  honest applied ${result.honest.applied}/${result.honest.decisions}  attacker applied ${result.attackers.applied}/${result.attackers.decisions}${result.crashed.length > 0 ? `  CRASHED: ${result.crashed.join('; ')}` : ''}  ${formatDuration(result.seconds)}\n`);
+    // Written after every arm: a long study that stops keeps what it measured.
+    await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
   }
   return results;
 }

@@ -18,7 +18,7 @@ function result(arm: ArmResult['arm'], seed: number, finalLoss: number, honest: 
   return {
     arm, seed, initialLoss: 7, finalLoss, curve: [], honestTokens: 1,
     honest: { applied: arm === 'centralised' ? 0 : 10, decisions: arm === 'centralised' ? 0 : 10, rejected: {}, emptyRounds: 0, minReputation: 0.6, agreeEveryRound: true, ...honest },
-    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} }, bytesPerPeer: arm === 'centralised' ? 1e9 : 1e5, seconds: 1,
+    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} }, bytesPerPeer: arm === 'centralised' ? 1e9 : 1e5, crashed: [], seconds: 1,
   };
 }
 
