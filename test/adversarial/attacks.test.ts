@@ -34,6 +34,8 @@ async function run(specs: ClusterSpec[]): Promise<Outcome> {
     const rejected: Record<string, number> = {};
     for (const cluster of honest) for (const [reason, n] of Object.entries(await rejectedCounts(cluster))) rejected[reason] = (rejected[reason] ?? 0) + n;
     const attackers = federation.clusters.filter((c) => !isHonest(c.spec));
+    // An attack is beaten by a defence, never by its own mistake: no attacker's rounds threw.
+    expect(attackers.map((c) => [c.spec.name, c.failure])).toEqual(attackers.map((c) => [c.spec.name, undefined]));
     return { honest, attacker: attackers[0], attackers, loss: await validationLoss(honest[0]!.coordinator.model().params), rejected };
   } finally {
     await federation.close();

@@ -54,6 +54,8 @@ export interface ClusterHandle {
   leave: AbortController;
   trainer: Promise<void>;
   running: Promise<void> | undefined;
+  /** What its rounds threw, if they did (an attacker that crashed made no attack). */
+  failure?: unknown;
   stop: AbortController;
 }
 
@@ -153,7 +155,12 @@ export async function startFederation(specs: ClusterSpec[], options: FederationO
   return {
     clusters,
     run(names) {
-      for (const cluster of names === undefined ? clusters : named(names)) cluster.running = cluster.coordinator.run(cluster.stop.signal);
+      for (const cluster of names === undefined ? clusters : named(names)) {
+        cluster.running = cluster.coordinator.run(cluster.stop.signal);
+        cluster.running.catch((error: unknown) => {
+          cluster.failure = error;
+        });
+      }
     },
     async crash(name) {
       const cluster = clusters[indexOf(name)]!;
