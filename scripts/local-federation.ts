@@ -7,7 +7,8 @@
 //
 // Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
-//          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
+//          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
+//          initialisation and data order)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
@@ -20,7 +21,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' }, seed: { type: 'string', default: '2026' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -34,10 +35,12 @@ function options() {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   const steps = values.steps === undefined ? undefined : Number(values.steps);
+  const seed = Number(values.seed);
+  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('--seed must be a non-negative integer');
   const kill = values.kill === undefined ? undefined : /^([a-z]+)@(\d+)$/.exec(values.kill);
   if (values.kill !== undefined && (kill === null || kill === undefined || !NAMES.slice(0, clusters - 1).includes(kill[1]!))) throw new Error('--kill must be NAME@ROUND with an honest cluster\'s name, e.g. beta@2');
   return {
-    kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps };
+    kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps, seed };
 }
 
 async function main(): Promise<number> {
@@ -54,7 +57,7 @@ async function main(): Promise<number> {
   process.stdout.write(`Concord local federation: ${opts.clusters} clusters${opts.attack ? `, mallory attacks (${opts.attack})` : ''}, ${opts.rounds} rounds of ${opts.window} s, run "${RUN_ID}"\n\n`);
   const launched = await launchFederation({
     clusters: names.map((name) => ({ name, ...(name === 'mallory' ? { attack: opts.attack! } : {}) })),
-    runId: RUN_ID, runSeed: 2026, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
+    runId: RUN_ID, runSeed: opts.seed, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
     ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
     validation: { batches: Number(values['eval-batches']), ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
     compression: { chunk: 4096, topk: 64, bits: 2 },
