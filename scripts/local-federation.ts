@@ -8,7 +8,8 @@
 // Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
 //          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
-//          initialisation and data order)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (330)
+//          initialisation and data order)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
+//          long enough for every round to run to its window and twice its grace, and two minutes more)
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { writeFile } from 'node:fs/promises';
@@ -21,7 +22,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string', default: '330' }, seed: { type: 'string', default: '2026' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string' }, seed: { type: 'string', default: '2026' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -35,12 +36,15 @@ function options() {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a positive integer');
   const steps = values.steps === undefined ? undefined : Number(values.steps);
+  const window = Number(values.window);
+  const grace = Number(values.grace);
+  const timeout = values.timeout === undefined ? 120 + rounds * (window + 2 * grace + 5) : Number(values.timeout);
   const seed = Number(values.seed);
   if (!Number.isSafeInteger(seed) || seed < 0) throw new Error('--seed must be a non-negative integer');
   const kill = values.kill === undefined ? undefined : /^([a-z]+)@(\d+)$/.exec(values.kill);
   if (values.kill !== undefined && (kill === null || kill === undefined || !NAMES.slice(0, clusters - 1).includes(kill[1]!))) throw new Error('--kill must be NAME@ROUND with an honest cluster\'s name, e.g. beta@2');
   return {
-    kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window: Number(values.window), grace: Number(values.grace), steps, seed };
+    kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window, grace, steps, seed, timeout };
 }
 
 async function main(): Promise<number> {
@@ -61,7 +65,7 @@ async function main(): Promise<number> {
     ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
     validation: { batches: Number(values['eval-batches']), ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
     compression: { chunk: 4096, topk: 64, bits: 2 },
-    trainConfigFile: resolve(values.config!), impostor: true, timeoutSeconds: Number(values.timeout), out,
+    trainConfigFile: resolve(values.config!), impostor: true, timeoutSeconds: opts.timeout, out,
     ...(opts.kill !== undefined ? { kill: opts.kill } : {}),
     ui: {
       say,
