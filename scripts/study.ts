@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ProgressLine } from '../trainer/src/report/progress.js';
 import { dilocoStudy } from '../trainer/src/study/diloco.js';
-import { ARMS, runStudy, studyPlot, studyTable, summarise, type ArmName } from './federation/study.js';
+import { ARMS, finalLossPlot, runStudy, studyPlot, studyTable, summarise, type ArmName } from './federation/study.js';
 
 const [name, ...args] = process.argv.slice(2);
 
@@ -47,11 +47,12 @@ async function federationStudy(argv: string[]): Promise<number> {
   await writeFile(join(out, 'summary.json'), `${JSON.stringify(summary, null, 2)}\n`);
   await writeFile(join(out, 'table.md'), `${table}\n`);
   await writeFile(join(out, 'federation.svg'), studyPlot(results, ['centralised', 'honest', 'honest-3', 'coalition', 'sign-flip', 'bias', 'noise'].filter((a) => arms.includes(a as ArmName)) as ArmName[]));
+  await writeFile(join(out, 'final-loss.svg'), finalLossPlot(summary));
   process.stdout.write(`\n${table}\n\n`);
   const { honestVsCentralised: vs } = summary;
   if (vs) process.stdout.write(`all-honest federation vs centralised: ${(100 * vs.mean).toFixed(1)}% (worst seed ${(100 * vs.worst).toFixed(1)}%), ${vs.bytesRatio.toFixed(0)}× fewer bytes per peer\n`);
   if (summary.honestDecisions > 0) process.stdout.write(`honest contributions applied: ${summary.honestApplied}/${summary.honestDecisions} (${((100 * summary.honestApplied) / summary.honestDecisions).toFixed(1)}%)\n`);
-  process.stdout.write(`wrote ${join(out, 'table.md')}, ${join(out, 'federation.svg')}, ${join(out, 'results.json')}\n`);
+  process.stdout.write(`wrote ${join(out, 'table.md')}, ${join(out, 'final-loss.svg')}, ${join(out, 'federation.svg')}, ${join(out, 'results.json')}\n`);
   return 0;
 }
 

@@ -26,6 +26,7 @@ import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../../trainer/src/model/gpt.js';
 import { layoutOf } from '../../trainer/src/params.js';
 import { lineChart } from '../../trainer/src/report/line-chart.js';
+import { rangeChart } from '../../trainer/src/report/range-chart.js';
 import { formatDuration, type ProgressLine } from '../../trainer/src/report/progress.js';
 import { BatchGradient, trainSynchronous } from '../../trainer/src/study/synchronous.js';
 import { AdamW } from '../../trainer/src/train/adamw.js';
@@ -309,6 +310,19 @@ export function studyPlot(results: readonly ArmResult[], arms: readonly ArmName[
  * the (arm, seed) pairs already in results.json are kept and not run again: a study that stopped
  * goes on where it was (and removing an entry reruns that one).
  */
+/** The final validation loss of every arm (mean, and its range over seeds), against centralised and all-honest training. */
+export function finalLossPlot(summary: StudySummary): string {
+  const of = (arm: ArmName) => summary.arms.find((a) => a.arm === arm)?.finalLoss.mean;
+  const references = (['centralised', 'honest'] as const).flatMap((arm) => {
+    const value = of(arm);
+    return value === undefined ? [] : [{ name: arm === 'honest' ? 'all-honest federation' : 'centralised', value }];
+  });
+  return rangeChart({
+    title: `Final validation loss by arm (dot: mean of ${Math.max(...summary.arms.map((a) => a.seeds))} seeds; bar: min to max)`, xLabel: 'validation loss (nats/token)', references,
+    rows: summary.arms.map((a) => ({ name: a.arm, value: a.finalLoss.mean, min: a.finalLoss.min, max: a.finalLoss.max, highlight: (a.vsHonest?.worst ?? 0) > (a.arm === 'coalition' ? 0.05 : 0.03) })),
+  });
+}
+
 export async function runStudy(arms: readonly ArmName[], options: StudyOptions & { resume?: boolean }): Promise<ArmResult[]> {
   const file = join(options.out, 'results.json');
   const kept = options.resume ? (JSON.parse(await readFile(file, 'utf8').catch(() => '[]')) as ArmResult[]) : [];

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { formatTick, lineChart, niceRange } from '../../trainer/src/report/line-chart.js';
+import { rangeChart } from '../../trainer/src/report/range-chart.js';
 
 describe('line chart', () => {
   it('picks round ticks that cover the data', () => {
@@ -31,5 +32,27 @@ describe('line chart', () => {
       expect(y).toBeLessThanOrEqual(400 - 48);
     }
     expect(() => lineChart({ title: '', xLabel: '', yLabel: '', series: [{ name: 'x', points: [[0, NaN]] }] })).toThrow(/no finite points/);
+  });
+});
+
+describe('range chart', () => {
+  it('draws a row per value with its range, in order, and reference lines at their values', () => {
+    const svg = rangeChart({
+      title: 'final loss', xLabel: 'nats', references: [{ name: 'baseline', value: 5 }],
+      rows: [{ name: 'a', value: 5.2, min: 5.1, max: 5.3 }, { name: 'b <x>', value: 6, min: 5.5, max: 6.5, highlight: true }],
+    });
+    expect(svg).toMatch(/^<svg[\s\S]*<\/svg>\n$/);
+    expect(svg).toContain('b &lt;x&gt;');
+    const dots = [...svg.matchAll(/<circle cx="([\d.]+)" cy="([\d.]+)" r="4" fill="(#[0-9a-f]+)"/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), color: m[3] }));
+    expect(dots).toHaveLength(2);
+    expect(dots[1]!.y).toBeGreaterThan(dots[0]!.y);
+    expect(dots[1]!.x).toBeGreaterThan(dots[0]!.x);
+    expect(dots.map((d) => d.color)).toEqual(['#1f77b4', '#d62728']);
+    // The range bar of b spans five times a's (1.0 against 0.2), to the drawing's 0.1 px.
+    const bars = [...svg.matchAll(/<line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)" y2="[\d.]+" stroke="#[0-9a-f]+" stroke-width="3"/g)].map((m) => Number(m[2]) - Number(m[1]));
+    expect(bars[1]! / bars[0]!).toBeCloseTo(5, 1);
+    const reference = /<line x1="([\d.]+)"[^>]*stroke-dasharray="5 4"/.exec(svg)!;
+    expect(Number(reference[1])).toBeLessThan(dots[0]!.x);
+    expect(() => rangeChart({ title: 't', xLabel: 'x', rows: [] })).toThrow(/no rows/);
   });
 });

@@ -38,7 +38,7 @@ export function lineChart(options: LineChartOptions): string {
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escape(options.title)}</text>`);
+  parts.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>`);
   for (const tick of xs.ticks) {
     parts.push(`<line x1="${px(tick)}" y1="${margin.top}" x2="${px(tick)}" y2="${margin.top + plotHeight}" stroke="#eee"/>`);
     parts.push(`<text x="${px(tick)}" y="${margin.top + plotHeight + 16}" text-anchor="middle">${formatTick(tick)}</text>`);
@@ -48,8 +48,8 @@ export function lineChart(options: LineChartOptions): string {
     parts.push(`<text x="${margin.left - 6}" y="${py(tick) + 4}" text-anchor="end">${formatTick(tick)}</text>`);
   }
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#333"/>`);
-  parts.push(`<text x="${margin.left + plotWidth / 2}" y="${height - 10}" text-anchor="middle">${escape(options.xLabel)}</text>`);
-  parts.push(`<text transform="translate(16 ${margin.top + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escape(options.yLabel)}</text>`);
+  parts.push(`<text x="${margin.left + plotWidth / 2}" y="${height - 10}" text-anchor="middle">${escapeXml(options.xLabel)}</text>`);
+  parts.push(`<text transform="translate(16 ${margin.top + plotHeight / 2}) rotate(-90)" text-anchor="middle">${escapeXml(options.yLabel)}</text>`);
   // Legend in the top-right corner, as wide as its longest name (about 7 px a character).
   const legendX = margin.left + plotWidth - 36 - 7 * Math.max(...options.series.map((s) => s.name.length));
   options.series.forEach((series, i) => {
@@ -60,7 +60,7 @@ export function lineChart(options: LineChartOptions): string {
     }
     const ly = margin.top + 14 + i * 16;
     parts.push(`<line x1="${legendX}" y1="${ly - 4}" x2="${legendX + 20}" y2="${ly - 4}" stroke="${color}" stroke-width="2"${series.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    parts.push(`<text x="${legendX + 25}" y="${ly}">${escape(series.name)}</text>`);
+    parts.push(`<text x="${legendX + 25}" y="${ly}">${escapeXml(series.name)}</text>`);
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
@@ -95,6 +95,6 @@ export function formatTick(value: number): string {
   return Number(value.toPrecision(6)).toString();
 }
 
-function escape(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 }
