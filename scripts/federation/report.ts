@@ -68,6 +68,7 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
   const bans = honest.flatMap((c) => ((c.stopping?.peers ?? []) as Array<{ peerId: string; ban?: { reason: string; detail: string; round: number; evidence: string[] } }>)
     .filter((p) => p.ban !== undefined).map((p) => ({ by: c.name, peer: nameOf(p.peerId), ...p.ban! })));
 
+  const measures = measureRounds(clusters);
   const svg = lineChart({
     title: 'Training loss of each cluster, by outer round', xLabel: 'round', yLabel: 'loss (nats/token)',
     series: clusters.map((c) => ({ name: `${c.name}${c.honest ? '' : ' (attacker)'}`, points: c.rounds.filter((r) => Number.isFinite(r.loss)).map((r) => [Number(r.round), r.loss] as const), dashed: !c.honest })),
@@ -81,6 +82,7 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
     `- Honest clusters hold the same model after every round: **${perRoundAgree.every(Boolean) ? 'yes' : `no (rounds ${perRoundAgree.flatMap((ok, r) => (ok ? [] : [r])).join(', ')})`}**; final model ${[...finalHashes][0]?.slice(0, 16)}…`,
     `- Validation loss: ${fmt(validation.initial)} at round 0 → **${fmt(validation.final)}** after round ${opts.rounds - 1}.`,
     `- Contribution bytes moved: ${mib(received)} compressed, against ${mib(dense)} as float32 (${(dense / Math.max(1, received)).toFixed(0)}× less).`,
+    `- Honest work applied: ${workLine(measures)}.`,
     '',
     '![loss](loss.svg)',
     '',
@@ -99,6 +101,7 @@ export async function report(out: string, clusters: ClusterState[], opts: RunSha
   const outcome = {
     clusters: Object.fromEntries(clusters.map((c) => [c.name, { honest: c.honest, peerId: c.peerId, resumedAt: c.resumedAt, crashed: c.crashed, memory: c.stopping?.memory, rounds: c.rounds.map((r) => ({ round: r.round, tokens: Number(r.tokens), wallSeconds: r.wallSeconds, phaseSeconds: r.phaseSeconds, payloadBytes: r.payloadBytes, modelHash: r.modelHash, agreed: r.agreed, loss: r.loss, accepted: r.accepted.map((a) => nameOf(a.peerId)), rejected: r.rejected.map((x) => ({ peer: nameOf(x.peerId), reason: x.reason, detail: x.detail })), reputation: Object.fromEntries(Object.entries(r.reputation ?? {}).map(([id, value]) => [nameOf(id), value])) })) }])),
     metrics: join(out, 'metrics'), honestAgree, perRoundAgree, complete, validation, bytes: { received, dense }, bans, report: join(out, 'report.md'),
+    measures,
     verdicts: Object.fromEntries([...verdicts.entries()].sort(([a], [b]) => a.localeCompare(b)).map(([peer, v]) => [peer, { applied: v.applied, rejected: Object.fromEntries(v.rejected) }])),
   };
   await writeFile(join(out, 'summary.json'), JSON.stringify(outcome, null, 2));
@@ -113,12 +116,74 @@ export function printReport(outcome: FederationOutcome, seconds: number): void {
   process.stdout.write(`\nReport (${formatDuration(seconds)})\n`);
   process.stdout.write(`  honest clusters agree on every round's model: ${outcome.perRoundAgree.every(Boolean) ? 'yes' : 'NO'}\n`);
   process.stdout.write(`  validation loss: ${fmt(outcome.validation.initial)} → ${fmt(outcome.validation.final)}\n`);
+  process.stdout.write(`  honest work applied: ${workLine(outcome.measures)}\n`);
   process.stdout.write(`  bytes moved: ${mib(outcome.bytes.received)} compressed vs ${mib(outcome.bytes.dense)} float32 (${(outcome.bytes.dense / Math.max(1, outcome.bytes.received)).toFixed(0)}×)\n`);
   for (const [peer, v] of Object.entries(outcome.verdicts)) {
     process.stdout.write(`  ${peer.padEnd(8)} applied ${String(v.applied).padStart(3)}  rejected: ${Object.entries(v.rejected).map(([reason, n]) => `${reason} × ${n}`).join(', ') || 'never'}\n`);
   }
   for (const b of outcome.bans) process.stdout.write(`  ban: ${b.by} banned ${b.peer} (${b.reason}, round ${b.round}) with ${b.evidence.length} signed statements as evidence\n`);
   process.stdout.write(`\nReport: ${outcome.report} (loss curve: ${join(dirname(outcome.report), 'loss.svg')})\n`);
+}
+
+/** What the honest coordinators decided and held over a run. */
+export interface RunMeasures {
+  /** By round: the mean last-step training loss of the honest clusters' trainers. */
+  curve: Array<[number, number]>;
+  /** Tokens the honest clusters trained, all rounds. */
+  honestTokens: number;
+  /** Decisions of honest coordinators about honest contributions; rounds where one applied nothing; the lowest reputation one gave an honest peer; whether their hashes agreed every round. */
+  honest: { applied: number; decisions: number; rejected: Record<string, number>; emptyRounds: number; minReputation: number; agreeEveryRound: boolean };
+  /** Decisions of honest coordinators about the attackers' contributions, and the largest share one got. */
+  attackers: { applied: number; decisions: number; maxWeight: number; rejected: Record<string, number> };
+  /** Payload bytes one peer sent over the run, on average. */
+  bytesPerPeer: number;
+}
+
+/** What the honest coordinators decided and held, round by round (pure: from the round logs). */
+export function measureRounds(clusters: readonly ClusterState[]): RunMeasures {
+  const honest = clusters.filter((c) => c.honest);
+  const honestIds = new Set(honest.map((c) => c.peerId));
+  const result: Pick<RunMeasures, 'honest' | 'attackers'> = {
+    honest: { applied: 0, decisions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
+    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} },
+  };
+  const rounds = Math.max(0, ...honest.map((c) => c.rounds.length));
+  const curve: Array<[number, number]> = [];
+  let honestTokens = 0;
+  for (let round = 0; round < rounds; round++) {
+    const lines = honest.map((c) => c.rounds.find((r) => Number(r.round) === round));
+    if (lines.some((l) => l === undefined) || new Set(lines.map((l) => l!.modelHash)).size !== 1) result.honest.agreeEveryRound = false;
+    if (lines.some((l) => l !== undefined && l.accepted.length === 0)) result.honest.emptyRounds++;
+    const losses = lines.flatMap((l) => (l !== undefined && Number.isFinite(l.loss) ? [l.loss] : []));
+    if (losses.length > 0) curve.push([round, losses.reduce((a, b) => a + b, 0) / losses.length]);
+    for (const line of lines) {
+      if (line === undefined) continue;
+      honestTokens += Number(line.tokens);
+      for (const a of line.accepted) {
+        const side = honestIds.has(a.peerId) ? result.honest : result.attackers;
+        side.applied++;
+        side.decisions++;
+        if (!honestIds.has(a.peerId)) result.attackers.maxWeight = Math.max(result.attackers.maxWeight, a.weight);
+      }
+      for (const x of line.rejected) {
+        const side = honestIds.has(x.peerId) ? result.honest : result.attackers;
+        side.decisions++;
+        side.rejected[x.reason] = (side.rejected[x.reason] ?? 0) + 1;
+      }
+      for (const [peerId, reputation] of Object.entries(line.reputation ?? {})) {
+        if (honestIds.has(peerId)) result.honest.minReputation = Math.min(result.honest.minReputation, reputation);
+      }
+    }
+  }
+  // Every payload byte one cluster received, another sent: the mean sent per peer.
+  const received = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadBytes, 0), 0);
+  return { ...result, curve, honestTokens, bytesPerPeer: received / Math.max(1, clusters.length) };
+}
+
+/** The honest clusters' decisions about honest work, in words. */
+function workLine(m: RunMeasures): string {
+  const { applied, decisions, emptyRounds, minReputation } = m.honest;
+  return `${applied} of ${decisions} decisions (${decisions === 0 ? '—' : `${((100 * applied) / decisions).toFixed(1)}%`}), ${emptyRounds} rounds applying nothing, lowest reputation of an honest peer ${Number.isFinite(minReputation) ? minReputation.toFixed(2) : '—'}`;
 }
 
 /** A loss with three decimals, or a dash. */

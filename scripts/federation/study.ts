@@ -33,7 +33,7 @@ import { AdamW } from '../../trainer/src/train/adamw.js';
 import { parseTrainConfigYaml, type TrainConfig } from '../../trainer/src/train/config.js';
 import { ATTACKS, type AttackName } from '../attacks.js';
 import { identityFromSeed, launchFederation, validationLosses, type ClusterPlan } from './launch.js';
-import { report, type ClusterState } from './report.js';
+import { measureRounds, report, type RunMeasures } from './report.js';
 
 export const ARMS = ['centralised', 'honest', 'honest-3', ...ATTACKS, 'coalition'] as const;
 export type ArmName = (typeof ARMS)[number];
@@ -63,15 +63,11 @@ export interface ArmResult {
   seed: number;
   initialLoss: number;
   finalLoss: number;
-  /** By round: the mean last-step training loss of the honest clusters' trainers. */
-  curve: Array<[number, number]>;
-  /** Tokens the honest clusters trained, all rounds. */
+  /** What the honest coordinators decided and held (report.ts); the centralised arm decides nothing and sends gradients. */
+  curve: RunMeasures['curve'];
   honestTokens: number;
-  /** Decisions of honest coordinators about honest contributions. */
-  honest: { applied: number; decisions: number; rejected: Record<string, number>; emptyRounds: number; minReputation: number; agreeEveryRound: boolean };
-  /** Decisions of honest coordinators about the attackers' contributions. */
-  attackers: { applied: number; decisions: number; maxWeight: number; rejected: Record<string, number> };
-  /** Bytes one peer sent over the run, on average (payloads; the centralised arm: gradients). */
+  honest: RunMeasures['honest'];
+  attackers: RunMeasures['attackers'];
   bytesPerPeer: number;
   /** Clusters whose coordinator process ended on its own (an attack that crashed is no attack). */
   crashed: string[];
@@ -124,47 +120,6 @@ async function runFederationArm(arm: ArmName, seed: number, options: StudyOption
     arm, seed, initialLoss: launched.validation.initial, finalLoss: launched.validation.final, ...measureRounds(launched.clusters),
     crashed: launched.clusters.flatMap((c) => (c.crashed === undefined ? [] : [`${c.name}: ${c.crashed}`])), seconds: (Date.now() - started) / 1000,
   };
-}
-
-/** What the honest coordinators decided and held, round by round (pure: from the round logs). */
-export function measureRounds(clusters: readonly ClusterState[]): Pick<ArmResult, 'curve' | 'honestTokens' | 'honest' | 'attackers' | 'bytesPerPeer'> {
-  const honest = clusters.filter((c) => c.honest);
-  const honestIds = new Set(honest.map((c) => c.peerId));
-  const result: Pick<ArmResult, 'honest' | 'attackers'> = {
-    honest: { applied: 0, decisions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
-    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} },
-  };
-  const rounds = Math.max(0, ...honest.map((c) => c.rounds.length));
-  const curve: Array<[number, number]> = [];
-  let honestTokens = 0;
-  for (let round = 0; round < rounds; round++) {
-    const lines = honest.map((c) => c.rounds.find((r) => Number(r.round) === round));
-    if (lines.some((l) => l === undefined) || new Set(lines.map((l) => l!.modelHash)).size !== 1) result.honest.agreeEveryRound = false;
-    if (lines.some((l) => l !== undefined && l.accepted.length === 0)) result.honest.emptyRounds++;
-    const losses = lines.flatMap((l) => (l !== undefined && Number.isFinite(l.loss) ? [l.loss] : []));
-    if (losses.length > 0) curve.push([round, losses.reduce((a, b) => a + b, 0) / losses.length]);
-    for (const line of lines) {
-      if (line === undefined) continue;
-      honestTokens += Number(line.tokens);
-      for (const a of line.accepted) {
-        const side = honestIds.has(a.peerId) ? result.honest : result.attackers;
-        side.applied++;
-        side.decisions++;
-        if (!honestIds.has(a.peerId)) result.attackers.maxWeight = Math.max(result.attackers.maxWeight, a.weight);
-      }
-      for (const x of line.rejected) {
-        const side = honestIds.has(x.peerId) ? result.honest : result.attackers;
-        side.decisions++;
-        side.rejected[x.reason] = (side.rejected[x.reason] ?? 0) + 1;
-      }
-      for (const [peerId, reputation] of Object.entries(line.reputation ?? {})) {
-        if (honestIds.has(peerId)) result.honest.minReputation = Math.min(result.honest.minReputation, reputation);
-      }
-    }
-  }
-  // Every payload byte one cluster received, another sent: the mean sent per peer.
-  const received = clusters.reduce((sum, c) => sum + c.rounds.reduce((s, r) => s + r.payloadBytes, 0), 0);
-  return { ...result, curve, honestTokens, bytesPerPeer: received / Math.max(1, clusters.length) };
 }
 
 async function runCentralised(seed: number, options: StudyOptions, label: string): Promise<ArmResult> {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { armClusters, fairBarOf, measureRounds, summarise, type ArmResult } from '../../scripts/federation/study.js';
-import type { ClusterState, RoundLine } from '../../scripts/federation/report.js';
+import { armClusters, fairBarOf, summarise, type ArmResult } from '../../scripts/federation/study.js';
+import { measureRounds, type ClusterState, type RoundLine } from '../../scripts/federation/report.js';
 
 function round(r: number, hash: string, accepted: string[], rejected: Array<[string, string]>, reputation: Record<string, number>): RoundLine {
   return {
