@@ -1,0 +1,99 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
+import { loadBrown } from '../../trainer/src/data/corpus.js';
+import { documentsOf, prepareDataset, type Source } from '../../trainer/src/data/prepare.js';
+import { DatasetError, readManifest, verifyDataset } from '../../trainer/src/data/shards.js';
+
+// Real text: 12 documents of the Brown corpus (genre k, fiction), one tokenizer trained on them.
+let dir: string;
+let texts: string[];
+let tokenizer: BpeTokenizer;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'concord-prepare-'));
+  texts = loadBrown({ genres: 'k' }).slice(0, 12).map((d) => d.text);
+  // A document with what byte-level text must keep: accents, emoji, a newline.
+  texts.push('Café au lait — 🍵\nsecond line');
+  tokenizer = BpeTokenizer.train(texts, { vocabSize: 400 });
+  await mkdir(join(dir, 'text', 'z'), { recursive: true });
+  // Files named so that code-point order of their paths is the document order.
+  await Promise.all(texts.map((text, i) => writeFile(join(dir, 'text', i < 7 ? '' : 'z', `doc-${String(i).padStart(2, '0')}.txt`), text)));
+  await writeFile(join(dir, 'docs.jsonl'), `${texts.map((text, i) => JSON.stringify({ id: i, body: text })).join('\n')}\n\n`);
+});
+
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function prepare(source: Source, out: string, options: { shardTokens?: number } = {}) {
+  return prepareDataset({ documents: documentsOf(source), tokenizer, out: join(dir, out), validationEvery: 5, ...options });
+}
+
+describe('preparing a dataset', () => {
+  it('prepares the same texts to the same shards and dataset hash, from a directory of text files or from JSONL', async () => {
+    const fromText = await prepare({ path: join(dir, 'text'), format: 'text' }, 'out-text', { shardTokens: 4096 });
+    const fromJsonl = await prepare({ path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }, 'out-jsonl', { shardTokens: 4096 });
+    expect(fromJsonl).toEqual(fromText);
+    // 13 documents, every 5th (0, 5, 10) to validation; shards cut every 4096 tokens.
+    expect(fromText.documents).toEqual({ train: 10, validation: 3 });
+    expect(fromText.dtype).toBe('uint16');
+    expect(fromText.shards.train.length).toBeGreaterThan(1);
+    expect(fromText.shards.train.slice(0, -1).every((s) => s.tokens === 4096)).toBe(true);
+    for (const shard of fromText.shards.train) {
+      expect(await readFile(join(dir, 'out-jsonl', shard.name))).toEqual(await readFile(join(dir, 'out-text', shard.name)));
+    }
+    // The shards hold exactly the documents' tokens, each followed by end-of-text, little-endian.
+    const bytes = Buffer.concat(await Promise.all(fromText.shards.train.map((s) => readFile(join(dir, 'out-text', s.name)))));
+    const ids = Array.from({ length: bytes.length / 2 }, (_, i) => bytes.readUInt16LE(2 * i));
+    const expected = texts.filter((_, k) => k % 5 !== 0).flatMap((text) => [...tokenizer.encode(text), tokenizer.eot]);
+    expect(ids).toEqual(expected);
+    expect(tokenizer.decode(ids.slice(ids.length - 1 - tokenizer.encode(texts.at(-1)!).length, -1))).toBe(texts.at(-1));
+    expect(await verifyDataset(join(dir, 'out-text'))).toEqual(fromText);
+  });
+
+  it('refuses a shard changed by one byte, naming it, and a manifest edited by hand', async () => {
+    const manifest = await prepare({ path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }, 'out-tamper', { shardTokens: 4096 });
+    const victim = manifest.shards.train[1]!;
+    const path = join(dir, 'out-tamper', victim.name);
+    const bytes = await readFile(path);
+    bytes[100] = bytes[100]! ^ 1;
+    await writeFile(path, bytes);
+    await expect(verifyDataset(join(dir, 'out-tamper'))).rejects.toThrow(new RegExp(`${victim.name}: SHA-256 [0-9a-f]{16}… differs from the manifest's`));
+    await writeFile(path, bytes.subarray(2));
+    await expect(verifyDataset(join(dir, 'out-tamper'))).rejects.toThrow(new RegExp(`${victim.name}: ${bytes.length - 2} bytes, but the manifest lists ${victim.tokens} uint16 tokens`));
+    const file = join(dir, 'out-tamper', 'manifest.json');
+    const edited = JSON.parse(await readFile(file, 'utf8')) as { documents: { train: number } };
+    edited.documents.train++;
+    await writeFile(file, JSON.stringify(edited));
+    await expect(readManifest(join(dir, 'out-tamper'))).rejects.toThrow(/manifest\.json: hash: does not match the manifest's contents/);
+  });
+
+  it('fails on bad input naming the file, line or field, and overwrites nothing', async () => {
+    await writeFile(join(dir, 'bad.jsonl'), '{"text": "fine"}\n{"content": "no text field"}\n');
+    await expect(prepare({ path: join(dir, 'bad.jsonl'), format: 'jsonl' }, 'out-bad')).rejects.toThrow(/bad\.jsonl:2: no string field "text"/);
+    await writeFile(join(dir, 'broken.jsonl'), '{"text": "fine"}\n{"text": \n');
+    await expect(prepare({ path: join(dir, 'broken.jsonl'), format: 'jsonl' }, 'out-broken')).rejects.toThrow(/broken\.jsonl:2: not a JSON line/);
+    await writeFile(join(dir, 'empty.jsonl'), '\n\n');
+    await expect(prepare({ path: join(dir, 'empty.jsonl'), format: 'jsonl' }, 'out-empty')).rejects.toThrow(/documents: the dataset is empty/);
+    await expect(prepare({ path: join(dir, 'missing'), format: 'text' }, 'out-missing')).rejects.toThrow(/missing: no such file or directory/);
+    const big = { encode: (text: string) => tokenizer.encode(text), vocabSize: 70_000, eot: 69_999, hash: () => 'big' };
+    await expect(prepareDataset({ documents: documentsOf({ path: join(dir, 'text'), format: 'text' }), tokenizer: big, out: join(dir, 'out-dtype'), dtype: 'uint16' }))
+      .rejects.toThrow(new DatasetError('dtype', 'uint16 holds ids below 65536, but the vocabulary has 70000: use uint32'));
+    // A prepared dataset is never overwritten.
+    const before = await readFile(join(dir, 'out-text', 'manifest.json'), 'utf8');
+    await expect(prepare({ path: join(dir, 'text'), format: 'text' }, 'out-text')).rejects.toThrow(/out-text: exists and is not empty/);
+    expect(await readFile(join(dir, 'out-text', 'manifest.json'), 'utf8')).toBe(before);
+  });
+
+  it('chooses uint32 shards for a vocabulary past 16 bits', async () => {
+    const wide = { encode: (text: string) => Array.from(tokenizer.encode(text), (id) => id + 65_536), vocabSize: 70_000, eot: 69_999, hash: () => 'wide' };
+    const manifest = await prepareDataset({ documents: documentsOf({ path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }), tokenizer: wide, out: join(dir, 'out-wide'), validationEvery: 5 });
+    expect(manifest.dtype).toBe('uint32');
+    const first = await readFile(join(dir, 'out-wide', manifest.shards.train[0]!.name));
+    expect(first.readUInt32LE(0)).toBe(tokenizer.encode(texts[1]!)[0]! + 65_536);
+    expect(await verifyDataset(join(dir, 'out-wide'))).toEqual(manifest);
+  });
+});

@@ -1,0 +1,181 @@
+// Preparing a dataset: documents from the files people have, tokenised into shards and a
+// manifest (shards.ts). Deterministic: the same input and tokenizer give the same bytes and the
+// same dataset hash on every machine, so partners can compare hashes instead of data.
+//
+// Documents: a text file is one document, a directory of text files is one document per file
+// (in code-point order of their paths below the directory); a JSONL file is one document per
+// non-blank line, the string in its text field. The same texts in the same order prepare to the
+// same shards whatever format they came in. Split: document k (counted from 0 over the whole
+// input) is a validation document when k mod validationEvery is 0, as the Brown corpus's split.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { createInterface } from 'node:readline';
+import {
+  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE,
+  type DatasetManifest, type ShardEntry, type Split, type TokenDtype,
+} from './shards.js';
+import { writeFileAtomic } from './bpe.js';
+
+export type SourceFormat = 'text' | 'jsonl';
+
+export interface Source {
+  path: string;
+  format: SourceFormat;
+  /** JSONL: the field holding the text (default "text"). */
+  textField?: string;
+}
+
+export interface SourceDocument {
+  text: string;
+  /** Where it came from (file, or file:line), for errors. */
+  where: string;
+}
+
+/** The documents of a source, in order. */
+export async function* documentsOf(source: Source): AsyncGenerator<SourceDocument> {
+  const files = await filesOf(source.path, source.format === 'jsonl' ? '.jsonl' : undefined);
+  for (const file of files) {
+    if (source.format === 'text') {
+      yield { text: await readFile(file, 'utf8'), where: file };
+      continue;
+    }
+    const field = source.textField ?? 'text';
+    let n = 0;
+    for await (const line of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
+      n++;
+      if (line.trim() === '') continue;
+      let record: unknown;
+      try {
+        record = JSON.parse(line);
+      } catch (error) {
+        throw new DatasetError(`${file}:${n}`, `not a JSON line (${(error as Error).message})`);
+      }
+      const text = (record as Record<string, unknown> | null)?.[field];
+      if (typeof text !== 'string') throw new DatasetError(`${file}:${n}`, `no string field "${field}" (the text field: set textField to the one your records use)`);
+      yield { text, where: `${file}:${n}` };
+    }
+  }
+}
+
+/** A file, or the files below a directory (with `extension` only, if given) in code-point order of their relative paths. */
+async function filesOf(path: string, extension: string | undefined): Promise<string[]> {
+  const info = await stat(path).catch(() => {
+    throw new DatasetError(path, 'no such file or directory');
+  });
+  if (!info.isDirectory()) return [path];
+  const entries = await readdir(path, { recursive: true, withFileTypes: true });
+  const files = entries.filter((e) => e.isFile() && !e.name.startsWith('.') && (extension === undefined || e.name.endsWith(extension)))
+    .map((e) => join(e.parentPath, e.name));
+  return files.sort((a, b) => {
+    const [x, y] = [relative(path, a), relative(path, b)];
+    return x < y ? -1 : x > y ? 1 : 0;
+  });
+}
+
+export interface PrepareTokenizer {
+  encode(text: string): ArrayLike<number>;
+  vocabSize: number;
+  eot: number;
+  hash(): string;
+}
+
+export interface PrepareOptions {
+  documents: AsyncIterable<SourceDocument>;
+  tokenizer: PrepareTokenizer;
+  /** A new directory (or an empty one): nothing already there is overwritten. */
+  out: string;
+  /** Default: the narrowest that holds the vocabulary. */
+  dtype?: TokenDtype;
+  /** Tokens per shard (default 2^24: 32 MiB of uint16). */
+  shardTokens?: number;
+  validationEvery?: number;
+  onProgress?: (progress: { documents: number; tokens: number }) => void;
+}
+
+/** Tokenises the documents into shards and writes the manifest; returns it. */
+export async function prepareDataset(options: PrepareOptions): Promise<DatasetManifest> {
+  const { tokenizer, out } = options;
+  const dtype = options.dtype ?? dtypeFor(tokenizer.vocabSize);
+  checkDtype(dtype, tokenizer.vocabSize);
+  const shardTokens = options.shardTokens ?? 1 << 24;
+  if (!Number.isInteger(shardTokens) || shardTokens < 1) throw new DatasetError('shardTokens', `must be a positive integer, got ${shardTokens}`);
+  const every = options.validationEvery ?? 20;
+  if (!Number.isInteger(every) || every < 2) throw new DatasetError('validationEvery', `must be an integer of at least 2, got ${every}`);
+  const existing = await readdir(out).catch(() => []);
+  if (existing.length > 0) throw new DatasetError(out, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
+  await mkdir(out, { recursive: true });
+
+  const writers = { train: new ShardWriter(out, 'train', dtype, shardTokens), validation: new ShardWriter(out, 'validation', dtype, shardTokens) };
+  const documents = { train: 0, validation: 0 };
+  let k = 0;
+  let tokens = 0;
+  for await (const doc of options.documents) {
+    const split: Split = k % every === 0 ? 'validation' : 'train';
+    k++;
+    const ids = tokenizer.encode(doc.text);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= tokenizer.vocabSize) throw new DatasetError(doc.where, `the tokenizer gave id ${id}, outside its vocabulary of ${tokenizer.vocabSize}`);
+    }
+    await writers[split].push(ids);
+    await writers[split].push([tokenizer.eot]);
+    documents[split]++;
+    tokens += ids.length + 1;
+    options.onProgress?.({ documents: k, tokens });
+  }
+  if (k === 0) throw new DatasetError('documents', 'the dataset is empty: no documents were read');
+  if (documents.train === 0) throw new DatasetError('documents', `only ${k} document(s): every ${every}th goes to validation, and none is left to train on`);
+  const body: Omit<DatasetManifest, 'hash'> = {
+    format: DATASET_FORMAT, version: DATASET_VERSION, dtype,
+    tokenizer: { hash: tokenizer.hash(), vocabSize: tokenizer.vocabSize, eot: tokenizer.eot },
+    documents, shards: { train: await writers.train.close(), validation: await writers.validation.close() },
+  };
+  const manifest: DatasetManifest = { ...body, hash: datasetHash(body) };
+  writeFileAtomic(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+  return manifest;
+}
+
+/** Writes one split's tokens into shards of `shardTokens` tokens (the last one shorter). */
+class ShardWriter {
+  private readonly buffer: Uint16Array | Uint32Array;
+  private filled = 0;
+  private readonly entries: ShardEntry[] = [];
+
+  constructor(private readonly dir: string, private readonly split: Split, dtype: TokenDtype, shardTokens: number) {
+    this.buffer = dtype === 'uint16' ? new Uint16Array(shardTokens) : new Uint32Array(shardTokens);
+  }
+
+  async push(ids: ArrayLike<number>): Promise<void> {
+    for (let i = 0; i < ids.length; i++) {
+      this.buffer[this.filled++] = ids[i]!;
+      if (this.filled === this.buffer.length) await this.flush();
+    }
+  }
+
+  async close(): Promise<ShardEntry[]> {
+    if (this.filled > 0) await this.flush();
+    return this.entries;
+  }
+
+  private async flush(): Promise<void> {
+    const name = `${this.split}-${String(this.entries.length).padStart(5, '0')}.bin`;
+    const path = join(this.dir, name);
+    // Little-endian on every machine: the bytes are the dataset's identity.
+    const bytes = Buffer.alloc(this.filled * bytesPerToken(this.buffer instanceof Uint16Array ? 'uint16' : 'uint32'));
+    for (let i = 0; i < this.filled; i++) {
+      if (this.buffer instanceof Uint16Array) bytes.writeUInt16LE(this.buffer[i]!, 2 * i);
+      else bytes.writeUInt32LE(this.buffer[i]!, 4 * i);
+    }
+    let file: FileHandle | undefined;
+    try {
+      file = await open(path, 'wx');
+      await file.write(bytes);
+    } finally {
+      await file?.close();
+    }
+    this.entries.push({ name, tokens: this.filled, sha256: createHash('sha256').update(bytes).digest('hex') });
+    this.filled = 0;
+  }
+}
