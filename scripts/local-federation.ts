@@ -8,11 +8,18 @@
 // Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
 //          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
-//          initialisation and data order)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
+//          initialisation and data order)  --data PATH (your own text instead of the Brown corpus: a directory
+//          of text files, a .jsonl file with a "text" field, or a dataset `npm run dataset` prepared)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
 //          long enough for every round to run to its window and twice its grace, and two minutes more)
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeFile } from 'node:fs/promises';
+import { parse, stringify } from 'yaml';
+import { prepareWithOwnTokenizer } from '../trainer/src/data/prepare.js';
+import { MANIFEST_FILE, readManifest } from '../trainer/src/data/shards.js';
+import { ConfigError, parseTrainConfigYaml } from '../trainer/src/train/config.js';
 import { formatDuration, ProgressLine } from '../trainer/src/report/progress.js';
 import { ATTACKS, isAttack } from './attacks.js';
 import { launchFederation } from './federation/launch.js';
@@ -22,7 +29,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string' }, seed: { type: 'string', default: '2026' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string' }, seed: { type: 'string', default: '2026' }, data: { type: 'string' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];
@@ -47,6 +54,32 @@ function options() {
     kill: kill ? { name: kill[1]!, round: Number(kill[2]) } : undefined, clusters, attack: attackName === 'none' ? undefined : attackName, rounds, window, grace, steps, seed, timeout };
 }
 
+/**
+ * The trainers' config: --config as it is, or, with --data, the same config reading a prepared
+ * dataset — the one given, or the user's text prepared now (with the config's vocabulary) into
+ * `work`.
+ */
+async function trainConfigFile(work: string, say: (who: string, text: string) => void): Promise<string> {
+  const file = resolve(values.config!);
+  if (values.data === undefined) return file;
+  const yaml = await readFile(file, 'utf8');
+  const train = parseTrainConfigYaml(yaml);
+  let dir = resolve(values.data);
+  if (!existsSync(join(dir, MANIFEST_FILE))) {
+    const source = { path: dir, format: dir.endsWith('.jsonl') ? 'jsonl' as const : 'text' as const };
+    dir = join(work, 'dataset');
+    const manifest = await prepareWithOwnTokenizer({ source, vocabSize: train.model.vocabSize, out: dir });
+    say('concord', `prepared ${source.path}: ${manifest.documents.train} training and ${manifest.documents.validation} validation documents, dataset hash ${manifest.hash.slice(0, 16)}…`);
+  }
+  // Checked here, before any process starts: a trainer would otherwise fail alone, out of sight.
+  const { tokenizer } = await readManifest(dir);
+  if (tokenizer.vocabSize !== train.model.vocabSize) throw new ConfigError('model.vocabSize', `is ${train.model.vocabSize} in ${file}, but the dataset in ${dir} was tokenised with ${tokenizer.vocabSize} ids`);
+  const raw = parse(yaml) as Record<string, unknown>;
+  const derived = join(work, 'train.yaml');
+  await writeFile(derived, stringify({ ...raw, data: { dir } }));
+  return derived;
+}
+
 async function main(): Promise<number> {
   const opts = options();
   const out = resolve(values.out!);
@@ -59,13 +92,22 @@ async function main(): Promise<number> {
     process.stdout.write(`[${who.padEnd(8)}] ${text}\n`);
   };
   process.stdout.write(`Concord local federation: ${opts.clusters} clusters${opts.attack ? `, mallory attacks (${opts.attack})` : ''}, ${opts.rounds} rounds of ${opts.window} s, run "${RUN_ID}"\n\n`);
+  const work = await mkdtemp(join(tmpdir(), 'concord-start-'));
+  const config = await trainConfigFile(work, say).catch(async (error: Error) => {
+    say('concord', error.message);
+    return undefined;
+  });
+  if (config === undefined) {
+    await rm(work, { recursive: true, force: true });
+    return 1;
+  }
   const launched = await launchFederation({
     clusters: names.map((name) => ({ name, ...(name === 'mallory' ? { attack: opts.attack! } : {}) })),
     runId: RUN_ID, runSeed: opts.seed, rounds: opts.rounds, windowSeconds: opts.window, graceSeconds: opts.grace,
     ...(opts.steps !== undefined ? { steps: opts.steps } : {}),
     validation: { batches: Number(values['eval-batches']), ...(values['eval-sample'] ? { sample: Number(values['eval-sample']) } : {}) },
     compression: { chunk: 4096, topk: 64, bits: 2 },
-    trainConfigFile: resolve(values.config!), impostor: true, timeoutSeconds: opts.timeout, out,
+    trainConfigFile: config, impostor: true, timeoutSeconds: opts.timeout, out,
     ...(opts.kill !== undefined ? { kill: opts.kill } : {}),
     ui: {
       say,
@@ -74,7 +116,7 @@ async function main(): Promise<number> {
   }).catch((error: Error) => {
     say('concord', error.message);
     return undefined;
-  });
+  }).finally(() => rm(work, { recursive: true, force: true }));
   progress.done();
   if (launched === undefined) return 1;
   const { impostor } = launched;

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { ModelState } from '../../operator/src/coordinator/model-state.js';
 import { peerIdOf } from '../../operator/src/federation/identity.js';
 import { assign } from '../../trainer/src/data/assign.js';
-import { loadDataset } from '../../trainer/src/data/dataset.js';
+import { openDataset } from '../../trainer/src/data/open.js';
 import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../../trainer/src/model/gpt.js';
 import { layoutOf } from '../../trainer/src/params.js';
@@ -126,7 +126,7 @@ async function runCentralised(seed: number, options: StudyOptions, label: string
   const started = Date.now();
   const train: TrainConfig = parseTrainConfigYaml(await readFile(options.trainConfigFile, 'utf8'));
   const { model, inner } = train;
-  const dataset = await loadDataset({ vocabSize: model.vocabSize, validationEvery: train.data.validationEvery, ...(train.data.genres === 'all' ? {} : { genres: train.data.genres }) });
+  const dataset = await openDataset(train);
   const layout = layoutOf(gptParamSpecs(model));
   const runner = new GraphRunner((await openSession(buildGptGraph(model, { batch: inner.batch, outputs: 'train' }), { device: 'cpu', threads: 1 })).session, layout);
   const initial = ModelState.initial(RUN_ID, model, train.outer, BigInt(seed)).params;

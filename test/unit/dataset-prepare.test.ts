@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
 import { loadBrown } from '../../trainer/src/data/corpus.js';
-import { documentsOf, prepareDataset, type Source } from '../../trainer/src/data/prepare.js';
+import { openDataset } from '../../trainer/src/data/open.js';
+import { documentsOf, prepareDataset, prepareWithOwnTokenizer, type Source } from '../../trainer/src/data/prepare.js';
+import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { DatasetError, readManifest, verifyDataset } from '../../trainer/src/data/shards.js';
 
 // Real text: 12 documents of the Brown corpus (genre k, fiction), one tokenizer trained on them.
@@ -95,5 +97,22 @@ describe('preparing a dataset', () => {
     const first = await readFile(join(dir, 'out-wide', manifest.shards.train[0]!.name));
     expect(first.readUInt32LE(0)).toBe(tokenizer.encode(texts[1]!)[0]! + 65_536);
     expect(await verifyDataset(join(dir, 'out-wide'))).toEqual(manifest);
+  });
+});
+
+describe('training on a prepared dataset', () => {
+  it('opens the shards the config names, with their tokenizer, and refuses a vocabulary or tokenizer that does not match', async () => {
+    const out = join(dir, 'own');
+    const manifest = await prepareWithOwnTokenizer({ source: { path: join(dir, 'text'), format: 'text' }, vocabSize: 320, out, validationEvery: 5 });
+    const config = parseTrainConfig({ model: { vocabSize: 320, seqLen: 16, layers: 1, dModel: 16, heads: 2 }, data: { dir: out } });
+    const dataset = await openDataset(config);
+    expect(dataset.train).toBeInstanceOf(Uint16Array);
+    expect(dataset.train.length).toBe(manifest.shards.train.reduce((sum, s) => sum + s.tokens, 0));
+    expect(dataset.tokenizer.decode(dataset.validation.subarray(0, dataset.tokenizer.encode(texts[0]!).length))).toBe(texts[0]);
+    await expect(openDataset({ ...config, model: { ...config.model, vocabSize: 400 } })).rejects.toThrow(/^model\.vocabSize: is 400, but the dataset in .* was tokenised with 320 ids/);
+    await writeFile(join(out, 'tokenizer.concord-bpe.json'), JSON.stringify(tokenizer.toJSON()));
+    await expect(openDataset(config)).rejects.toThrow(/tokenizer\.concord-bpe\.json: is not the tokenizer the manifest names/);
+    expect(() => parseTrainConfig({ model: config.model, data: { dir: out, genres: 'k' } })).toThrow(/^data\.genres: applies to the Brown corpus only/);
+    expect(() => parseTrainConfig({ model: config.model, data: { dir: '' } })).toThrow(/^data\.dir: must be a directory path/);
   });
 });

@@ -13,10 +13,10 @@ import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/p
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE,
+  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE, TOKENIZER_FILE,
   type DatasetManifest, type ShardEntry, type Split, type TokenDtype,
 } from './shards.js';
-import { writeFileAtomic } from './bpe.js';
+import { bpeCacheKey, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
 
 export type SourceFormat = 'text' | 'jsonl';
 
@@ -178,4 +178,24 @@ class ShardWriter {
     this.entries.push({ name, tokens: this.filled, sha256: createHash('sha256').update(bytes).digest('hex') });
     this.filled = 0;
   }
+}
+
+/**
+ * Prepares a source with the project's byte-level BPE trained on its training documents (cached
+ * by their content), and writes that tokenizer beside the manifest (open.ts reads it back).
+ * What `npm run dataset` and `npm start -- --data` do.
+ */
+export async function prepareWithOwnTokenizer(options: Omit<PrepareOptions, 'documents' | 'tokenizer'> & { source: Source; vocabSize: number; onTokenizer?: (info: { documents: number; cached: boolean; seconds: number }) => void }): Promise<DatasetManifest> {
+  const every = options.validationEvery ?? 20;
+  const existing = await readdir(options.out).catch(() => []);
+  if (existing.length > 0) throw new DatasetError(options.out, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
+  // The tokenizer learns from the training documents only (the same split rule as the shards).
+  const trainTexts: string[] = [];
+  let k = 0;
+  for await (const doc of documentsOf(options.source)) if (k++ % every !== 0) trainTexts.push(doc.text);
+  const { tokenizer, cached, trainSeconds } = loadOrTrainBpe(trainTexts, { vocabSize: options.vocabSize, key: bpeCacheKey(trainTexts, options.vocabSize) });
+  options.onTokenizer?.({ documents: trainTexts.length, cached, seconds: trainSeconds });
+  const manifest = await prepareDataset({ ...options, documents: documentsOf(options.source), tokenizer });
+  writeFileAtomic(join(options.out, TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
+  return manifest;
 }

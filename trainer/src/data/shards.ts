@@ -18,6 +18,8 @@ import { join } from 'node:path';
 export const DATASET_FORMAT = 'concord-dataset';
 export const DATASET_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
+/** The tokenizer of a dataset prepared with the project's BPE, beside the manifest (the manifest pins its hash). */
+export const TOKENIZER_FILE = 'tokenizer.concord-bpe.json';
 
 export type TokenDtype = 'uint16' | 'uint32';
 export type Split = 'train' | 'validation';

@@ -5,7 +5,8 @@
 // SharedArrayBuffers. Started by TrainerThread; speaks the messages of protocol.ts.
 import { parentPort } from 'node:worker_threads';
 import { assign, randomBatches, trainedSample, windowCount } from '../data/assign.js';
-import { loadDataset, type Dataset } from '../data/dataset.js';
+import type { Dataset } from '../data/dataset.js';
+import { openDataset } from '../data/open.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
 import { layoutOf } from '../params.js';
 import { AdamW } from '../train/adamw.js';
@@ -33,10 +34,7 @@ async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void>
   const { config } = message;
   const layout = layoutOf(gptParamSpecs(config.model));
   const params = message.params;
-  const dataset = await loadDataset({
-    vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery,
-    ...(config.data.genres === 'all' ? {} : { genres: config.data.genres }),
-  });
+  const dataset = await openDataset(config);
   const options = { device: config.train.device, ...(config.train.threads !== undefined ? { threads: config.train.threads } : {}) };
   const { batch } = config.inner;
   const trainSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'train', gradients: 'per-tensor' }), options);

@@ -1,5 +1,5 @@
 import { loadCheckpoint } from '../checkpoint.js';
-import { loadDataset } from '../data/dataset.js';
+import { openDataset } from '../data/open.js';
 import type { BpeTokenizer } from '../data/bpe.js';
 import { gptParamSpecs } from '../model/gpt.js';
 import { layoutOf, type ParamLayout } from '../params.js';
@@ -23,7 +23,7 @@ export async function loadTrainedModel(path: string): Promise<TrainedModel> {
   const config = parseTrainConfig(checkpoint.meta.config);
   const layout = layoutOf(gptParamSpecs(config.model));
   if (JSON.stringify(layout) !== JSON.stringify(checkpoint.layout)) throw new Error(`${path}: the parameter layout does not match its model config`);
-  const { tokenizer } = await loadDataset({ vocabSize: config.model.vocabSize, validationEvery: config.data.validationEvery });
+  const { tokenizer } = await openDataset(config);
   return { config, layout, params: checkpoint.sections.get('params')!, tokenizer, meta: checkpoint.meta };
 }
 
