@@ -72,11 +72,11 @@ async function trainConfigFile(work: string, say: (who: string, text: string) =>
     say('concord', `prepared ${source.path}: ${manifest.documents.train} training and ${manifest.documents.validation} validation documents, dataset hash ${manifest.hash.slice(0, 16)}…`);
   }
   // Checked here, before any process starts: a trainer would otherwise fail alone, out of sight.
-  const { tokenizer } = await readManifest(dir);
+  const { tokenizer, hash } = await readManifest(dir);
   if (tokenizer.vocabSize !== train.model.vocabSize) throw new ConfigError('model.vocabSize', `is ${train.model.vocabSize} in ${file}, but the dataset in ${dir} was tokenised with ${tokenizer.vocabSize} ids`);
   const raw = parse(yaml) as Record<string, unknown>;
   const derived = join(work, 'train.yaml');
-  await writeFile(derived, stringify({ ...raw, data: { dir } }));
+  await writeFile(derived, stringify({ ...raw, data: { dir, hash } }));
   return derived;
 }
 

@@ -74,6 +74,13 @@ describe('federation handshake and signed messages over real gRPC', () => {
     expect(inSession.reason).toBe('WrongRun');
   });
 
+  it('refuses a client that trains on another dataset: WrongDataset, with both named', async () => {
+    const error = await refusal(connect(server, alice, { datasetHash: Buffer.alloc(32, 0xab) }).handshake());
+    expect(error.reason).toBe('WrongDataset');
+    expect(error.code).toBe(status.FAILED_PRECONDITION);
+    expect(error.message).toMatch(/run "team-a\/gpt-small" trains on the bundled corpus, the client on dataset abababababababab…/);
+  });
+
   it('refuses a round message outside the window: StaleRound; answers the status at any round', async () => {
     const client = connect(server, alice);
     const id = await client.handshake();

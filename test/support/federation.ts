@@ -49,7 +49,7 @@ export async function startServer(peers: Identity[], options: Partial<Federation
   };
 }
 
-export function connect(server: TestServer, identity: Identity, options: { runId?: string; round?: bigint; serverKey?: Uint8Array } = {}): PeerClient {
+export function connect(server: TestServer, identity: Identity, options: { runId?: string; round?: bigint; serverKey?: Uint8Array; datasetHash?: Uint8Array } = {}): PeerClient {
   const registry = new Registry();
   return new PeerClient({
     identity,
@@ -58,5 +58,6 @@ export function connect(server: TestServer, identity: Identity, options: { runId
     serverKey: options.serverKey ?? server.identity.publicKey,
     metrics: createFederationMetrics(registry),
     round: () => options.round ?? 4n,
+    ...(options.datasetHash ? { datasetHash: options.datasetHash } : {}),
   });
 }

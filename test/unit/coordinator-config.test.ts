@@ -48,6 +48,8 @@ describe('coordinator config', () => {
     [valid.replace(`"${key}"}`, `"${key}", colour: blue}`), /^peers\[0\]\.colour: unknown field/],
     ['name: [', /^\(file\): not valid YAML/],
     [valid.replace('dModel: 32', 'dModel: 0'), /^train\.model\.dModel: /],
+    [valid.replace('heads: 2}', 'heads: 2}\n  data: {dir: /data}'), /^train\.data\.hash: is required with train\.data\.dir: a federated run pins its dataset/],
+    [valid.replace('heads: 2}', 'heads: 2}\n  data: {dir: /data, hash: abc}'), /^train\.data\.hash: must be a dataset hash \(64 hex digits\)/],
     [valid.replace('runSeed: 7, ', ''), /^rounds\.runSeed: is required/],
     [valid.replace('topk: 16', 'topk: 2048'), /^rounds\.compression\.topk: must be at most chunk/],
     [valid.replace('windowSeconds: 5', 'windowSeconds: 0'), /^rounds\.windowSeconds: must be 0\.1 to 86400/],

@@ -109,6 +109,8 @@ describe('training on a prepared dataset', () => {
     expect(dataset.train).toBeInstanceOf(Uint16Array);
     expect(dataset.train.length).toBe(manifest.shards.train.reduce((sum, s) => sum + s.tokens, 0));
     expect(dataset.tokenizer.decode(dataset.validation.subarray(0, dataset.tokenizer.encode(texts[0]!).length))).toBe(texts[0]);
+    expect((await openDataset({ ...config, data: { ...config.data, hash: manifest.hash } })).train.length).toBe(dataset.train.length);
+    await expect(openDataset({ ...config, data: { ...config.data, hash: 'f'.repeat(64) } })).rejects.toThrow(/own: holds dataset [0-9a-f]{16}…, but the run pins ffffffffffffffff… \(data\.hash\): this volume has other data/);
     await expect(openDataset({ ...config, model: { ...config.model, vocabSize: 400 } })).rejects.toThrow(/^model\.vocabSize: is 400, but the dataset in .* was tokenised with 320 ids/);
     await writeFile(join(out, 'tokenizer.concord-bpe.json'), JSON.stringify(tokenizer.toJSON()));
     await expect(openDataset(config)).rejects.toThrow(/tokenizer\.concord-bpe\.json: is not the tokenizer the manifest names/);

@@ -11,6 +11,7 @@ import { SessionTable } from '../../operator/src/federation/sessions.js';
 
 const server = generateIdentity();
 const client = generateIdentity();
+const DATASET = Buffer.alloc(32, 7);
 
 function setup(now = () => 1_000) {
   const sessions = new SessionTable({ now });
@@ -24,10 +25,11 @@ function hello(over: Record<string, unknown> = {}) {
 
 
 describe('handshake', () => {
-  it('binds run, both keys and both nonces: changing any one changes the transcript', () => {
+  it('binds run, dataset, both keys and both nonces: changing any one changes the transcript', () => {
     const parts = { runId: 'ns/run', clientKey: client.publicKey, serverKey: server.publicKey, clientNonce: freshNonce(), serverNonce: freshNonce() };
     const base = handshakeTranscript(parts);
-    for (const change of [{ runId: 'ns/runs' }, { clientKey: server.publicKey }, { serverKey: client.publicKey }, { clientNonce: freshNonce() }, { serverNonce: freshNonce() }]) {
+    expect(handshakeTranscript({ ...parts, datasetHash: new Uint8Array(0) }).equals(base)).toBe(true);
+    for (const change of [{ runId: 'ns/runs' }, { clientKey: server.publicKey }, { serverKey: client.publicKey }, { clientNonce: freshNonce() }, { serverNonce: freshNonce() }, { datasetHash: DATASET }]) {
       expect(handshakeTranscript({ ...parts, ...change }).equals(base)).toBe(false);
     }
   });
@@ -57,6 +59,24 @@ describe('handshake', () => {
     expect(reasonOf(() => responder.hello(hello({ runId: 'x'.repeat(300) })))).toBe('TooLarge');
     expect(reasonOf(() => responder.hello(hello({ protocol: 'concord/0' })))).toBe('Malformed');
     expect(reasonOf(() => responder.hello(hello({ clientNonce: new Uint8Array(8) })))).toBe('Malformed');
+    expect(reasonOf(() => responder.hello(hello({ datasetHash: new Uint8Array(31) })))).toBe('Malformed');
+  });
+
+  it('refuses a partner that trains on another dataset, naming both, and completes when the datasets agree', () => {
+    const sessions = new SessionTable({ now: () => 1_000 });
+    const pinned = new HandshakeResponder(server, 'ns/run', new PeerDirectory([{ name: 'client', publicKey: client.publicKey }]), sessions, { now: () => 1_000, datasetHash: DATASET });
+    expect(() => pinned.hello(hello())).toThrow(/run "ns\/run" trains on dataset 0707070707070707…, the client on the bundled corpus/);
+    expect(reasonOf(() => pinned.hello(hello({ datasetHash: Buffer.alloc(32, 8) })))).toBe('WrongDataset');
+    expect(reasonOf(() => setup().responder.hello(hello({ datasetHash: DATASET })))).toBe('WrongDataset');
+    const request = hello({ datasetHash: DATASET });
+    const answer = pinned.hello(request);
+    // The server signed the transcript with the dataset in it: one without it does not verify.
+    const without = handshakeTranscript({ runId: 'ns/run', clientKey: client.publicKey, serverKey: server.publicKey, clientNonce: request.clientNonce, serverNonce: answer.serverNonce as Uint8Array });
+    const withIt = handshakeTranscript({ runId: 'ns/run', clientKey: client.publicKey, serverKey: server.publicKey, clientNonce: request.clientNonce, serverNonce: answer.serverNonce as Uint8Array, datasetHash: DATASET });
+    expect(verifyTranscript(publicKeyObject(server.publicKey), 'server', without, answer.serverSignature as Uint8Array)).toBe(false);
+    expect(verifyTranscript(publicKeyObject(server.publicKey), 'server', withIt, answer.serverSignature as Uint8Array)).toBe(true);
+    pinned.finish(create(FinishRequestSchema, { serverNonce: answer.serverNonce as Uint8Array, clientSignature: signTranscript(client, 'client', withIt) }));
+    expect(sessions.size).toBe(1);
   });
 
   it('refuses a wrong client signature, a replayed finish and an expired hello', () => {

@@ -115,6 +115,9 @@ export function readCoordinatorConfig(raw: unknown): CoordinatorConfig {
     if (error instanceof ConfigError) throw new ConfigError(error.field === '(file)' ? 'train' : `train.${error.field}`, error.problem);
     throw error;
   }
+  // Partners compare datasets by hash in the handshake: a coordinator cannot read its trainers'
+  // volume, so a run on a prepared dataset names the hash.
+  if (train.data.dir !== undefined && train.data.hash === undefined) throw new ConfigError('train.data.hash', 'is required with train.data.dir: a federated run pins its dataset by the hash `npm run dataset` printed');
   const rounds = parseRoundSettings(root.rounds, 'rounds');
   return { name, runId, identityFile, listen, trainerListen, metricsListen, trainers, peers, train, rounds, checkpointDir, checkpointEveryRounds, maxInnerSteps };
 }

@@ -81,15 +81,18 @@ export class Coordinator {
       chunkBytes: 1024 * 1024,
       onTrainer: (event, trainer, detail) => setup.log.info(`trainer-${event}`, { trainerId: trainer.trainerId, device: trainer.device, detail }),
     });
+    // The dataset the run pins, bound into every handshake (empty: the bundled corpus).
+    const datasetHash = setup.train.data.hash === undefined ? undefined : Buffer.from(setup.train.data.hash, 'hex');
     for (const peer of setup.peers) {
       this.clients.set(peer.name, new PeerClient({
-        identity: setup.identity, runId: setup.runId, address: peer.endpoint, serverKey: peer.publicKey,
+        identity: setup.identity, runId: setup.runId, address: peer.endpoint, serverKey: peer.publicKey, ...(datasetHash ? { datasetHash } : {}),
         metrics: this.metrics, round: () => this.driver?.round ?? 0n, grpc: { unaryTimeoutMs: 5_000 },
       }));
     }
     this.server = new FederationServer({
       identity: setup.identity,
       runId: setup.runId,
+      ...(datasetHash ? { handshake: { datasetHash } } : {}),
       peers: this.peers,
       metrics: this.metrics,
       status: () => this.driver?.status() ?? { round: this.state.round, modelHash: this.state.hash, phase: 'Idle' },

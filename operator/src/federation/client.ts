@@ -28,6 +28,8 @@ export interface PeerClientOptions {
   metrics: FederationMetrics;
   /** The round this side is in, stamped on every request. */
   round?: () => bigint;
+  /** The run's dataset hash (32 bytes), sent and signed in the handshake; absent: the bundled corpus. */
+  datasetHash?: Uint8Array;
   grpc?: ClientOptions;
 }
 
@@ -97,13 +99,14 @@ export class PeerClient {
     try {
       const clientNonce = freshNonce();
       const sent = performance.now();
-      const hello = await this.rpc.hello({ protocol: PROTOCOL, runId, clientKey: identity.publicKey, clientNonce }, { timeoutMs });
+      const datasetHash = this.options.datasetHash ?? new Uint8Array(0);
+      const hello = await this.rpc.hello({ protocol: PROTOCOL, runId, clientKey: identity.publicKey, clientNonce, datasetHash }, { timeoutMs });
       this.linkState.rttMs = Math.round(performance.now() - sent);
       if (hello.serverKey.length !== Limits.publicKeyBytes || !this.serverKey.equals(hello.serverKey)) {
         throw this.refused(refuse('UnknownPeer', `the server at ${this.options.address} presented key ${Buffer.from(hello.serverKey).toString('base64')}, expected ${encodePublicKey(this.serverKey)}`));
       }
       if (hello.serverNonce.length !== Limits.nonceBytes) throw this.refused(refuse('Malformed', `server nonce must be ${Limits.nonceBytes} bytes`));
-      const transcript = handshakeTranscript({ runId, clientKey: identity.publicKey, serverKey: this.serverKey, clientNonce, serverNonce: hello.serverNonce });
+      const transcript = handshakeTranscript({ runId, clientKey: identity.publicKey, serverKey: this.serverKey, clientNonce, serverNonce: hello.serverNonce, datasetHash });
       if (!verifyTranscript(this.serverKeyObject, 'server', transcript, hello.serverSignature)) {
         throw this.refused(refuse('BadSignature', 'the server signature over the handshake transcript does not verify'));
       }

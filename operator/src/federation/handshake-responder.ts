@@ -21,6 +21,8 @@ export interface HandshakeResponderOptions {
   maxPendingPerPeer?: number;
   maxPending?: number;
   now?: () => number;
+  /** The run's dataset hash (32 bytes); empty or absent: the bundled corpus. */
+  datasetHash?: Uint8Array;
 }
 
 /**
@@ -35,6 +37,7 @@ export class HandshakeResponder {
   private readonly maxPendingPerPeer: number;
   private readonly maxPending: number;
   private readonly now: () => number;
+  private readonly datasetHash: Buffer;
 
   constructor(
     private readonly identity: Identity,
@@ -47,6 +50,7 @@ export class HandshakeResponder {
     this.maxPendingPerPeer = options.maxPendingPerPeer ?? 4;
     this.maxPending = options.maxPending ?? 1024;
     this.now = options.now ?? Date.now;
+    this.datasetHash = Buffer.from(options.datasetHash ?? new Uint8Array(0));
   }
 
   hello(request: HelloRequest): MessageInitShape<typeof HelloResponseSchema> {
@@ -54,14 +58,16 @@ export class HandshakeResponder {
     if (request.runId.length > Limits.runIdChars) throw refuse('TooLarge', `run id of ${request.runId.length} characters exceeds ${Limits.runIdChars}`);
     if (request.clientKey.length !== Limits.publicKeyBytes) throw refuse('Malformed', `client key must be ${Limits.publicKeyBytes} bytes, got ${request.clientKey.length}`);
     if (request.clientNonce.length !== Limits.nonceBytes) throw refuse('Malformed', `client nonce must be ${Limits.nonceBytes} bytes, got ${request.clientNonce.length}`);
+    if (request.datasetHash.length !== 0 && request.datasetHash.length !== Limits.hashBytes) throw refuse('Malformed', `dataset hash must be empty or ${Limits.hashBytes} bytes, got ${request.datasetHash.length}`);
     if (request.runId !== this.runId) throw refuse('WrongRun', `this server serves run "${this.runId}", not "${clip(request.runId)}"`);
+    if (!this.datasetHash.equals(request.datasetHash)) throw refuse('WrongDataset', `run "${this.runId}" trains on ${datasetName(this.datasetHash)}, the client on ${datasetName(request.datasetHash)}`);
     const clientKey = Buffer.from(request.clientKey);
     if (!this.peers.has(clientKey)) throw refuse('UnknownPeer', `key ${clientKey.toString('base64')} is not a peer of run ${this.runId}`);
 
     this.expire();
     const serverNonce = freshNonce();
     const transcript = handshakeTranscript({
-      runId: this.runId, clientKey, serverKey: this.identity.publicKey, clientNonce: request.clientNonce, serverNonce,
+      runId: this.runId, clientKey, serverKey: this.identity.publicKey, clientNonce: request.clientNonce, serverNonce, datasetHash: this.datasetHash,
     });
     this.remember(serverNonce.toString('hex'), { clientKey, transcript, expiresAtMs: this.now() + this.pendingTtlMs });
     return { serverKey: this.identity.publicKey, serverNonce, serverSignature: signTranscript(this.identity, 'server', transcript) };
@@ -99,4 +105,9 @@ export class HandshakeResponder {
     for (const [nonce, entry] of this.pending) if (entry.expiresAtMs < now) this.pending.delete(nonce);
     for (const [nonce, expiresAtMs] of this.completed) if (expiresAtMs < now) this.completed.delete(nonce);
   }
+}
+
+/** A dataset hash as people compare it: the first 16 hex digits, or the bundled corpus. */
+function datasetName(hash: Uint8Array): string {
+  return hash.length === 0 ? 'the bundled corpus' : `dataset ${Buffer.from(hash).toString('hex').slice(0, 16)}…`;
 }

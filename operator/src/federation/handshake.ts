@@ -4,10 +4,10 @@ import { Limits } from './limits.js';
 
 /**
  * The mutual challenge–response handshake, as pure functions. Both sides sign one transcript
- * that binds the run, both public keys and both nonces; each signature is prefixed with the
+ * that binds the run and its dataset, both public keys and both nonces; each signature is prefixed with the
  * signer's role so a server signature can never be replayed as a client's or the other way round.
  *
- *   client → server  Hello  {run, clientKey, clientNonce}
+ *   client → server  Hello  {run, dataset hash, clientKey, clientNonce}
  *   server → client         {serverKey, serverNonce, sign("server", T)}
  *   client → server  Finish {serverNonce, sign("client", T)}
  *   server → client         {sessionId = T[0..16)}
@@ -22,15 +22,19 @@ export function handshakeTranscript(parts: {
   serverKey: Uint8Array;
   clientNonce: Uint8Array;
   serverNonce: Uint8Array;
+  /** The run's dataset hash (32 bytes), or empty for the bundled corpus (the default). */
+  datasetHash?: Uint8Array;
 }): Buffer {
   const run = Buffer.from(parts.runId, 'utf8');
   const runLength = Buffer.alloc(4);
   runLength.writeUInt32BE(run.length);
+  const dataset = parts.datasetHash ?? new Uint8Array(0);
   // Keys and nonces have fixed lengths (checked by the callers), so plain concatenation is unambiguous.
   return createHash('sha256')
     .update(DOMAIN).update(runLength).update(run)
     .update(parts.clientKey).update(parts.serverKey)
     .update(parts.clientNonce).update(parts.serverNonce)
+    .update(Uint8Array.of(dataset.length)).update(dataset)
     .digest();
 }
 

@@ -15,6 +15,8 @@ export const RefusalReason = {
   BadSignature: 'BadSignature',
   /** The message is bound to another run. */
   WrongRun: 'WrongRun',
+  /** The client trains on another dataset than this run's (its dataset hash differs). */
+  WrongDataset: 'WrongDataset',
   /** The round is outside the receiver's window. */
   StaleRound: 'StaleRound',
   /** The sequence number, or the handshake, was already used. */
@@ -34,6 +36,7 @@ const STATUS_OF: Record<RefusalReason, status> = {
   UnknownSession: status.UNAUTHENTICATED,
   BadSignature: status.UNAUTHENTICATED,
   WrongRun: status.FAILED_PRECONDITION,
+  WrongDataset: status.FAILED_PRECONDITION,
   StaleRound: status.OUT_OF_RANGE,
   Replay: status.ALREADY_EXISTS,
   TooLarge: status.RESOURCE_EXHAUSTED,

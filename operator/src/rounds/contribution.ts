@@ -88,7 +88,8 @@ export function checkContributionHeader(envelope: Envelope | undefined, expected
 
 // openEnvelope's refusals, as contribution reasons. StaleRound cannot happen (no checkRound is
 // passed: the round is checked here, from the signed body), nor can the session reasons
-// (statements have no session); they map to Malformed to keep the function total.
+// (statements have no session) or the handshake's dataset check; they map to Malformed to keep
+// the function total.
 const FROM_REFUSAL: Readonly<Record<RefusalReason, RejectionReason>> = {
   UnknownPeer: RejectionReason.UnknownPeer,
   BadSignature: RejectionReason.BadSignature,
@@ -98,6 +99,7 @@ const FROM_REFUSAL: Readonly<Record<RefusalReason, RejectionReason>> = {
   Malformed: RejectionReason.Malformed,
   UnknownSession: RejectionReason.Malformed,
   Replay: RejectionReason.Malformed,
+  WrongDataset: RejectionReason.Malformed,
 };
 
 /**

@@ -15,15 +15,19 @@ export async function openDataset(config: Pick<TrainConfig, 'model' | 'data'>): 
   if (data.dir === undefined) {
     return loadDataset({ vocabSize: model.vocabSize, validationEvery: data.validationEvery, ...(data.genres === 'all' ? {} : { genres: data.genres }) });
   }
-  return loadPreparedDataset(data.dir, model.vocabSize);
+  return loadPreparedDataset(data.dir, model.vocabSize, data.hash);
 }
 
 /**
- * A prepared dataset, every shard checked against its manifest, read into memory. The tokenizer
- * must be the one the manifest names and have the model's vocabulary.
+ * A prepared dataset, every shard checked against its manifest, read into memory. The manifest
+ * must have the hash the run pins (if given); the tokenizer must be the one the manifest names
+ * and have the model's vocabulary.
  */
-export async function loadPreparedDataset(dir: string, vocabSize: number): Promise<Dataset & { manifest: DatasetManifest }> {
+export async function loadPreparedDataset(dir: string, vocabSize: number, expectedHash?: string): Promise<Dataset & { manifest: DatasetManifest }> {
   const manifest = await verifyDataset(dir);
+  if (expectedHash !== undefined && manifest.hash !== expectedHash) {
+    throw new DatasetError(dir, `holds dataset ${manifest.hash.slice(0, 16)}…, but the run pins ${expectedHash.slice(0, 16)}… (data.hash): this volume has other data`);
+  }
   const file = join(dir, TOKENIZER_FILE);
   const tokenizer = BpeTokenizer.fromJSON(JSON.parse(await readFile(file, 'utf8').catch(() => {
     throw new DatasetError(file, 'missing: the dataset\'s tokenizer is written beside its manifest');

@@ -9,8 +9,8 @@ export interface TrainConfig {
   /** Seeds the initialisation and the data order. */
   seed: number;
   model: GptConfig;
-  /** The Brown corpus (genres, the split rule), or a prepared dataset's directory (`dir`, trainer/src/data/open.ts). */
-  data: { genres: string; validationEvery: number; dir?: string };
+  /** The Brown corpus (genres, the split rule), or a prepared dataset's directory (`dir`, trainer/src/data/open.ts) and the hash its manifest must have (`hash`). */
+  data: { genres: string; validationEvery: number; dir?: string; hash?: string };
   inner: InnerConfig;
   train: { steps: number; minutes: number; evalEvery: number; evalBatches: number; threads: number | undefined; device: Device };
   /** The outer step a federated trainer applies after each round (default DiLoCo's). */
@@ -52,7 +52,7 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
     ? { kind: 'sgd', lr: number(outer.lr ?? TEMPLAR_OUTER.lr, 'outer.lr', 0, 10, false) }
     : { kind: 'nesterov', lr: number(outer.lr ?? 0.7, 'outer.lr', 0, 10, false), momentum: number(outer.momentum ?? 0.9, 'outer.momentum', 0, 1, true) };
   if (outerConfig.kind === 'nesterov' && outerConfig.momentum >= 1) throw new ConfigError('outer.momentum', 'must be below 1');
-  const data = configFields(root.data ?? {}, 'data', ['genres', 'validationEvery', 'dir']);
+  const data = configFields(root.data ?? {}, 'data', ['genres', 'validationEvery', 'dir', 'hash']);
   const inner = configFields(root.inner ?? {}, 'inner', Object.keys(DEFAULT_INNER));
   const train = configFields(root.train ?? {}, 'train', ['steps', 'minutes', 'evalEvery', 'evalBatches', 'threads', 'device']);
   if (root.model === undefined) throw new ConfigError('model', 'is required');
@@ -61,13 +61,15 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
   const genres = data.genres ?? 'all';
   if (typeof genres !== 'string' || !/^(all|[a-r]+)$/.test(genres)) throw new ConfigError('data.genres', `must be "all" or Brown genre letters (a to r), got ${JSON.stringify(genres)}`);
   if (data.dir !== undefined && (typeof data.dir !== 'string' || data.dir === '')) throw new ConfigError('data.dir', `must be a directory path, got ${JSON.stringify(data.dir)}`);
+  if (data.hash !== undefined && (typeof data.hash !== 'string' || !/^[0-9a-f]{64}$/.test(data.hash))) throw new ConfigError('data.hash', `must be a dataset hash (64 hex digits), got ${JSON.stringify(data.hash)}`);
+  if (data.hash !== undefined && data.dir === undefined) throw new ConfigError('data.hash', 'names a prepared dataset: set data.dir too');
   if (data.dir !== undefined && (data.genres !== undefined || data.validationEvery !== undefined)) {
     throw new ConfigError(data.genres !== undefined ? 'data.genres' : 'data.validationEvery', 'applies to the Brown corpus only: a prepared dataset (data.dir) has its split in its manifest');
   }
   const config: TrainConfig = {
     seed: integer(root.seed ?? 1, 'seed', 0),
     model: parseGptConfig(root.model, 'model'),
-    data: { genres, validationEvery: integer(data.validationEvery ?? 20, 'data.validationEvery', 2), ...(data.dir !== undefined ? { dir: data.dir as string } : {}) },
+    data: { genres, validationEvery: integer(data.validationEvery ?? 20, 'data.validationEvery', 2), ...(data.dir !== undefined ? { dir: data.dir as string } : {}), ...(data.hash !== undefined ? { hash: data.hash as string } : {}) },
     inner: {
       batch: integer(inner.batch ?? DEFAULT_INNER.batch, 'inner.batch', 1),
       lr: number(inner.lr ?? DEFAULT_INNER.lr, 'inner.lr', 0, 1, false),
