@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parse, stringify } from 'yaml';
-import { prepareWithOwnTokenizer } from '../trainer/src/data/prepare.js';
+import { prepareWithTokenizer } from '../trainer/src/data/prepare.js';
 import { MANIFEST_FILE, readManifest } from '../trainer/src/data/shards.js';
 import { ConfigError, parseTrainConfigYaml } from '../trainer/src/train/config.js';
 import { formatDuration, ProgressLine } from '../trainer/src/report/progress.js';
@@ -68,7 +68,7 @@ async function trainConfigFile(work: string, say: (who: string, text: string) =>
   if (!existsSync(join(dir, MANIFEST_FILE))) {
     const source = { path: dir, format: dir.endsWith('.jsonl') ? 'jsonl' as const : 'text' as const };
     dir = join(work, 'dataset');
-    const manifest = await prepareWithOwnTokenizer({ source, vocabSize: train.model.vocabSize, out: dir });
+    const manifest = await prepareWithTokenizer({ source, vocabSize: train.model.vocabSize, out: dir });
     say('concord', `prepared ${source.path}: ${manifest.documents.train} training and ${manifest.documents.validation} validation documents, dataset hash ${manifest.hash.slice(0, 16)}…`);
   }
   // Checked here, before any process starts: a trainer would otherwise fail alone, out of sight.

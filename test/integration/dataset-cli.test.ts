@@ -21,7 +21,7 @@ describe('npm run dataset', () => {
       const manifest = await verifyDataset(join(dir, 'out'));
       expect(stdout).toContain(`dataset hash ${manifest.hash}`);
       expect(manifest.documents).toEqual({ train: 28, validation: 2 });
-      expect(JSON.parse(await readFile(join(dir, 'out', 'tokenizer.concord-bpe.json'), 'utf8'))).toMatchObject({ vocabSize: 512 });
+      expect(JSON.parse(await readFile(join(dir, 'out', 'tokenizer.json'), 'utf8'))).toMatchObject({ model: { type: 'BPE' }, added_tokens: [{ id: 511, content: '<|endoftext|>' }] });
       await expect(run(args, env)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/out: exists and is not empty/) });
       await expect(run([...args.slice(0, -1), join(dir, 'other'), '--vocab', '10'], env)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--vocab must be an integer from 257/) });
     } finally {

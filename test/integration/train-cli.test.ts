@@ -9,6 +9,7 @@ import * as ort from 'onnxruntime-node';
 import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
 import { decodeSafetensors } from '../../trainer/src/export/safetensors.js';
 import { loadTrainedModel } from '../../trainer/src/export/trained-model.js';
+import { loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
 import { buildGptGraph } from '../../trainer/src/model/gpt.js';
 import { COMMAND_MS, TRAINING_PROCESS_MS, within } from '../support/deadlines.js';
 
@@ -35,6 +36,10 @@ describe('the training CLIs', () => {
       const model = await loadTrainedModel(join(dir, 'model.ckpt'));
       const tensors = decodeSafetensors(await readFile(join(dir, 'model.safetensors'))).tensors;
       expect([...tensors.get('wte')!.data.subarray(0, 8)]).toEqual([...model.params.subarray(0, 8)]);
+      // The exported tokenizer.json is Hugging Face's format, and encodes as the model's own tokenizer.
+      const hf = await loadTokenizerJson(join(dir, 'tokenizer.json'));
+      expect(hf.encode('The jury said, "Ça va?" 1961.')).toEqual(Array.from(model.tokenizer.encode('The jury said, "Ça va?" 1961.')));
+      expect(hf.eot).toBe(model.tokenizer.eot);
       // The exported ONNX model, weights inside, gives the logits of the fed model.
       const tokens = new ort.Tensor('int32', Int32Array.from({ length: 32 }, (_, i) => (i * 37) % 512), [1, 32]);
       const exported = await ort.InferenceSession.create(await readFile(join(dir, 'model.onnx')));

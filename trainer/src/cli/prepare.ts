@@ -1,14 +1,15 @@
-// `npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text] [--vocab 4096]
-//                     [--shard-tokens N] [--validation-every 20]`
+// `npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text]
+//                     [--tokenizer tokenizer.json | --vocab 4096] [--shard-tokens N] [--validation-every 20]`
 // (not `npm run prepare`: npm runs a script of that name on every install)
-// Prepares a dataset from the user's own text (trainer/src/data/prepare.ts): trains the project's
-// byte-level BPE on the training documents (cached), tokenises every document into shards, and
-// writes manifest.json (with the dataset hash partners compare) and the tokenizer beside it.
+// Prepares a dataset from the user's own text (trainer/src/data/prepare.ts): with the
+// tokenizer.json given, or the project's byte-level BPE trained on the training documents
+// (cached); tokenises every document into shards, and writes manifest.json (with the dataset hash
+// partners compare) and the tokenizer beside it, as a Hugging Face tokenizer.json.
 // Live progress while it reads; at the end the dataset hash and what the shards hold.
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { MAX_VOCAB_SIZE, MIN_VOCAB_SIZE } from '../data/bpe.js';
-import { prepareWithOwnTokenizer, type SourceFormat } from '../data/prepare.js';
+import { prepareWithTokenizer, type SourceFormat } from '../data/prepare.js';
 import { DatasetError, MANIFEST_FILE, TOKENIZER_FILE } from '../data/shards.js';
 import { formatDuration, ProgressLine } from '../report/progress.js';
 
@@ -16,11 +17,11 @@ async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       input: { type: 'string' }, out: { type: 'string' }, format: { type: 'string', default: 'text' }, 'text-field': { type: 'string', default: 'text' },
-      vocab: { type: 'string', default: '4096' }, 'shard-tokens': { type: 'string', default: String(1 << 24) }, 'validation-every': { type: 'string', default: '20' },
+      vocab: { type: 'string', default: '4096' }, tokenizer: { type: 'string' }, 'shard-tokens': { type: 'string', default: String(1 << 24) }, 'validation-every': { type: 'string', default: '20' },
     },
   });
   if (values.input === undefined || values.out === undefined) {
-    console.error('usage: npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text] [--vocab 4096] [--shard-tokens N] [--validation-every 20]');
+    console.error('usage: npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text] [--tokenizer tokenizer.json | --vocab 4096] [--shard-tokens N] [--validation-every 20]');
     return 2;
   }
   if (values.format !== 'text' && values.format !== 'jsonl') {
@@ -36,10 +37,12 @@ async function main(): Promise<number> {
   const progress = new ProgressLine(process.stdout, 5_000);
   const started = Date.now();
   try {
-    const manifest = await prepareWithOwnTokenizer({
+    const manifest = await prepareWithTokenizer({
       source: { path: resolve(values.input), format: values.format as SourceFormat, textField: values['text-field']! },
-      vocabSize, out, shardTokens: Number(values['shard-tokens']), validationEvery: Number(values['validation-every']),
-      onTokenizer: ({ documents, cached, seconds }) => console.log(`tokenizer: byte-level BPE, ${vocabSize} ids, ${cached ? 'from the cache' : `trained in ${seconds.toFixed(1)} s`} on ${documents.toLocaleString('en-US')} training documents`),
+      ...(values.tokenizer !== undefined ? { tokenizerFile: resolve(values.tokenizer) } : { vocabSize }),
+      out, shardTokens: Number(values['shard-tokens']), validationEvery: Number(values['validation-every']),
+      onTokenizer: ({ vocabSize: ids, trained }) => console.log(trained === undefined ? `tokenizer: ${values.tokenizer}, ${ids} ids`
+        : `tokenizer: byte-level BPE, ${ids} ids, ${trained.cached ? 'from the cache' : `trained in ${trained.seconds.toFixed(1)} s`} on ${trained.documents.toLocaleString('en-US')} training documents`),
       onProgress: ({ documents, tokens }) => progress.update(`${formatDuration((Date.now() - started) / 1000)}  ${documents.toLocaleString('en-US')} documents, ${tokens.toLocaleString('en-US')} tokens`),
     });
     progress.done();

@@ -27,7 +27,7 @@ async function main(): Promise<number> {
   const { seqLen, vocabSize } = model.config.model;
   const { session } = await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }));
   const runner = new GraphRunner(session, model.layout);
-  const ids = [...model.tokenizer.encode(values.prompt!)];
+  const ids = Array.from(model.tokenizer.encode(values.prompt!));
   if (ids.length === 0) ids.push(model.tokenizer.eot);
   const window = new Int32Array(seqLen);
   const tokens = new ort.Tensor('int32', window, [1, seqLen]);

@@ -23,6 +23,7 @@ import { endianness } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bpeCacheKey, BpeTokenizer, defaultCacheDir, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
+import type { TextTokenizer } from './tokenizer-json.js';
 import { brownDir, brownFilesHash, listBrown, loadBrown, parseGenres, type CorpusDocument } from './corpus.js';
 
 export type TokenArray = Uint16Array | Int32Array;
@@ -157,7 +158,8 @@ export interface DatasetOptions {
 }
 
 export interface Dataset {
-  tokenizer: BpeTokenizer;
+  /** The Brown corpus's BPE, or a prepared dataset's tokenizer.json. */
+  tokenizer: TextTokenizer;
   /** End-of-text id, written after every document. */
   eot: number;
   train: TokenArray;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { endianness } from 'node:os';
 import { ConfigError } from '../config-error.js';
 import type { TrainConfig } from '../train/config.js';
-import { BpeTokenizer } from './bpe.js';
+import { loadTokenizerJson } from './tokenizer-json.js';
 import { allocTokens, loadDataset, type Dataset, type TokenArray } from './dataset.js';
 import { bytesPerToken, DatasetError, TOKENIZER_FILE, verifyDataset, type DatasetManifest, type ShardEntry } from './shards.js';
 
@@ -29,9 +29,7 @@ export async function loadPreparedDataset(dir: string, vocabSize: number, expect
     throw new DatasetError(dir, `holds dataset ${manifest.hash.slice(0, 16)}…, but the run pins ${expectedHash.slice(0, 16)}… (data.hash): this volume has other data`);
   }
   const file = join(dir, TOKENIZER_FILE);
-  const tokenizer = BpeTokenizer.fromJSON(JSON.parse(await readFile(file, 'utf8').catch(() => {
-    throw new DatasetError(file, 'missing: the dataset\'s tokenizer is written beside its manifest');
-  })));
+  const tokenizer = await loadTokenizerJson(file);
   if (tokenizer.hash() !== manifest.tokenizer.hash) throw new DatasetError(file, `is not the tokenizer the manifest names (${manifest.tokenizer.hash.slice(0, 16)}…)`);
   if (tokenizer.vocabSize !== vocabSize) throw new ConfigError('model.vocabSize', `is ${vocabSize}, but the dataset in ${dir} was tokenised with ${tokenizer.vocabSize} ids: set model.vocabSize to ${tokenizer.vocabSize}`);
   const read = (split: 'train' | 'validation') => readShards(dir, manifest, manifest.shards[split]);

@@ -10,13 +10,14 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE, TOKENIZER_FILE,
+  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
   type DatasetManifest, type ShardEntry, type Split, type TokenDtype,
 } from './shards.js';
-import { bpeCacheKey, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
+import { bpeCacheKey, EOT_TEXT, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
+import { bpeToTokenizerJson, loadTokenizerJson, tokenizerConfigJson } from './tokenizer-json.js';
 
 export type SourceFormat = 'text' | 'jsonl';
 
@@ -181,21 +182,44 @@ class ShardWriter {
 }
 
 /**
- * Prepares a source with the project's byte-level BPE trained on its training documents (cached
- * by their content), and writes that tokenizer beside the manifest (open.ts reads it back).
- * What `npm run dataset` and `npm start -- --data` do.
+ * Prepares a source with a tokenizer.json given (`tokenizerFile`: GPT-2's, Llama 3's, …) or, by
+ * default, the project's byte-level BPE trained on the source's training documents (cached by
+ * their content) at `vocabSize`. Either way the tokenizer is written beside the manifest as a
+ * Hugging Face tokenizer.json (with its tokenizer_config.json), and the manifest pins that
+ * file's hash. What `npm run dataset` and `npm start -- --data` do.
  */
-export async function prepareWithOwnTokenizer(options: Omit<PrepareOptions, 'documents' | 'tokenizer'> & { source: Source; vocabSize: number; onTokenizer?: (info: { documents: number; cached: boolean; seconds: number }) => void }): Promise<DatasetManifest> {
+export async function prepareWithTokenizer(options: Omit<PrepareOptions, 'documents' | 'tokenizer'> & {
+  source: Source;
+  vocabSize?: number;
+  tokenizerFile?: string;
+  onTokenizer?: (info: { vocabSize: number; trained?: { documents: number; cached: boolean; seconds: number } }) => void;
+}): Promise<DatasetManifest> {
   const every = options.validationEvery ?? 20;
   const existing = await readdir(options.out).catch(() => []);
   if (existing.length > 0) throw new DatasetError(options.out, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
-  // The tokenizer learns from the training documents only (the same split rule as the shards).
-  const trainTexts: string[] = [];
-  let k = 0;
-  for await (const doc of documentsOf(options.source)) if (k++ % every !== 0) trainTexts.push(doc.text);
-  const { tokenizer, cached, trainSeconds } = loadOrTrainBpe(trainTexts, { vocabSize: options.vocabSize, key: bpeCacheKey(trainTexts, options.vocabSize) });
-  options.onTokenizer?.({ documents: trainTexts.length, cached, seconds: trainSeconds });
+  let tokenizer: PrepareTokenizer;
+  let files: { json: string; config: string };
+  if (options.tokenizerFile !== undefined) {
+    const hf = await loadTokenizerJson(options.tokenizerFile);
+    files = { json: await readFile(options.tokenizerFile, 'utf8'), config: `${JSON.stringify(await readFile(join(dirname(options.tokenizerFile), 'tokenizer_config.json'), 'utf8').then((t) => JSON.parse(t) as unknown, () => tokenizerConfigJson(hf.decode([hf.eot]))), null, 2)}\n` };
+    tokenizer = hf;
+    options.onTokenizer?.({ vocabSize: hf.vocabSize });
+  } else {
+    if (options.vocabSize === undefined) throw new DatasetError('vocabSize', 'is required to train a tokenizer (or give a tokenizer.json)');
+    // The tokenizer learns from the training documents only (the same split rule as the shards).
+    const trainTexts: string[] = [];
+    let k = 0;
+    for await (const doc of documentsOf(options.source)) if (k++ % every !== 0) trainTexts.push(doc.text);
+    const { tokenizer: bpe, cached, trainSeconds } = loadOrTrainBpe(trainTexts, { vocabSize: options.vocabSize, key: bpeCacheKey(trainTexts, options.vocabSize) });
+    options.onTokenizer?.({ vocabSize: bpe.vocabSize, trained: { documents: trainTexts.length, cached, seconds: trainSeconds } });
+    files = { json: `${JSON.stringify(bpeToTokenizerJson(bpe))}\n`, config: `${JSON.stringify(tokenizerConfigJson(EOT_TEXT), null, 2)}\n` };
+    // Encoding with the project's BPE is the same as with its tokenizer.json (tested), and faster;
+    // the manifest pins the file.
+    const hash = createHash('sha256').update(files.json).digest('hex');
+    tokenizer = { encode: (text) => bpe.encode(text), vocabSize: bpe.vocabSize, eot: bpe.eot, hash: () => hash };
+  }
   const manifest = await prepareDataset({ ...options, documents: documentsOf(options.source), tokenizer });
-  writeFileAtomic(join(options.out, TOKENIZER_FILE), `${JSON.stringify(tokenizer.toJSON())}\n`);
+  writeFileAtomic(join(options.out, TOKENIZER_FILE), files.json);
+  writeFileAtomic(join(options.out, TOKENIZER_CONFIG_FILE), files.config);
   return manifest;
 }

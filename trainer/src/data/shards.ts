@@ -18,8 +18,9 @@ import { join } from 'node:path';
 export const DATASET_FORMAT = 'concord-dataset';
 export const DATASET_VERSION = 1;
 export const MANIFEST_FILE = 'manifest.json';
-/** The tokenizer of a dataset prepared with the project's BPE, beside the manifest (the manifest pins its hash). */
-export const TOKENIZER_FILE = 'tokenizer.concord-bpe.json';
+/** A prepared dataset's tokenizer, beside the manifest: Hugging Face's format (the manifest pins its hash). */
+export const TOKENIZER_FILE = 'tokenizer.json';
+export const TOKENIZER_CONFIG_FILE = 'tokenizer_config.json';
 
 export type TokenDtype = 'uint16' | 'uint32';
 export type Split = 'train' | 'validation';

@@ -1,6 +1,6 @@
 import { loadCheckpoint } from '../checkpoint.js';
 import { openDataset } from '../data/open.js';
-import type { BpeTokenizer } from '../data/bpe.js';
+import type { TextTokenizer } from '../data/tokenizer-json.js';
 import { gptParamSpecs } from '../model/gpt.js';
 import { layoutOf, type ParamLayout } from '../params.js';
 import { parseTrainConfig, type TrainConfig } from '../train/config.js';
@@ -9,7 +9,7 @@ export interface TrainedModel {
   config: TrainConfig;
   layout: ParamLayout;
   params: Float32Array;
-  tokenizer: BpeTokenizer;
+  tokenizer: TextTokenizer;
   meta: Record<string, unknown>;
 }
 
