@@ -9,7 +9,7 @@
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
 //          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
 //          initialisation and data order)  --data PATH (your own text instead of the Brown corpus: a directory
-//          of text files, a .jsonl file with a "text" field, or a dataset `npm run dataset` prepared)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
+//          of text files, a .jsonl or .parquet file with a "text" field, or a dataset `npm run dataset` prepared)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
 //          long enough for every round to run to its window and twice its grace, and two minutes more)
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -66,7 +66,7 @@ async function trainConfigFile(work: string, say: (who: string, text: string) =>
   const train = parseTrainConfigYaml(yaml);
   let dir = resolve(values.data);
   if (!existsSync(join(dir, MANIFEST_FILE))) {
-    const source = { path: dir, format: dir.endsWith('.jsonl') ? 'jsonl' as const : 'text' as const };
+    const source = { path: dir, format: dir.endsWith('.jsonl') ? 'jsonl' as const : dir.endsWith('.parquet') ? 'parquet' as const : 'text' as const };
     dir = join(work, 'dataset');
     const manifest = await prepareWithTokenizer({ source, vocabSize: train.model.vocabSize, out: dir });
     say('concord', `prepared ${source.path}: ${manifest.documents.train} training and ${manifest.documents.validation} validation documents, dataset hash ${manifest.hash.slice(0, 16)}…`);

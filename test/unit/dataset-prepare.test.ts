@@ -9,6 +9,7 @@ import { documentsOf, prepareDataset, prepareWithTokenizer, type Source } from '
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { bpeToTokenizerJson, loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
 import { createRequire } from 'node:module';
+import { parquetWriteBuffer } from 'hyparquet-writer';
 import { DatasetError, readManifest, verifyDataset } from '../../trainer/src/data/shards.js';
 
 // Real text: 12 documents of the Brown corpus (genre k, fiction), one tokenizer trained on them.
@@ -26,6 +27,11 @@ beforeAll(async () => {
   // Files named so that code-point order of their paths is the document order.
   await Promise.all(texts.map((text, i) => writeFile(join(dir, 'text', i < 7 ? '' : 'z', `doc-${String(i).padStart(2, '0')}.txt`), text)));
   await writeFile(join(dir, 'docs.jsonl'), `${texts.map((text, i) => JSON.stringify({ id: i, body: text })).join('\n')}\n\n`);
+  // The same texts as a Parquet file of three row groups, compressed as Hugging Face's are (written by another library).
+  await mkdir(join(dir, 'parquet'));
+  await writeFile(join(dir, 'parquet', 'train-0.parquet'), new Uint8Array(parquetWriteBuffer({
+    columnData: [{ name: 'id', data: Int32Array.from(texts, (_, i) => i), type: 'INT32' }, { name: 'body', data: texts, type: 'STRING' }], rowGroupSize: 5, codec: 'SNAPPY',
+  })));
 });
 
 afterAll(async () => {
@@ -37,10 +43,12 @@ async function prepare(source: Source, out: string, options: { shardTokens?: num
 }
 
 describe('preparing a dataset', () => {
-  it('prepares the same texts to the same shards and dataset hash, from a directory of text files or from JSONL', async () => {
+  it('prepares the same texts to the same shards and dataset hash, from a directory of text files, JSONL or Parquet', async () => {
     const fromText = await prepare({ path: join(dir, 'text'), format: 'text' }, 'out-text', { shardTokens: 4096 });
     const fromJsonl = await prepare({ path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }, 'out-jsonl', { shardTokens: 4096 });
+    const fromParquet = await prepare({ path: join(dir, 'parquet'), format: 'parquet', textField: 'body' }, 'out-parquet', { shardTokens: 4096 });
     expect(fromJsonl).toEqual(fromText);
+    expect(fromParquet).toEqual(fromText);
     // 13 documents, every 5th (0, 5, 10) to validation; shards cut every 4096 tokens.
     expect(fromText.documents).toEqual({ train: 10, validation: 3 });
     expect(fromText.dtype).toBe('uint16');
@@ -76,6 +84,10 @@ describe('preparing a dataset', () => {
   });
 
   it('fails on bad input naming the file, line or field, and overwrites nothing', async () => {
+    await expect(prepare({ path: join(dir, 'parquet'), format: 'parquet' }, 'out-bad-column')).rejects.toThrow(/train-0\.parquet: no column "text" \(the text field: set textField to one of id, body\)/);
+    await expect(prepare({ path: join(dir, 'parquet'), format: 'parquet', textField: 'id' }, 'out-int-column')).rejects.toThrow(/train-0\.parquet: row 0: column "id" is not a string \(number\)/);
+    await writeFile(join(dir, 'fake.parquet'), 'not parquet at all');
+    await expect(prepare({ path: join(dir, 'fake.parquet'), format: 'parquet' }, 'out-fake')).rejects.toThrow(/fake\.parquet: not a Parquet file/);
     await writeFile(join(dir, 'bad.jsonl'), '{"text": "fine"}\n{"content": "no text field"}\n');
     await expect(prepare({ path: join(dir, 'bad.jsonl'), format: 'jsonl' }, 'out-bad')).rejects.toThrow(/bad\.jsonl:2: no string field "text"/);
     await writeFile(join(dir, 'broken.jsonl'), '{"text": "fine"}\n{"text": \n');

@@ -1,4 +1,4 @@
-// `npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text]
+// `npm run dataset -- --input PATH --out DIR [--format text|jsonl|parquet] [--text-field text]
 //                     [--tokenizer tokenizer.json | --vocab 4096] [--shard-tokens N] [--validation-every 20]`
 // (not `npm run prepare`: npm runs a script of that name on every install)
 // Prepares a dataset from the user's own text (trainer/src/data/prepare.ts): with the
@@ -21,11 +21,11 @@ async function main(): Promise<number> {
     },
   });
   if (values.input === undefined || values.out === undefined) {
-    console.error('usage: npm run dataset -- --input PATH --out DIR [--format text|jsonl] [--text-field text] [--tokenizer tokenizer.json | --vocab 4096] [--shard-tokens N] [--validation-every 20]');
+    console.error('usage: npm run dataset -- --input PATH --out DIR [--format text|jsonl|parquet] [--text-field text] [--tokenizer tokenizer.json | --vocab 4096] [--shard-tokens N] [--validation-every 20]');
     return 2;
   }
-  if (values.format !== 'text' && values.format !== 'jsonl') {
-    console.error(`--format must be text or jsonl, got ${values.format}`);
+  if (values.format !== 'text' && values.format !== 'jsonl' && values.format !== 'parquet') {
+    console.error(`--format must be text, jsonl or parquet, got ${values.format}`);
     return 2;
   }
   const vocabSize = Number(values.vocab);

@@ -4,11 +4,14 @@
 //
 // Documents: a text file is one document, a directory of text files is one document per file
 // (in code-point order of their paths below the directory); a JSONL file is one document per
-// non-blank line, the string in its text field. The same texts in the same order prepare to the
+// non-blank line, the string in its text field; a Parquet file (how Hugging Face datasets ship)
+// is one document per row, the string in its text column, read one row group at a time. The same texts in the same order prepare to the
 // same shards whatever format they came in. Split: document k (counted from 0 over the whole
 // input) is a validation document when k mod validationEvery is 0, as the Brown corpus's split.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
+import { compressors } from 'hyparquet-compressors';
 import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -19,12 +22,12 @@ import {
 import { bpeCacheKey, EOT_TEXT, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
 import { bpeToTokenizerJson, loadTokenizerJson, tokenizerConfigJson } from './tokenizer-json.js';
 
-export type SourceFormat = 'text' | 'jsonl';
+export type SourceFormat = 'text' | 'jsonl' | 'parquet';
 
 export interface Source {
   path: string;
   format: SourceFormat;
-  /** JSONL: the field holding the text (default "text"). */
+  /** JSONL and Parquet: the field (column) holding the text (default "text"). */
   textField?: string;
 }
 
@@ -36,13 +39,17 @@ export interface SourceDocument {
 
 /** The documents of a source, in order. */
 export async function* documentsOf(source: Source): AsyncGenerator<SourceDocument> {
-  const files = await filesOf(source.path, source.format === 'jsonl' ? '.jsonl' : undefined);
+  const files = await filesOf(source.path, source.format === 'text' ? undefined : `.${source.format}`);
   for (const file of files) {
     if (source.format === 'text') {
       yield { text: await readFile(file, 'utf8'), where: file };
       continue;
     }
     const field = source.textField ?? 'text';
+    if (source.format === 'parquet') {
+      yield* parquetDocuments(file, field);
+      continue;
+    }
     let n = 0;
     for await (const line of createInterface({ input: createReadStream(file, 'utf8'), crlfDelay: Infinity })) {
       n++;
@@ -57,6 +64,30 @@ export async function* documentsOf(source: Source): AsyncGenerator<SourceDocumen
       if (typeof text !== 'string') throw new DatasetError(`${file}:${n}`, `no string field "${field}" (the text field: set textField to the one your records use)`);
       yield { text, where: `${file}:${n}` };
     }
+  }
+}
+
+/** The rows' text column of a Parquet file, one row group in memory at a time. */
+async function* parquetDocuments(file: string, field: string): AsyncGenerator<SourceDocument> {
+  const buffer = await asyncBufferFromFile(file);
+  let metadata: FileMetaData;
+  try {
+    metadata = await parquetMetadataAsync(buffer);
+  } catch (error) {
+    throw new DatasetError(file, `not a Parquet file (${(error as Error).message})`);
+  }
+  const columns = metadata.schema.slice(1).map((c) => c.name);
+  if (!columns.includes(field)) throw new DatasetError(file, `no column "${field}" (the text field: set textField to one of ${columns.join(', ')})`);
+  let rowStart = 0;
+  for (const group of metadata.row_groups) {
+    const rowEnd = rowStart + Number(group.num_rows);
+    const rows = await parquetReadObjects({ file: buffer, metadata, columns: [field], rowStart, rowEnd, compressors });
+    for (const [i, row] of rows.entries()) {
+      const text = row[field];
+      if (typeof text !== 'string') throw new DatasetError(`${file}: row ${rowStart + i}`, `column "${field}" is not a string (${text === null || text === undefined ? 'empty' : typeof text})`);
+      yield { text, where: `${file}: row ${rowStart + i}` };
+    }
+    rowStart = rowEnd;
   }
 }
 
