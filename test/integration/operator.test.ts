@@ -149,6 +149,8 @@ describe('TrainingRun controller: changes, drift, bad input', () => {
     await expect(cluster.objects.create(trainingRun('echo', { outer: { optimizer: 'adam' } }))).rejects.toThrow(/spec\.outer\.optimizer/);
     const { runId: _, ...noRunId } = trainingRun('echo').spec;
     await expect(cluster.objects.create({ ...trainingRun('echo'), spec: noRunId })).rejects.toThrow(/spec\.runId/);
+    await expect(cluster.objects.create(trainingRun('echo', { data: { dataset: { claimName: 'corpus', hash: 'not-a-hash' } } }))).rejects.toThrow(/spec\.data\.dataset\.hash/);
+    await expect(cluster.objects.create(trainingRun('echo', { data: { dataset: { claimName: 'corpus', path: '../other', hash: 'a'.repeat(64) } } }))).rejects.toThrow(/spec\.data\.dataset\.path/);
   });
 
   it('uses a Secret the owner made beforehand and never overwrites it', async () => {

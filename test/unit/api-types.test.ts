@@ -13,7 +13,7 @@ const condition: Full<Condition> = { type: 'Ready', status: 'True', reason: 'All
 const runSpec: Full<TrainingRunSpec> = {
   runId: 'r', seed: 1, suspend: false,
   model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
-  data: { corpus: 'brown', genres: 'all', validationEvery: 20 },
+  data: { corpus: 'brown', genres: 'all', validationEvery: 20, dataset: { claimName: 'data', path: 'corpus', hash: 'a'.repeat(64) } },
   workers: [{
     name: 'g', replicas: 1, batch: 8, gpu: { resource: 'nvidia.com/gpu', count: 1 }, threads: 1,
     resources: { requests: { cpu: '1' }, limits: { cpu: '1' } }, nodeSelector: { a: 'b' },

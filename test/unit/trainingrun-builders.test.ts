@@ -64,6 +64,22 @@ describe('TrainingRun builders (pure)', () => {
     expect(big.model).toEqual(coordinator.train.model);
   });
 
+  it('reads a prepared dataset from its volume, read-only, pinned by its hash in both configs', () => {
+    const hash = 'c'.repeat(64);
+    const run = defaultedRun({ data: { dataset: { claimName: 'corpus-pvc', path: 'fineweb/v1', hash } } });
+    const children = childrenOf(run, [], images);
+    const files = children.configMap.data!;
+    expect(parseCoordinatorConfig(files['coordinator.yaml']!).train.data).toMatchObject({ dir: '/var/lib/concord-data/fineweb/v1', hash });
+    const trainer = parseTrainConfigYaml(files['trainer-workers.yaml'] ?? files[Object.keys(files).find((f) => f.startsWith('trainer-'))!]!);
+    expect(trainer.data).toMatchObject({ dir: '/var/lib/concord-data/fineweb/v1', hash });
+    const pod = children.trainers[0]!.spec!.template.spec!;
+    expect(pod.volumes).toContainEqual({ name: 'dataset', persistentVolumeClaim: { claimName: 'corpus-pvc', readOnly: true } });
+    expect(pod.containers[0]!.volumeMounts).toContainEqual({ name: 'dataset', mountPath: '/var/lib/concord-data', readOnly: true });
+    // Without a dataset: the bundled corpus, no volume.
+    const plain = childrenOf(defaultedRun(), [], images).trainers[0]!.spec!.template.spec!;
+    expect(plain.volumes!.map((v) => v.name)).not.toContain('dataset');
+  });
+
   it('gives each group its own replica numbers and its GPUs, selectors and tolerations', () => {
     const run = defaultedRun({
       workers: [

@@ -33,7 +33,7 @@ export interface TrainingRunSpec {
   seed: number;
   suspend: boolean;
   model: { vocabSize: number; seqLen: number; layers: number; dModel: number; heads: number };
-  data: { corpus: 'brown'; genres: string; validationEvery: number };
+  data: { corpus: 'brown'; genres: string; validationEvery: number; dataset?: { claimName: string; path?: string; hash: string } };
   workers: WorkerGroup[];
   inner: { batch: number; lr: number; warmupSteps: number; minLrRatio: number; weightDecay: number; gradClip: number; beta1: number; beta2: number };
   outer: { optimizer: 'nesterov' | 'sgd'; lr?: number; momentum: number; rounds: number; windowSeconds: number; graceSeconds: number; deliveryBoundSeconds: number; maxInnerSteps?: number; maxTokensPerRound?: number; relativeTokenCap: number; maxShare: number };

@@ -162,6 +162,7 @@ export function trainerStatefulSetOf(run: TrainingRun, group: WorkerGroup, image
     // The tokenizer is trained once per pod and cached on the writable /tmp (the root is read-only).
     { name: 'CONCORD_CACHE_DIR', value: '/tmp/concord-cache' },
   ];
+  const { dataset } = run.spec.data;
   const container: V1Container = {
     name: 'trainer',
     image: images.trainer,
@@ -175,7 +176,10 @@ export function trainerStatefulSetOf(run: TrainingRun, group: WorkerGroup, image
     env,
     ...(Object.keys(resources).length > 0 ? { resources } : {}),
     securityContext: CONTAINER_SECURITY,
-    volumeMounts: [{ name: 'config', mountPath: MOUNTS.config, readOnly: true }, { name: 'tmp', mountPath: '/tmp' }],
+    volumeMounts: [
+      { name: 'config', mountPath: MOUNTS.config, readOnly: true }, { name: 'tmp', mountPath: '/tmp' },
+      ...(dataset !== undefined ? [{ name: 'dataset', mountPath: MOUNTS.dataset, readOnly: true }] : []),
+    ],
   };
   return {
     apiVersion: 'apps/v1', kind: 'StatefulSet',
@@ -189,7 +193,10 @@ export function trainerStatefulSetOf(run: TrainingRun, group: WorkerGroup, image
       template: podTemplate(labels, configHash, container, {
         ...(group.nodeSelector !== undefined ? { nodeSelector: group.nodeSelector } : {}),
         ...(group.tolerations !== undefined ? { tolerations: group.tolerations } : {}),
-        volumes: [{ name: 'config', configMap: { name: names.config(run) } }, { name: 'tmp', emptyDir: {} }],
+        volumes: [
+          { name: 'config', configMap: { name: names.config(run) } }, { name: 'tmp', emptyDir: {} },
+          ...(dataset !== undefined ? [{ name: 'dataset', persistentVolumeClaim: { claimName: dataset.claimName, readOnly: true } }] : []),
+        ],
       }),
     },
   };

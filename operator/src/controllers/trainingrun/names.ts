@@ -15,6 +15,7 @@ export const MOUNTS = {
   identity: '/var/run/concord/identity',
   config: '/etc/concord',
   checkpoints: '/var/lib/concord',
+  dataset: '/var/lib/concord-data',
 } as const;
 
 /** The entry points inside the images (dist/ of this package). */

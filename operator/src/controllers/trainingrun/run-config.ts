@@ -34,7 +34,9 @@ export function trainerConfigOf(run: TrainingRun, group: WorkerGroup): Record<st
   return {
     seed: spec.seed,
     model: { ...spec.model },
-    data: { genres: spec.data.genres, validationEvery: spec.data.validationEvery },
+    // A prepared dataset replaces the corpus: its split is in its manifest, its hash pins it.
+    data: spec.data.dataset === undefined ? { genres: spec.data.genres, validationEvery: spec.data.validationEvery }
+      : { dir: datasetDirOf(spec.data.dataset), hash: spec.data.dataset.hash },
     inner: { ...spec.inner, batch: group.batch ?? spec.inner.batch },
     train: {
       steps: DECAY_STEPS, minutes: 24 * 60,
@@ -43,6 +45,11 @@ export function trainerConfigOf(run: TrainingRun, group: WorkerGroup): Record<st
     },
     outer,
   };
+}
+
+/** Where a trainer reads the prepared dataset: the volume's mount, and the path within it. */
+export function datasetDirOf(dataset: { path?: string }): string {
+  return dataset.path === undefined ? MOUNTS.dataset : `${MOUNTS.dataset}/${dataset.path}`;
 }
 
 /** Trainers the coordinator waits for before its first round: every replica of every group. */
