@@ -5,6 +5,8 @@ import { dirname, join } from 'node:path';
 import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
 import { loadBrown } from '../../trainer/src/data/corpus.js';
 import { openDataset } from '../../trainer/src/data/open.js';
+import { batchTokens } from '../../trainer/src/data/assign.js';
+import { ShardReader } from '../../trainer/src/data/shard-reader.js';
 import { documentsOf, prepareDataset, prepareWithTokenizer, type Source } from '../../trainer/src/data/prepare.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { bpeToTokenizerJson, loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
@@ -120,7 +122,8 @@ describe('training on a prepared dataset', () => {
     const manifest = await prepareWithTokenizer({ source: { path: join(dir, 'text'), format: 'text' }, vocabSize: 320, out, validationEvery: 5 });
     const config = parseTrainConfig({ model: { vocabSize: 320, seqLen: 16, layers: 1, dModel: 16, heads: 2 }, data: { dir: out } });
     const dataset = await openDataset(config);
-    expect(dataset.train).toBeInstanceOf(Uint16Array);
+    expect(dataset.train).toBeInstanceOf(ShardReader);
+    expect(dataset.train.subarray(0, 4)).toBeInstanceOf(Uint16Array);
     expect(dataset.train.length).toBe(manifest.shards.train.reduce((sum, s) => sum + s.tokens, 0));
     expect(dataset.tokenizer.decode(dataset.validation.subarray(0, dataset.tokenizer.encode(texts[0]!).length))).toBe(texts[0]);
     expect((await openDataset({ ...config, data: { ...config.data, hash: manifest.hash } })).train.length).toBe(dataset.train.length);
@@ -144,6 +147,31 @@ describe('preparing with a tokenizer.json', () => {
     const dataset = await openDataset(parseTrainConfig({ model: { vocabSize: 50257, seqLen: 16, layers: 1, dModel: 16, heads: 2 }, data: { dir: out, hash: manifest.hash } }));
     const first = texts[1]!;
     expect(Array.from(dataset.train.subarray(0, 12))).toEqual((await loadTokenizerJson(gpt2)).encode(first).slice(0, 12));
-    expect(dataset.tokenizer.decode(dataset.train.subarray(0, dataset.train.indexOf(50256)))).toBe(first);
+    const all = dataset.train.subarray(0, dataset.train.length);
+    expect(dataset.tokenizer.decode(all.subarray(0, all.indexOf(50256)))).toBe(first);
+  });
+});
+
+describe('reading shards from disk', () => {
+  it('gives any token range, across shard boundaries, exactly as the shards hold it', async () => {
+    const out = join(dir, 'reader');
+    const manifest = await prepare({ path: join(dir, 'docs.jsonl'), format: 'jsonl', textField: 'body' }, 'reader', { shardTokens: 1000 });
+    const bytes = Buffer.concat(await Promise.all(manifest.shards.train.map((s) => readFile(join(out, s.name)))));
+    const all = Uint16Array.from({ length: bytes.length / 2 }, (_, i) => bytes.readUInt16LE(2 * i));
+    const reader = new ShardReader(out, manifest, manifest.shards.train);
+    try {
+      expect(reader.length).toBe(all.length);
+      expect(manifest.shards.train.length).toBeGreaterThan(3);
+      for (const [start, end] of [[0, 10], [995, 1005], [1999, 3001], [all.length - 65, all.length], [500, 500]] as const) {
+        expect(reader.subarray(start, end)).toEqual(all.subarray(start, end));
+      }
+      // What training reads: a batch of sequences at assigned offsets, each one read.
+      const { input, target } = batchTokens(reader, [0, 990, 2500], 16);
+      expect(Array.from(input.subarray(16, 32))).toEqual(Array.from(all.subarray(990, 1006)));
+      expect(Array.from(target.subarray(16, 32))).toEqual(Array.from(all.subarray(991, 1007)));
+      expect(() => reader.subarray(0, all.length + 1)).toThrow(/outside the split's/);
+    } finally {
+      reader.close();
+    }
   });
 });

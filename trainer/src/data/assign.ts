@@ -32,7 +32,7 @@
 // committed; they are drawn without replacement while the request is no larger than W.
 
 import { createHash } from 'node:crypto';
-import type { TokenArray } from './dataset.js';
+import type { TokenSource } from './dataset.js';
 
 export type Seed = string | bigint | Uint8Array;
 
@@ -284,7 +284,7 @@ export function randomBatches(seed: Seed, options: RandomBatchOptions): number[]
 
 /** Gathers one batch: input[r·seqLen + t] = tokens[offset_r + t], target = the next token. */
 export function batchTokens(
-  tokens: TokenArray,
+  tokens: TokenSource,
   offsets: readonly number[],
   seqLen: number,
   into?: { input: Int32Array; target: Int32Array },
@@ -298,8 +298,10 @@ export function batchTokens(
     if (!Number.isInteger(offset) || offset < 0 || offset + seqLen + 1 > tokens.length) {
       throw new Error(`assign: sequence at ${offset} does not fit ${tokens.length} tokens`);
     }
-    input.set(tokens.subarray(offset, offset + seqLen), r * seqLen);
-    target.set(tokens.subarray(offset + 1, offset + seqLen + 1), r * seqLen);
+    // One read of seqLen + 1 tokens: inputs are its first seqLen, targets its last.
+    const sequence = tokens.subarray(offset, offset + seqLen + 1);
+    input.set(sequence.subarray(0, seqLen), r * seqLen);
+    target.set(sequence.subarray(1), r * seqLen);
   });
   return { input, target };
 }

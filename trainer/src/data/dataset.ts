@@ -28,6 +28,15 @@ import { brownDir, brownFilesHash, listBrown, loadBrown, parseGenres, type Corpu
 
 export type TokenArray = Uint16Array | Int32Array;
 
+/**
+ * Tokens a trainer can read by position: a TokenArray in memory, or a prepared dataset's shards
+ * on disk (shard-reader.ts), whatever their size.
+ */
+export interface TokenSource {
+  readonly length: number;
+  subarray(start: number, end: number): TokenArray;
+}
+
 export const TOKEN_FILE_MAGIC = 'CNCDTOK\0';
 export const TOKEN_FILE_VERSION = 1;
 export const TOKEN_FILE_HEADER_BYTES = 32;
@@ -162,16 +171,22 @@ export interface Dataset {
   tokenizer: TextTokenizer;
   /** End-of-text id, written after every document. */
   eot: number;
-  train: TokenArray;
-  validation: TokenArray;
+  train: TokenSource;
+  validation: TokenSource;
   trainDocs: string[];
   validationDocs: string[];
   /** True when the token arrays came from the cache. */
   cached: boolean;
 }
 
+/** The Brown corpus's arrays are in memory. */
+export interface CorpusDataset extends Dataset {
+  train: TokenArray;
+  validation: TokenArray;
+}
+
 /** Tokenizer + packed train/validation arrays for the selected genres, cached on disk. */
-export function loadDataset(options: DatasetOptions): Dataset {
+export function loadDataset(options: DatasetOptions): CorpusDataset {
   const every = options.validationEvery ?? DEFAULT_VALIDATION_EVERY;
   if (options.tokenizer !== undefined && options.tokenizer.vocabSize !== options.vocabSize) {
     throw new Error(`dataset: vocabSize ${options.vocabSize} differs from the given tokenizer's ${options.tokenizer.vocabSize}`);

@@ -5,7 +5,7 @@
 // SharedArrayBuffers. Started by TrainerThread; speaks the messages of protocol.ts.
 import { parentPort } from 'node:worker_threads';
 import { assign, randomBatches, trainedSample, windowCount } from '../data/assign.js';
-import type { Dataset } from '../data/dataset.js';
+import type { Dataset, TokenSource } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
 import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
 import { layoutOf } from '../params.js';
@@ -112,13 +112,16 @@ async function score(message: Extract<ToWorker, { type: 'score' }>): Promise<Con
   return { own: { before: ownBefore, after: await losses(scratch, own) }, control: { before: controlBefore, after: await losses(scratch, control) } };
 }
 
+const UNIGRAM_SAMPLE = 1 << 24;
+
 function ready(): State {
   if (state === undefined) throw new Error('the trainer worker was not initialised');
   return state;
 }
 
-/** Entropy in nats of the token frequencies of `tokens`. */
-function unigramEntropy(tokens: ArrayLike<number>, vocabSize: number): number {
+/** Entropy in nats of the token frequencies of `source` (its first UNIGRAM_SAMPLE tokens: a dataset may be larger than memory). */
+function unigramEntropy(source: TokenSource, vocabSize: number): number {
+  const tokens = source.subarray(0, Math.min(source.length, UNIGRAM_SAMPLE));
   const counts = new Float64Array(vocabSize);
   for (let i = 0; i < tokens.length; i++) counts[tokens[i]!]!++;
   let entropy = 0;

@@ -4,7 +4,7 @@
 // stands in for all the peers: the result is the same, only slower than real peers in parallel.
 import * as ort from 'onnxruntime-node';
 import { batchTokens } from '../data/assign.js';
-import type { TokenArray } from '../data/dataset.js';
+import type { TokenSource } from '../data/dataset.js';
 import type { GraphRunner } from '../engine/session.js';
 import type { AdamW } from '../train/adamw.js';
 import { learningRate, type ScheduleConfig } from '../train/schedule.js';
@@ -15,7 +15,7 @@ export class BatchGradient {
   private readonly target: Int32Array;
   private readonly feeds: Record<string, ort.Tensor>;
 
-  constructor(private readonly runner: GraphRunner, private readonly tokens: TokenArray, private readonly shape: { batch: number; seqLen: number }) {
+  constructor(private readonly runner: GraphRunner, private readonly tokens: TokenSource, private readonly shape: { batch: number; seqLen: number }) {
     this.input = new Int32Array(shape.batch * shape.seqLen);
     this.target = new Int32Array(shape.batch * shape.seqLen);
     const dims = [shape.batch, shape.seqLen];

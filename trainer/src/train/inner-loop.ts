@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { batchTokens } from '../data/assign.js';
-import type { TokenArray } from '../data/dataset.js';
+import type { TokenSource } from '../data/dataset.js';
 import type { GraphRunner } from '../engine/session.js';
 import type { AdamW } from './adamw.js';
 import { learningRate, type ScheduleConfig } from './schedule.js';
@@ -28,7 +28,7 @@ export interface InnerLoopOptions {
   batch: number;
   seqLen: number;
   /** The train token array and the sequence start offsets of batch `i` of this loop. */
-  tokens: TokenArray;
+  tokens: TokenSource;
   offsets: (batchIndex: number) => readonly number[];
   /** Stop before a step that would end after this wall-clock time (ms since the epoch). */
   deadlineMs?: number;
@@ -108,7 +108,7 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
  * every call, so validation losses of different steps and machines compare.
  */
 export async function evaluate(
-  runner: GraphRunner, params: Float32Array, tokens: TokenArray,
+  runner: GraphRunner, params: Float32Array, tokens: TokenSource,
   options: { batch: number; seqLen: number; batches: readonly (readonly number[])[] },
 ): Promise<number> {
   const { batch, seqLen } = options;
@@ -128,7 +128,7 @@ export async function evaluate(
  * paired comparison of two parameter vectors on the same sequences needs.
  */
 export async function sequenceLosses(
-  runner: GraphRunner, params: Float32Array, tokens: TokenArray,
+  runner: GraphRunner, params: Float32Array, tokens: TokenSource,
   options: { batch: number; seqLen: number; batches: readonly (readonly number[])[] },
 ): Promise<Float32Array> {
   const { batch, seqLen } = options;
