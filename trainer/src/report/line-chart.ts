@@ -35,14 +35,7 @@ export function lineChart(options: LineChartOptions): string {
   const px = (x: number) => margin.left + ((x - xs.min) / (xs.max - xs.min)) * plotWidth;
   const py = (y: number) => margin.top + plotHeight - ((y - ys.min) / (ys.max - ys.min)) * plotHeight;
 
-  const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
-  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>`);
-  for (const tick of xs.ticks) {
-    parts.push(`<line x1="${px(tick)}" y1="${margin.top}" x2="${px(tick)}" y2="${margin.top + plotHeight}" stroke="#eee"/>`);
-    parts.push(`<text x="${px(tick)}" y="${margin.top + plotHeight + 16}" text-anchor="middle">${formatTick(tick)}</text>`);
-  }
+  const parts = [...chartStart(width, height, options.title), ...xGrid(xs.ticks, px, margin.top, margin.top + plotHeight)];
   for (const tick of ys.ticks) {
     parts.push(`<line x1="${margin.left}" y1="${py(tick)}" x2="${margin.left + plotWidth}" y2="${py(tick)}" stroke="#eee"/>`);
     parts.push(`<text x="${margin.left - 6}" y="${py(tick) + 4}" text-anchor="end">${formatTick(tick)}</text>`);
@@ -64,6 +57,23 @@ export function lineChart(options: LineChartOptions): string {
   });
   parts.push('</svg>');
   return `${parts.join('\n')}\n`;
+}
+
+/** The opening of a chart: the svg element, a white background and the title. */
+export function chartStart(width: number, height: number, title: string): string[] {
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+}
+
+/** Vertical grid lines from `top` to `bottom` at the x ticks, labelled below. */
+export function xGrid(ticks: readonly number[], px: (x: number) => number, top: number, bottom: number): string[] {
+  return ticks.flatMap((tick) => [
+    `<line x1="${px(tick)}" y1="${top}" x2="${px(tick)}" y2="${bottom}" stroke="#eee"/>`,
+    `<text x="${px(tick)}" y="${bottom + 16}" text-anchor="middle">${formatTick(tick)}</text>`,
+  ]);
 }
 
 /** A range widened to round numbers, with 4–8 ticks at 1, 2 or 5 × 10^k. */

@@ -3,7 +3,7 @@
  * a study, and the spread over seeds): a dot at the value, a bar from min to max, and vertical
  * reference lines (e.g. the baseline arms). Plain SVG 1.1, as line-chart.ts.
  */
-import { escapeXml, formatTick, niceRange } from './line-chart.js';
+import { chartStart, escapeXml, niceRange, xGrid } from './line-chart.js';
 
 export interface RangeRow {
   name: string;
@@ -34,14 +34,7 @@ export function rangeChart(options: RangeChartOptions): string {
   const values = [...options.rows.flatMap((r) => [r.min, r.max, r.value]), ...(options.references ?? []).map((r) => r.value)].filter(Number.isFinite);
   const xs = niceRange(Math.min(...values), Math.max(...values));
   const px = (x: number) => margin.left + ((x - xs.min) / (xs.max - xs.min)) * plotWidth;
-  const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
-  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
-  parts.push(`<text x="${width / 2}" y="20" text-anchor="middle" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>`);
-  for (const tick of xs.ticks) {
-    parts.push(`<line x1="${px(tick)}" y1="${margin.top}" x2="${px(tick)}" y2="${margin.top + plotHeight}" stroke="#eee"/>`);
-    parts.push(`<text x="${px(tick)}" y="${margin.top + plotHeight + 16}" text-anchor="middle">${formatTick(tick)}</text>`);
-  }
+  const parts = [...chartStart(width, height, options.title), ...xGrid(xs.ticks, px, margin.top, margin.top + plotHeight)];
   parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotWidth}" height="${plotHeight}" fill="none" stroke="#333"/>`);
   options.rows.forEach((row, i) => {
     const y = margin.top + ROW * i + ROW / 2;
