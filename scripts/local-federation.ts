@@ -7,7 +7,7 @@
 //
 // Options: --config TRAIN.yaml (trainer/configs/federation.yaml)  --clusters N (4)  --attack NAME|none (equivocate)  --rounds N (6)  --window SECONDS (15)
 //          --grace SECONDS (8)  --steps N (inner steps per round at most; default: the window)
-//          --eval-batches N (4: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
+//          --eval-batches N (6: Gauntlet batches per side)  --eval-sample N (all: contributions scored per round)  --seed N (2026: the run seed,
 //          initialisation and data order)  --data PATH (your own text instead of the Brown corpus: a directory
 //          of text files, a .jsonl or .parquet file with a "text" field, or a dataset `npm run dataset` prepared)  --out DIR (out/federation)  --json FILE  --timeout SECONDS (by default
 //          long enough for every round to run to its window and twice its grace, and two minutes more)
@@ -29,7 +29,7 @@ const { values } = parseArgs({
   options: {
     clusters: { type: 'string', default: '4' }, attack: { type: 'string', default: 'equivocate' }, rounds: { type: 'string', default: '6' },
     window: { type: 'string', default: '15' }, grace: { type: 'string', default: '8' }, steps: { type: 'string' },
-    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '4' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string' }, seed: { type: 'string', default: '2026' }, data: { type: 'string' },
+    out: { type: 'string', default: 'out/federation' }, config: { type: 'string', default: 'trainer/configs/federation.yaml' }, 'eval-batches': { type: 'string', default: '6' }, 'eval-sample': { type: 'string' }, kill: { type: 'string' }, json: { type: 'string' }, timeout: { type: 'string' }, seed: { type: 'string', default: '2026' }, data: { type: 'string' },
   },
 });
 const NAMES = ['alpha', 'beta', 'gamma', 'delta', 'epsilon', 'zeta', 'eta', 'theta'];

@@ -11,7 +11,7 @@ import { formatDuration } from '../../trainer/src/report/progress.js';
 
 /** One JSON log line of a coordinator, with the cluster's name added. */
 export type LogLine = Record<string, unknown> & { event: string; name: string };
-export interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number>; reputation: Record<string, number> }
+export interface RoundLine { wallSeconds: number; round: number; tokens: string; modelHash: string; agreed: boolean | null; resynced: boolean; loss: number; accepted: Array<{ peerId: string; weight: number; scorePpm: number }>; rejected: Array<{ peerId: string; reason: string; detail: string }>; payloadsReceived: number; payloadBytes: number; denseBytes: number; phaseSeconds: Record<string, number>; reputation: Record<string, number>; contributed?: boolean }
 export interface ClusterState {
   name: string;
   honest: boolean;
@@ -131,10 +131,15 @@ export interface RunMeasures {
   curve: Array<[number, number]>;
   /** Tokens the honest clusters trained, all rounds. */
   honestTokens: number;
-  /** Decisions of honest coordinators about honest contributions; rounds where one applied nothing; the lowest reputation one gave an honest peer; whether their hashes agreed every round. */
-  honest: { applied: number; decisions: number; rejected: Record<string, number>; emptyRounds: number; minReputation: number; agreeEveryRound: boolean };
-  /** Decisions of honest coordinators about the attackers' contributions, and the largest share one got. */
-  attackers: { applied: number; decisions: number; maxWeight: number; rejected: Record<string, number> };
+  /**
+   * Honest contributions (one per honest cluster that trained, per round) and how many the agreed
+   * update applied, why the others were not (the reason most honest coordinators gave); rounds
+   * that applied nothing; the lowest reputation an honest coordinator gave an honest peer;
+   * whether the honest clusters' hashes agreed after every round.
+   */
+  honest: { applied: number; contributions: number; rejected: Record<string, number>; emptyRounds: number; minReputation: number; agreeEveryRound: boolean };
+  /** The attackers' contributions (one per attacker per round, sent or not), how many were applied, the largest share one got, and why the others were not. */
+  attackers: { applied: number; contributions: number; maxWeight: number; rejected: Record<string, number> };
   /** Payload bytes one peer sent over the run, on average. */
   bytesPerPeer: number;
 }
@@ -143,36 +148,43 @@ export interface RunMeasures {
 export function measureRounds(clusters: readonly ClusterState[]): RunMeasures {
   const honest = clusters.filter((c) => c.honest);
   const honestIds = new Set(honest.map((c) => c.peerId));
+  const attackerIds = clusters.filter((c) => !c.honest).map((c) => c.peerId);
   const result: Pick<RunMeasures, 'honest' | 'attackers'> = {
-    honest: { applied: 0, decisions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
-    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} },
+    honest: { applied: 0, contributions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
+    attackers: { applied: 0, contributions: 0, maxWeight: 0, rejected: {} },
   };
   const rounds = Math.max(0, ...honest.map((c) => c.rounds.length));
   const curve: Array<[number, number]> = [];
   let honestTokens = 0;
   for (let round = 0; round < rounds; round++) {
-    const lines = honest.map((c) => c.rounds.find((r) => Number(r.round) === round));
-    if (lines.some((l) => l === undefined) || new Set(lines.map((l) => l!.modelHash)).size !== 1) result.honest.agreeEveryRound = false;
-    if (lines.some((l) => l !== undefined && l.accepted.length === 0)) result.honest.emptyRounds++;
-    const losses = lines.flatMap((l) => (l !== undefined && Number.isFinite(l.loss) ? [l.loss] : []));
+    const lines = honest.flatMap((c) => c.rounds.filter((r) => Number(r.round) === round));
+    if (lines.length !== honest.length || new Set(lines.map((l) => l.modelHash)).size !== 1) result.honest.agreeEveryRound = false;
+    if (lines.length === 0) continue;
+    // Honest coordinators that agree apply the same set: a contribution counts once a round.
+    const applied = new Map(lines[0]!.accepted.map((a) => [a.peerId, a.weight]));
+    if (applied.size === 0) result.honest.emptyRounds++;
+    const losses = lines.flatMap((l) => (Number.isFinite(l.loss) ? [l.loss] : []));
     if (losses.length > 0) curve.push([round, losses.reduce((a, b) => a + b, 0) / losses.length]);
     for (const line of lines) {
-      if (line === undefined) continue;
       honestTokens += Number(line.tokens);
-      for (const a of line.accepted) {
-        const side = honestIds.has(a.peerId) ? result.honest : result.attackers;
-        side.applied++;
-        side.decisions++;
-        if (!honestIds.has(a.peerId)) result.attackers.maxWeight = Math.max(result.attackers.maxWeight, a.weight);
-      }
-      for (const x of line.rejected) {
-        const side = honestIds.has(x.peerId) ? result.honest : result.attackers;
-        side.decisions++;
-        side.rejected[x.reason] = (side.rejected[x.reason] ?? 0) + 1;
-      }
       for (const [peerId, reputation] of Object.entries(line.reputation ?? {})) {
         if (honestIds.has(peerId)) result.honest.minReputation = Math.min(result.honest.minReputation, reputation);
       }
+    }
+    // Each honest cluster that trained contributed; each attacker is judged every round (sending nothing is a verdict too).
+    const contributors = [...honest.filter((c) => c.rounds.some((r) => Number(r.round) === round && r.contributed !== false)).map((c) => c.peerId), ...attackerIds];
+    for (const peerId of contributors) {
+      const side = honestIds.has(peerId) ? result.honest : result.attackers;
+      side.contributions++;
+      if (applied.has(peerId)) {
+        side.applied++;
+        if (!honestIds.has(peerId)) result.attackers.maxWeight = Math.max(result.attackers.maxWeight, applied.get(peerId)!);
+        continue;
+      }
+      // Not applied: the reason most honest coordinators gave (they may differ, or give none when the majority decided).
+      const reasons = lines.flatMap((l) => l.rejected.filter((x) => x.peerId === peerId).map((x) => x.reason));
+      const reason = mostCommon(reasons) ?? 'NotAgreed';
+      side.rejected[reason] = (side.rejected[reason] ?? 0) + 1;
     }
   }
   // Every payload byte one cluster received, another sent: the mean sent per peer.
@@ -180,10 +192,16 @@ export function measureRounds(clusters: readonly ClusterState[]): RunMeasures {
   return { ...result, curve, honestTokens, bytesPerPeer: received / Math.max(1, clusters.length) };
 }
 
+function mostCommon(values: readonly string[]): string | undefined {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))[0]?.[0];
+}
+
 /** The honest clusters' decisions about honest work, in words. */
 function workLine(m: RunMeasures): string {
-  const { applied, decisions, emptyRounds, minReputation } = m.honest;
-  return `${applied} of ${decisions} decisions (${decisions === 0 ? '—' : `${((100 * applied) / decisions).toFixed(1)}%`}), ${emptyRounds} rounds applying nothing, lowest reputation of an honest peer ${Number.isFinite(minReputation) ? minReputation.toFixed(2) : '—'}`;
+  const { applied, contributions, emptyRounds, minReputation } = m.honest;
+  return `${applied} of ${contributions} contributions (${contributions === 0 ? '—' : `${((100 * applied) / contributions).toFixed(1)}%`}), ${emptyRounds} rounds applying nothing, lowest reputation of an honest peer ${Number.isFinite(minReputation) ? minReputation.toFixed(2) : '—'}`;
 }
 
 /** A loss with three decimals, or a dash. */

@@ -33,7 +33,7 @@ import { AdamW } from '../../trainer/src/train/adamw.js';
 import { parseTrainConfigYaml, type TrainConfig } from '../../trainer/src/train/config.js';
 import { ATTACKS, type AttackName } from '../attacks.js';
 import { identityFromSeed, launchFederation, validationLosses, type ClusterPlan } from './launch.js';
-import { measureRounds, report, type RunMeasures } from './report.js';
+import { measureRounds, report, type ClusterState, type RoundLine, type RunMeasures } from './report.js';
 
 export const ARMS = ['centralised', 'honest', 'honest-3', ...ATTACKS, 'coalition'] as const;
 export type ArmName = (typeof ARMS)[number];
@@ -152,11 +152,35 @@ async function runCentralised(seed: number, options: StudyOptions, label: string
   const [initialLoss, finalLoss] = await validationLosses(train, [initial, params], options.finalEvalBatches);
   return {
     arm: 'centralised', seed, initialLoss: initialLoss!, finalLoss: finalLoss!, curve, honestTokens: steps * peers.length * inner.batch * model.seqLen,
-    honest: { applied: 0, decisions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
-    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} },
+    ...centralisedMeasures(),
     // An all-reduce moves each peer's float32 gradient every step (a ring moves about twice that; counted once).
     bytesPerPeer: steps * layout.size * 4, crashed: [],
     seconds: (Date.now() - started) / 1000,
+  };
+}
+
+/**
+ * A federation arm's measures computed again from what its run logged (its rounds.jsonl and
+ * summary.json under `out`): a measure's definition can change without running the study again.
+ */
+export async function remeasure(result: ArmResult, out: string): Promise<ArmResult> {
+  if (result.arm === 'centralised') return { ...result, ...centralisedMeasures() };
+  const dir = join(out, `seed-${result.seed}`, result.arm);
+  const summary = JSON.parse(await readFile(join(dir, 'summary.json'), 'utf8')) as { clusters: Record<string, { honest: boolean; peerId: string }> };
+  const lines = (await readFile(join(dir, 'rounds.jsonl'), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as RoundLine & { name: string });
+  const clusters: ClusterState[] = Object.entries(summary.clusters).map(([name, c]) => {
+    // A restarted coordinator logs a round again: its last line of a round counts.
+    const rounds = new Map(lines.filter((l) => l.name === name).map((l) => [Number(l.round), l]));
+    return { name, honest: c.honest, peerId: c.peerId, round: rounds.size, phase: 'Done', loss: Number.NaN, rounds: [...rounds.values()], finished: true, stopping: undefined };
+  });
+  return { ...result, ...measureRounds(clusters) };
+}
+
+/** The centralised arm has no contributions to judge. */
+function centralisedMeasures(): Pick<ArmResult, 'honest' | 'attackers'> {
+  return {
+    honest: { applied: 0, contributions: 0, rejected: {}, emptyRounds: 0, minReputation: Infinity, agreeEveryRound: true },
+    attackers: { applied: 0, contributions: 0, maxWeight: 0, rejected: {} },
   };
 }
 
@@ -171,12 +195,12 @@ export interface ArmSummary {
   /** Against the arm's honest clusters alone (the attacker silent), same seed. */
   vsFairBar?: { arm: ArmName; mean: number; worst: number };
   honestApplied: number;
-  honestDecisions: number;
+  honestContributions: number;
   emptyRounds: number;
   minReputation: number;
   agreeEveryRound: boolean;
   attackerApplied: number;
-  attackerDecisions: number;
+  attackerContributions: number;
   attackerMaxWeight: number;
   attackerRejected: Record<string, number>;
   bytesPerPeer: number;
@@ -189,7 +213,7 @@ export interface StudySummary {
   honestVsCentralised?: { mean: number; worst: number; bytesRatio: number };
   /** Honest contributions applied over every federation arm. */
   honestApplied: number;
-  honestDecisions: number;
+  honestContributions: number;
 }
 
 export function summarise(results: readonly ArmResult[]): StudySummary {
@@ -214,10 +238,10 @@ export function summarise(results: readonly ArmResult[]): StudySummary {
     return {
       arm, seeds: runs.length, finalLoss: { mean: mean(losses), min: Math.min(...losses), max: Math.max(...losses) },
       ...(vsHonest ? { vsHonest } : {}), ...(vsFairBar && fairBar ? { vsFairBar: { arm: fairBar, ...vsFairBar } } : {}),
-      honestApplied: sum(runs.map((r) => r.honest.applied)), honestDecisions: sum(runs.map((r) => r.honest.decisions)),
+      honestApplied: sum(runs.map((r) => r.honest.applied)), honestContributions: sum(runs.map((r) => r.honest.contributions)),
       emptyRounds: sum(runs.map((r) => r.honest.emptyRounds)), minReputation: Math.min(...runs.map((r) => r.honest.minReputation)),
       agreeEveryRound: runs.every((r) => r.honest.agreeEveryRound),
-      attackerApplied: sum(runs.map((r) => r.attackers.applied)), attackerDecisions: sum(runs.map((r) => r.attackers.decisions)),
+      attackerApplied: sum(runs.map((r) => r.attackers.applied)), attackerContributions: sum(runs.map((r) => r.attackers.contributions)),
       attackerMaxWeight: Math.max(...runs.map((r) => r.attackers.maxWeight)), attackerRejected,
       bytesPerPeer: mean(runs.map((r) => r.bytesPerPeer)), crashed: runs.flatMap((r) => r.crashed.map((c) => `seed ${r.seed} ${c}`)),
     };
@@ -229,7 +253,7 @@ export function summarise(results: readonly ArmResult[]): StudySummary {
   return {
     arms,
     ...(honestVsCentralised && honest && centralised ? { honestVsCentralised: { ...honestVsCentralised, bytesRatio: centralised.bytesPerPeer / honest.bytesPerPeer } } : {}),
-    honestApplied: sum(federation.map((a) => a.honestApplied)), honestDecisions: sum(federation.map((a) => a.honestDecisions)),
+    honestApplied: sum(federation.map((a) => a.honestApplied)), honestContributions: sum(federation.map((a) => a.honestContributions)),
   };
 }
 
@@ -237,9 +261,9 @@ export function summarise(results: readonly ArmResult[]): StudySummary {
 export function studyTable(summary: StudySummary): string {
   const pct = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(100 * x).toFixed(1)}%`;
   const rows = summary.arms.map((a) => {
-    const attacker = a.crashed.length > 0 ? `CRASHED (${a.crashed.join('; ')})` : a.attackerDecisions === 0 ? '—'
-      : `${a.attackerApplied}/${a.attackerDecisions}${a.attackerApplied > 0 ? ` (≤ ${(100 * a.attackerMaxWeight).toFixed(0)}% share)` : ''}${Object.keys(a.attackerRejected).length > 0 ? `; ${Object.entries(a.attackerRejected).map(([reason, n]) => `${reason} ${n}`).join(', ')}` : ''}`;
-    return `| ${a.arm} | ${a.finalLoss.mean.toFixed(3)} (${a.finalLoss.min.toFixed(3)}–${a.finalLoss.max.toFixed(3)}) | ${a.vsHonest ? `${pct(a.vsHonest.mean)} (${pct(a.vsHonest.worst)})` : '—'} | ${a.vsFairBar ? `${pct(a.vsFairBar.mean)} (${pct(a.vsFairBar.worst)}) vs ${a.vsFairBar.arm}` : '—'} | ${a.honestDecisions === 0 ? '—' : `${a.honestApplied}/${a.honestDecisions}`} | ${a.arm === 'centralised' ? '—' : `${a.emptyRounds} / ${a.minReputation.toFixed(2)} / ${a.agreeEveryRound ? 'yes' : 'NO'}`} | ${attacker} | ${mb(a.bytesPerPeer)} |`;
+    const attacker = a.crashed.length > 0 ? `CRASHED (${a.crashed.join('; ')})` : a.attackerContributions === 0 ? '—'
+      : `${a.attackerApplied}/${a.attackerContributions}${a.attackerApplied > 0 ? ` (≤ ${(100 * a.attackerMaxWeight).toFixed(0)}% share)` : ''}${Object.keys(a.attackerRejected).length > 0 ? `; ${Object.entries(a.attackerRejected).map(([reason, n]) => `${reason} ${n}`).join(', ')}` : ''}`;
+    return `| ${a.arm} | ${a.finalLoss.mean.toFixed(3)} (${a.finalLoss.min.toFixed(3)}–${a.finalLoss.max.toFixed(3)}) | ${a.vsHonest ? `${pct(a.vsHonest.mean)} (${pct(a.vsHonest.worst)})` : '—'} | ${a.vsFairBar ? `${pct(a.vsFairBar.mean)} (${pct(a.vsFairBar.worst)}) vs ${a.vsFairBar.arm}` : '—'} | ${a.honestContributions === 0 ? '—' : `${a.honestApplied}/${a.honestContributions}`} | ${a.arm === 'centralised' ? '—' : `${a.emptyRounds} / ${a.minReputation.toFixed(2)} / ${a.agreeEveryRound ? 'yes' : 'NO'}`} | ${attacker} | ${mb(a.bytesPerPeer)} |`;
   });
   return [
     '| arm | final validation loss, mean (min–max) | vs all-honest, mean (worst seed) | vs honest clusters alone, mean (worst seed) | honest applied | empty rounds / lowest honest reputation / hashes agree | attacker applied; rejected | bytes sent per peer |',
@@ -290,7 +314,7 @@ export async function runStudy(arms: readonly ArmName[], options: StudyOptions &
     const result = await runArm(arm, seed, options, `[${done + 1}/${todo.length}${eta}] seed ${seed} ${arm}`);
     results.push(result);
     options.line.done();
-    process.stdout.write(`seed ${seed} ${arm.padEnd(16)} final loss ${result.finalLoss.toFixed(4)}  honest applied ${result.honest.applied}/${result.honest.decisions}  attacker applied ${result.attackers.applied}/${result.attackers.decisions}${result.crashed.length > 0 ? `  CRASHED: ${result.crashed.join('; ')}` : ''}  ${formatDuration(result.seconds)}\n`);
+    process.stdout.write(`seed ${seed} ${arm.padEnd(16)} final loss ${result.finalLoss.toFixed(4)}  honest applied ${result.honest.applied}/${result.honest.contributions}  attacker applied ${result.attackers.applied}/${result.attackers.contributions}${result.crashed.length > 0 ? `  CRASHED: ${result.crashed.join('; ')}` : ''}  ${formatDuration(result.seconds)}\n`);
     // Written after every arm: a long study that stops keeps what it measured.
     await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
   }

@@ -65,7 +65,7 @@ describe('npm start: the local federation', () => {
       expect(await readFile(join(dir, 'report', 'loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*alpha[\s\S]*mallory \(attacker\)/);
       expect(await readFile(outcome.report, 'utf8')).toMatch(/same model after every round: \*\*yes\*\*/);
       expect(stdout).toMatch(/Report: .*report\.md/);
-      expect(stdout).toMatch(/honest work applied: \d+ of \d+ decisions \(\d+\.\d%\), \d+ rounds applying nothing, lowest reputation of an honest peer 0\.\d\d/);
+      expect(stdout).toMatch(/honest work applied: \d+ of \d+ contributions \(\d+\.\d%\), \d+ rounds applying nothing, lowest reputation of an honest peer 0\.\d\d/);
       // Each coordinator's /metrics, as scraped before it stopped: the round metrics with values.
       const scraped = await readFile(join(outcome.metrics, 'alpha.prom'), 'utf8');
       expect(scraped).toMatch(/^concord_rounds_total 4$/m);

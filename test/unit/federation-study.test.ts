@@ -17,24 +17,32 @@ function cluster(name: string, honest: boolean, rounds: RoundLine[]): ClusterSta
 function result(arm: ArmResult['arm'], seed: number, finalLoss: number, honest: Partial<ArmResult['honest']> = {}): ArmResult {
   return {
     arm, seed, initialLoss: 7, finalLoss, curve: [], honestTokens: 1,
-    honest: { applied: arm === 'centralised' ? 0 : 10, decisions: arm === 'centralised' ? 0 : 10, rejected: {}, emptyRounds: 0, minReputation: 0.6, agreeEveryRound: true, ...honest },
-    attackers: { applied: 0, decisions: 0, maxWeight: 0, rejected: {} }, bytesPerPeer: arm === 'centralised' ? 1e9 : 1e5, crashed: [], seconds: 1,
+    honest: { applied: arm === 'centralised' ? 0 : 10, contributions: arm === 'centralised' ? 0 : 10, rejected: {}, emptyRounds: 0, minReputation: 0.6, agreeEveryRound: true, ...honest },
+    attackers: { applied: 0, contributions: 0, maxWeight: 0, rejected: {} }, bytesPerPeer: arm === 'centralised' ? 1e9 : 1e5, crashed: [], seconds: 1,
   };
 }
 
 describe('the federation study: what an arm measured', () => {
-  it('counts honest coordinators\' decisions about honest and attacking peers, empty rounds, reputation and agreement', () => {
+  it('counts each contribution once a round — applied by the agreed update or not, with the reason most honest coordinators gave — and empty rounds, reputation and agreement', () => {
     const measured = measureRounds([
-      cluster('a', true, [round(0, 'h0', ['a', 'b', 'm'], [], { b: 0.6, m: 0.6 }), round(1, 'h1', ['a'], [['b', 'NoImprovement'], ['m', 'NormOutlier']], { b: 0.4, m: 0.2 })]),
-      cluster('b', true, [round(0, 'h0', ['a', 'b'], [['m', 'NoImprovement']], { a: 0.6, m: 0.4 }), round(1, 'x1', [], [['a', 'Unavailable'], ['b', 'Unavailable']], { a: 0.5 })]),
+      cluster('a', true, [
+        round(0, 'h0', ['a', 'b', 'm'], [], { b: 0.6, m: 0.6 }),
+        round(1, 'h1', ['a'], [['b', 'NoImprovement'], ['m', 'NormOutlier']], { b: 0.4, m: 0.2 }),
+        round(2, 'h2', [], [], { b: 0.45 }),
+      ]),
+      cluster('b', true, [
+        round(0, 'h0', ['a', 'b', 'm'], [], { a: 0.6, m: 0.6 }),
+        round(1, 'x1', ['a'], [['b', 'NoImprovement'], ['a', 'Unavailable']], { a: 0.5 }),
+        round(2, 'h2', [], [], { a: 0.5 }),
+      ]),
       // The attacker's own view counts for nothing but the bytes it received.
-      cluster('m', false, [round(0, 'h0', ['m'], [], { a: 0.1 }), round(1, 'h1', ['m'], [], { a: 0.1 })]),
+      cluster('m', false, [round(0, 'h0', ['m'], [], { a: 0.1 }), round(1, 'h1', ['m'], [], { a: 0.1 }), round(2, 'h2', ['m'], [], { a: 0.1 })]),
     ]);
-    expect(measured.honest).toEqual({ applied: 5, decisions: 8, rejected: { NoImprovement: 1, Unavailable: 2 }, emptyRounds: 1, minReputation: 0.4, agreeEveryRound: false });
-    expect(measured.attackers).toEqual({ applied: 1, decisions: 3, maxWeight: 0.2, rejected: { NoImprovement: 1, NormOutlier: 1 } });
-    expect(measured.curve).toEqual([[0, 5], [1, 4]]);
-    expect(measured.honestTokens).toBe(400);
-    expect(measured.bytesPerPeer).toBe(2000);
+    expect(measured.honest).toEqual({ applied: 3, contributions: 6, rejected: { NoImprovement: 1, NotAgreed: 2 }, emptyRounds: 1, minReputation: 0.4, agreeEveryRound: false });
+    expect(measured.attackers).toEqual({ applied: 1, contributions: 3, maxWeight: 0.2, rejected: { NormOutlier: 1, NotAgreed: 1 } });
+    expect(measured.curve).toEqual([[0, 5], [1, 4], [2, 3]]);
+    expect(measured.honestTokens).toBe(600);
+    expect(measured.bytesPerPeer).toBe(3000);
   });
 
   it('compares each arm with the all-honest federation and with its own honest clusters alone, seed by seed', () => {
@@ -54,7 +62,7 @@ describe('the federation study: what an arm measured', () => {
     expect(arm('honest').vsHonest).toBeUndefined();
     expect(summary.honestVsCentralised).toEqual({ mean: expect.closeTo((0.04 + 0) / 2, 9), worst: expect.closeTo(0.04, 9), bytesRatio: 1e4 });
     // Honest work over every federation arm (the centralised arm decides nothing).
-    expect([summary.honestApplied, summary.honestDecisions]).toEqual([78, 80]);
+    expect([summary.honestApplied, summary.honestContributions]).toEqual([78, 80]);
   });
 
   it('gives every one-attacker arm three honest clusters and the colluders four, with their fair bars', () => {
