@@ -281,7 +281,7 @@ export function studyPlot(results: readonly ArmResult[], arms: readonly ArmName[
     const points = Array.from({ length: rounds }, (_, i) => [runs[0]!.curve[i]![0], mean(runs.map((r) => r.curve[i]![1]))] as const);
     return [{ name: arm, points, dashed: arm === 'centralised' }];
   });
-  return lineChart({ title: `Training loss of the honest clusters by round (mean of ${new Set(results.map((r) => r.seed)).size} seeds)`, xLabel: 'outer round', yLabel: 'training loss (nats/token)', series });
+  return lineChart({ title: `Training loss of the honest clusters by round (mean of ${seedsOf(new Set(results.map((r) => r.seed)).size)})`, xLabel: 'outer round', yLabel: 'training loss (nats/token)', series });
 }
 
 /**
@@ -297,7 +297,7 @@ export function finalLossPlot(summary: StudySummary): string {
     return value === undefined ? [] : [{ name: arm === 'honest' ? 'all-honest federation' : 'centralised', value }];
   });
   return rangeChart({
-    title: `Final validation loss by arm (dot: mean of ${Math.max(...summary.arms.map((a) => a.seeds))} seeds; bar: min to max)`, xLabel: 'validation loss (nats/token)', references,
+    title: `Final validation loss by arm (dot: mean of ${seedsOf(Math.max(...summary.arms.map((a) => a.seeds)))}; bar: min to max)`, xLabel: 'validation loss (nats/token)', references,
     rows: summary.arms.map((a) => ({ name: a.arm, value: a.finalLoss.mean, min: a.finalLoss.min, max: a.finalLoss.max, highlight: (a.vsHonest?.worst ?? 0) > (a.arm === 'coalition' ? 0.05 : 0.03) })),
   });
 }
@@ -319,6 +319,10 @@ export async function runStudy(arms: readonly ArmName[], options: StudyOptions &
     await writeFile(file, `${JSON.stringify(results, null, 2)}\n`);
   }
   return results;
+}
+
+function seedsOf(n: number): string {
+  return `${n} seed${n === 1 ? '' : 's'}`;
 }
 
 function mean(values: readonly number[]): number {

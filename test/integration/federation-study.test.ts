@@ -50,7 +50,7 @@ describe('npm run study -- federation', () => {
       expect(summary.arms.find((a) => a.arm === 'coalition')!.vsFairBar!.arm).toBe('honest');
       expect(await readFile(join(dir, 'table.md'), 'utf8')).toMatch(/^\| arm \|[\s\S]*\| coalition \|/);
       expect(await readFile(join(dir, 'federation.svg'), 'utf8')).toMatch(/^<svg[\s\S]*centralised[\s\S]*coalition/);
-      expect(await readFile(join(dir, 'final-loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*all-honest federation[\s\S]*coalition/);
+      expect(await readFile(join(dir, 'final-loss.svg'), 'utf8')).toMatch(/^<svg[\s\S]*coalition[\s\S]*all-honest federation/);
       expect(await readFile(join(dir, 'seed-1', 'coalition', 'report.md'), 'utf8')).toMatch(/mallory and trudy colluding/);
       expect(stdout).toMatch(/honest contributions applied: \d+\/\d+/);
     } finally {
