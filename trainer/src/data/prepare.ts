@@ -106,6 +106,11 @@ async function filesOf(path: string, extension: string | undefined): Promise<str
   });
 }
 
+/** A dataset is prepared into a new (or empty) directory: nothing already stored is overwritten. */
+async function requireEmpty(dir: string): Promise<void> {
+  if ((await readdir(dir).catch(() => [])).length > 0) throw new DatasetError(dir, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
+}
+
 export interface PrepareTokenizer {
   encode(text: string): ArrayLike<number>;
   vocabSize: number;
@@ -135,8 +140,7 @@ export async function prepareDataset(options: PrepareOptions): Promise<DatasetMa
   if (!Number.isInteger(shardTokens) || shardTokens < 1) throw new DatasetError('shardTokens', `must be a positive integer, got ${shardTokens}`);
   const every = options.validationEvery ?? 20;
   if (!Number.isInteger(every) || every < 2) throw new DatasetError('validationEvery', `must be an integer of at least 2, got ${every}`);
-  const existing = await readdir(out).catch(() => []);
-  if (existing.length > 0) throw new DatasetError(out, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
+  await requireEmpty(out);
   await mkdir(out, { recursive: true });
 
   const writers = { train: new ShardWriter(out, 'train', dtype, shardTokens), validation: new ShardWriter(out, 'validation', dtype, shardTokens) };
@@ -226,8 +230,7 @@ export async function prepareWithTokenizer(options: Omit<PrepareOptions, 'docume
   onTokenizer?: (info: { vocabSize: number; trained?: { documents: number; cached: boolean; seconds: number } }) => void;
 }): Promise<DatasetManifest> {
   const every = options.validationEvery ?? 20;
-  const existing = await readdir(options.out).catch(() => []);
-  if (existing.length > 0) throw new DatasetError(options.out, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
+  await requireEmpty(options.out);
   let tokenizer: PrepareTokenizer;
   let files: { json: string; config: string };
   if (options.tokenizerFile !== undefined) {
