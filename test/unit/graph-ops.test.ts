@@ -28,6 +28,10 @@ import {
   reduceSum,
   reshape,
   rmsNorm,
+  rotary,
+  rotaryTables,
+  sigmoid,
+  silu,
   slice,
   softmax,
   split,
@@ -224,6 +228,39 @@ describe('gradients of network ops match finite differences', () => {
     expect(relative(fused.gx, exact.gx)).toBeLessThan(1e-5);
     const f32 = new Graph();
     expect(() => toOnnx(f32, { outputs: { y: gelu(f32.param('x', [2])) }, opset: 18 })).toThrow(/opset 18 is too old for Gelu, need 20/);
+  });
+  it('Sigmoid and SiLU (the float64 form; float32 graphs use the form ORT fuses)', async () => {
+    expect(await check([[3, 5]], (x) => [sigmoid(mul(x, 3)), silu(mul(x, 3))])).toBeLessThan(TOLERANCE);
+  });
+  it('rotary position embedding over [B, H, T, d], grouped heads included', async () => {
+    const c = new Case();
+    const x = c.param([2, 3, 4, 6]);
+    expect(await c.maxError(rotary(x, rotaryTables(c.graph, 4, 6, 10)))).toBeLessThan(TOLERANCE);
+  });
+  it('rotary embedding: a query-key dot product depends only on their distance, and norms are kept', async () => {
+    // q at position t and k at position s: <R_t q, R_s k> = <R_{t−s} q, k>. Same q and k at every
+    // position, so the [T, T] score matrix must be constant along each diagonal.
+    const T = 6;
+    const d = 8;
+    const g = new Graph({ dtype: 'float64' });
+    const q = g.input('q', 'float64', [T, d]);
+    const k = g.input('k', 'float64', [T, d]);
+    const tables = rotaryTables(g, T, d, 100);
+    const rq = rotary(q, tables);
+    const scores = matmul(rq, transpose(rotary(k, tables), [1, 0]));
+    const norms = reduceSum(mul(rq, rq), [-1]);
+    const session = await ort.InferenceSession.create(toOnnx(g, { outputs: { scores, norms } }), { intraOpNumThreads: 1 });
+    const random = seededRandom(2);
+    const qv = normal(random, d);
+    const kv = normal(random, d);
+    const tile = (v: Float64Array) => Float64Array.from({ length: T * d }, (_, i) => v[i % d]!);
+    const out = await session.run({ q: new ort.Tensor('float64', tile(qv), [T, d]), k: new ort.Tensor('float64', tile(kv), [T, d]) });
+    await session.release();
+    const s = out.scores!.data as Float64Array;
+    for (let t = 1; t < T; t++) for (let u = 1; u < T; u++) expect(s[t * T + u]).toBeCloseTo(s[(t - 1) * T + (u - 1)]!, 12);
+    expect(Math.abs(s[0]! - s[T - 1]!)).toBeGreaterThan(1e-3); // and it does change with distance
+    const qq = qv.reduce((a, v) => a + v * v, 0);
+    for (const n of out.norms!.data as Float64Array) expect(n).toBeCloseTo(qq, 12);
   });
   it('causally masked softmax', async () => {
     const c = new Case();

@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { parse } from 'yaml';
 import { DEFAULT_SMALL_GPT, GptConfigError, gptFlopsPerToken, gptParamCount, parseGptConfig } from '../../trainer/src/model/config.js';
+import { defaultFfnWidth, describeModel, modelFlopsPerToken, modelParamCount, modelParamSpecs, parseModelConfig } from '../../trainer/src/model/index.js';
+import { layoutOf } from '../../trainer/src/params.js';
 
 const valid = { vocabSize: 4096, seqLen: 128, layers: 4, dModel: 256, heads: 4 };
 
@@ -20,7 +22,7 @@ describe('GPT config', () => {
   });
 
   it.each<[string, unknown, RegExp]>([
-    ['an unknown field', { ...valid, dropout: 0.1 }, /^model\.dropout: unknown field \(allowed: vocabSize, seqLen, layers, dModel, heads, mlpRatio, norm\)$/],
+    ['an unknown field', { ...valid, dropout: 0.1 }, /^model\.dropout: unknown field \(allowed: family, vocabSize, seqLen, layers, dModel, heads, mlpRatio, norm\)$/],
     ['a misspelt field', { ...valid, nHeads: 4 }, /^model\.nHeads: unknown field/],
     ['heads not dividing dModel', { ...valid, dModel: 512, heads: 6 }, /^model\.heads: 6 does not divide model\.dModel \(512\)$/],
     ['a missing size', { ...valid, layers: undefined }, /^model\.layers: is required$/],
@@ -59,5 +61,54 @@ describe('GPT config', () => {
     const forward = 2 * (2 * 192 + 40) + 4 * 2 * 3 * 4;
     expect(gptFlopsPerToken(c, 'forward')).toBe(forward);
     expect(gptFlopsPerToken(c)).toBe(3 * forward);
+  });
+});
+
+describe('Llama config', () => {
+  const llama = { family: 'llama', vocabSize: 512, seqLen: 64, layers: 2, dModel: 128, heads: 4 };
+
+  it('parses a valid model section and fills the defaults (multi-head, 8/3 width rounded to 64, untied)', () => {
+    expect(parseModelConfig(llama)).toEqual({ ...llama, kvHeads: 4, ffnWidth: 384, ropeTheta: 10_000, normEps: 1e-5, tiedEmbeddings: false });
+    expect(defaultFfnWidth(512)).toBe(1408);
+    expect(parseModelConfig({ ...llama, kvHeads: 2, ffnWidth: 100, tiedEmbeddings: true, ropeTheta: 500_000 })).toMatchObject({ kvHeads: 2, ffnWidth: 100, tiedEmbeddings: true, ropeTheta: 500_000 });
+  });
+
+  it('keeps a config without a family a GPT', () => {
+    expect(parseModelConfig(valid)).toEqual({ ...valid, mlpRatio: 4, norm: 'layernorm' });
+    expect(parseModelConfig({ ...valid, family: 'gpt' })).toEqual({ ...valid, mlpRatio: 4, norm: 'layernorm' });
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ['an unknown family', { ...llama, family: 'mamba' }, /^model\.family: must be one of gpt, llama, got "mamba"$/],
+    ['a GPT-only field', { ...llama, mlpRatio: 4 }, /^model\.mlpRatio: unknown field \(allowed: family, vocabSize, seqLen, layers, dModel, heads, kvHeads, ffnWidth, ropeTheta, normEps, tiedEmbeddings\)$/],
+    ['a Llama-only field on a GPT', { ...valid, kvHeads: 2 }, /^model\.kvHeads: unknown field/],
+    ['kvHeads not dividing heads', { ...llama, kvHeads: 3 }, /^model\.kvHeads: 3 does not divide model\.heads \(4\)$/],
+    ['an odd head size', { ...llama, dModel: 12, heads: 4 }, /^model\.heads: the head size model\.dModel \/ model\.heads = 3 must be even/],
+    ['a word for tiedEmbeddings', { ...llama, tiedEmbeddings: 'yes' }, /^model\.tiedEmbeddings: must be true or false, got string "yes"$/],
+    ['a zero ropeTheta', { ...llama, ropeTheta: 0 }, /^model\.ropeTheta: must be a positive number, got number 0$/],
+  ])('refuses %s, naming the field', (_what, raw, message) => {
+    expect(() => parseModelConfig(raw)).toThrow(message);
+  });
+
+  it('counts the parameters of published Llama-family models exactly', () => {
+    // Llama 3.2 1B (tied) and TinyLlama 1.1B (untied), as their model cards give them.
+    const llama32 = parseModelConfig({ family: 'llama', vocabSize: 128_256, seqLen: 2048, layers: 16, dModel: 2048, heads: 32, kvHeads: 8, ffnWidth: 8192, tiedEmbeddings: true });
+    expect(modelParamCount(llama32)).toBe(1_235_814_400);
+    const tinyLlama = parseModelConfig({ family: 'llama', vocabSize: 32_000, seqLen: 2048, layers: 22, dModel: 2048, heads: 32, kvHeads: 4, ffnWidth: 5632 });
+    expect(modelParamCount(tinyLlama)).toBe(1_100_048_384);
+    expect(modelParamCount(tinyLlama)).toBe(layoutOf(modelParamSpecs(tinyLlama)).size);
+  });
+
+  it('counts matmul FLOPs per token like the GPT: 2 per weight, 4·T·C per layer, 3× to train', () => {
+    const c = parseModelConfig({ ...llama, kvHeads: 2, ffnWidth: 256 });
+    const perLayer = 128 * (4 + 2 * 2) * 32 + 128 * 128 + 3 * 128 * 256; // qkv, o, gate+up+down
+    const forward = 2 * (2 * perLayer + 512 * 128) + 4 * 2 * 64 * 128;
+    expect(modelFlopsPerToken(c, 'forward')).toBe(forward);
+    expect(modelFlopsPerToken(c)).toBe(3 * forward);
+  });
+
+  it('describes a model in one line: parameters, FLOPs per token and the memory floor', () => {
+    const line = describeModel(parseModelConfig({ family: 'llama', vocabSize: 128_256, seqLen: 2048, layers: 16, dModel: 2048, heads: 32, kvHeads: 8, ffnWidth: 8192, tiedEmbeddings: true }), 1);
+    expect(line).toMatch(/^Llama 16 layers, dModel 2048, 32 heads \(8 key\/value\), ffn 8192, tied output, seq 2048, vocab 128256: 1\.24B parameters, \d+\.\d{3} GFLOP per trained token, memory floor \d+\.\d\d GiB at batch 1 \(18\.42 state/);
   });
 });

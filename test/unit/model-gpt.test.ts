@@ -5,124 +5,33 @@
 // the flat parameter vector.
 import { describe, expect, it } from '@jest/globals';
 import * as ort from 'onnxruntime-node';
-import { normal, seededRandom } from '../../trainer/src/graph/gradcheck.js';
 import type { FloatDType } from '../../trainer/src/graph/index.js';
 import type { GptConfig } from '../../trainer/src/model/config.js';
-import { buildGptGraph, gptParamSpecs, initGptParams, paramRole, type GptOutputs } from '../../trainer/src/model/gpt.js';
-import { layoutOf, type ParamLayout } from '../../trainer/src/params.js';
+import { buildGptGraph, initGptParams, type GptOutputs } from '../../trainer/src/model/gpt.js';
+import { lossOf, modelSession, randomBatch, sessionOptions, spreadParams, wholeModelGradCheck } from '../support/model-graphs.js';
 
 const tiny: GptConfig = { vocabSize: 11, seqLen: 5, layers: 2, dModel: 8, heads: 2, mlpRatio: 4, norm: 'layernorm' };
 const BATCH = 2;
-const sessionOptions: ort.InferenceSession.SessionOptions = { executionProviders: ['cpu'], intraOpNumThreads: 1, interOpNumThreads: 1 };
-
-interface Batch {
-  tokens: Int32Array;
-  targets: Int32Array;
-}
-
-function randomBatch(config: GptConfig, batch: number, seed: number): Batch {
-  const random = seededRandom(seed);
-  const n = batch * config.seqLen;
-  const ids = Int32Array.from({ length: n + batch }, () => Math.floor(random() * config.vocabSize));
-  ids[1] = ids[0] as number; // a repeated token: the embedding gradient must add both rows
-  const tokens = new Int32Array(n);
-  const targets = new Int32Array(n);
-  for (let b = 0; b < batch; b++) {
-    for (let t = 0; t < config.seqLen; t++) {
-      tokens[b * config.seqLen + t] = ids[b * (config.seqLen + 1) + t] as number;
-      targets[b * config.seqLen + t] = ids[b * (config.seqLen + 1) + t + 1] as number;
-    }
-  }
-  return { tokens, targets };
-}
-
-/** Parameters far from the GPT-2 init, so attention, GELU and the norms are all non-linear where
- * the gradients are checked: weights N(0, 0.5²), biases N(0, 0.1²), gains 1 + N(0, 0.1²). */
-function spreadParams(layout: ParamLayout, seed: number): Float64Array {
-  const random = seededRandom(seed);
-  const flat = new Float64Array(layout.size);
-  for (const t of layout.tensors) {
-    const role = paramRole(t.name);
-    const v = normal(random, t.size, role === 'bias' || role === 'gain' ? 0.1 : 0.5);
-    flat.set(role === 'gain' ? v.map((e) => 1 + e) : v, t.offset);
-  }
-  return flat;
-}
-
-/** A session over one graph and a way to run it on a flat parameter vector (fed as views). */
-async function gptSession(config: GptConfig, dtype: FloatDType, outputs: GptOutputs, batch = BATCH) {
-  const layout = layoutOf(gptParamSpecs(config));
-  const session = await ort.InferenceSession.create(buildGptGraph(config, { batch, dtype, outputs }), sessionOptions);
-  const shape = [batch, config.seqLen];
-  const run = async (flat: Float32Array | Float64Array, data: Batch) => {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const t of layout.tensors) feeds[t.name] = new ort.Tensor(dtype, flat.subarray(t.offset, t.offset + t.size), [...t.shape]);
-    feeds.tokens = new ort.Tensor('int32', data.tokens, shape);
-    if (outputs !== 'logits') feeds.targets = new ort.Tensor('int32', data.targets, shape);
-    expect(Object.keys(feeds).sort()).toEqual([...session.inputNames].sort());
-    return session.run(feeds);
-  };
-  return { session, layout, run };
-}
-
-const lossOf = (result: ort.InferenceSession.ReturnType): number => Number(result.loss?.data[0]);
+const gptSession = (config: GptConfig, dtype: FloatDType, outputs: GptOutputs, batch = BATCH) => modelSession(config, dtype, outputs, batch);
 
 describe.each<GptConfig['norm']>(['layernorm', 'rmsnorm'])('the GPT graphs (%s)', (norm) => {
   const config: GptConfig = { ...tiny, norm };
   const data = randomBatch(config, BATCH, 3);
 
   it('returns a flat gradient equal to central finite differences of the loss (float64, every parameter)', async () => {
-    const train = await gptSession(config, 'float64', 'train');
-    const forward = await gptSession(config, 'float64', 'loss');
-    const flat = spreadParams(train.layout, 11);
-    try {
-      const result = await train.run(flat, data);
-      const grads = result.grads?.data as Float64Array;
-      expect(result.grads?.dims).toEqual([train.layout.size]);
-      expect(grads.length).toBe(train.layout.size);
-
-      // eps 1e-5: the quotient's rounding noise (~1e-16·loss/eps ≈ 1e-10) and its truncation error
-      // (~eps²·f'''/6) both stay below 1e-9; the worst error seen is 5e-8 (with eps 1e-6, 5e-7).
-      const eps = 1e-5;
-      const floor = 1e-3; // gradients below it are compared absolutely, at this scale
-      const random = seededRandom(5);
-      let worst = { error: 0, name: '', index: -1, analytic: 0, numeric: 0 };
-      let checked = 0;
-      for (const t of train.layout.tensors) {
-        // 8 coordinates of every tensor (all of a small one), always including its first and last.
-        const picks = new Set([0, t.size - 1]);
-        while (picks.size < Math.min(8, t.size)) picks.add(Math.floor(random() * t.size));
-        for (const i of picks) {
-          const at = t.offset + i;
-          const original = flat[at] as number;
-          flat[at] = original + eps;
-          const plus = lossOf(await forward.run(flat, data));
-          flat[at] = original - eps;
-          const minus = lossOf(await forward.run(flat, data));
-          flat[at] = original;
-          const numeric = (plus - minus) / (2 * eps);
-          const analytic = grads[at] as number;
-          const error = Math.abs(analytic - numeric) / Math.max(Math.abs(analytic), Math.abs(numeric), floor);
-          if (error >= worst.error) worst = { error, name: t.name, index: i, analytic, numeric };
-          checked++;
-        }
-      }
-      if (worst.error >= 1e-6) console.log(worst);
-      expect(checked).toBe(train.layout.tensors.reduce((n, t) => n + Math.min(8, t.size), 0));
-      expect(worst.error).toBeLessThan(1e-6);
-      // The check is not vacuous: the loss is far from trivial and the gradients are large.
-      expect(lossOf(result)).toBeGreaterThan(1);
-      expect(Math.max(...grads.map(Math.abs))).toBeGreaterThan(0.1);
-    } finally {
-      await train.session.release();
-      await forward.session.release();
-    }
+    const check = await wholeModelGradCheck(config, data, BATCH, 11);
+    expect(check.checked).toBe(check.expectedChecks);
+    // The worst error seen is 5e-8 (with eps 1e-6, 5e-7).
+    expect(check.worst.error).toBeLessThan(1e-6);
+    // The check is not vacuous: the loss is far from trivial and the gradients are large.
+    expect(check.loss).toBeGreaterThan(1);
+    expect(check.maxGradient).toBeGreaterThan(0.1);
   });
 
   it('computes the same loss and gradients in float32 as in float64', async () => {
     const f64 = await gptSession(config, 'float64', 'train');
     const f32 = await gptSession(config, 'float32', 'train');
-    const values = Float32Array.from(spreadParams(f64.layout, 12)); // both graphs see the same (float32) values
+    const values = Float32Array.from(spreadParams(config, f64.layout, 12)); // both graphs see the same (float32) values
     const r64 = await f64.run(Float64Array.from(values), data);
     const r32 = await f32.run(values, data);
     await f64.session.release();

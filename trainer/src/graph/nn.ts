@@ -3,7 +3,7 @@
 // cross-entropy are plain compositions and autodiff derives their gradients.
 
 import { attr, formatShape, isFloat, shapeError, type FloatDType, type Graph, type Tensor } from './graph.js';
-import { add, div, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sqrt, sub, sumTo, tanh } from './ops.js';
+import { add, concat, div, exp, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sigmoid, split, sqrt, sub, sumTo, tanh } from './ops.js';
 
 function requireVector(op: string, v: Tensor | undefined, size: number, x: Tensor): void {
   if (v !== undefined && (v.rank !== 1 || v.shape[0] !== size || v.dtype !== x.dtype)) {
@@ -51,6 +51,45 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   requireVector('RMSNorm', weight, x.shape.at(-1) ?? 0, x);
   const rms = sqrt(add(reduceMean(mul(x, x), [-1], true), eps));
   return mul(div(x, rms), weight);
+}
+
+/** SiLU (swish), x·σ(x): the gate of a SwiGLU MLP. float32: x·Sigmoid(x), which ORT fuses into
+ * one kernel (com.microsoft QuickGelu). That kernel has no float64 version and ORT fuses anyway,
+ * so float64 graphs (gradient checks) write the same function as x / (1 + e^−x). */
+export function silu(x: Tensor): Tensor {
+  return x.dtype === 'float64' ? div(x, add(exp(neg(x)), 1)) : mul(x, sigmoid(x));
+}
+
+/**
+ * The cos and sin tables of rotary position embeddings (RoFormer; Llama's layout): [T, d] each,
+ * position t and channel i holding cos/sin(t · θ^(−2j/d)) with j = i mod d/2, so the two halves of
+ * a head's channels share frequencies. Computed in float64 and rounded once into the graph's dtype.
+ */
+export function rotaryTables(graph: Graph, seqLen: number, headSize: number, theta: number, dtype: FloatDType = graph.dtype): { cos: Tensor; sin: Tensor } {
+  if (headSize % 2 !== 0) throw new Error(`rotaryTables: the head size must be even, got ${headSize}`);
+  const half = headSize / 2;
+  const cos = new Float64Array(seqLen * headSize);
+  const sin = new Float64Array(seqLen * headSize);
+  for (let t = 0; t < seqLen; t++) {
+    for (let i = 0; i < headSize; i++) {
+      const angle = t * theta ** (-(2 * (i % half)) / headSize);
+      cos[t * headSize + i] = Math.cos(angle);
+      sin[t * headSize + i] = Math.sin(angle);
+    }
+  }
+  return { cos: graph.constant(cos, dtype, [seqLen, headSize]), sin: graph.constant(sin, dtype, [seqLen, headSize]) };
+}
+
+/**
+ * Rotary position embedding of x [..., T, d] with tables from rotaryTables: x·cos + rotate(x)·sin,
+ * where rotate(x) = concat(−x₂, x₁) for the halves x₁, x₂ of the last axis (Hugging Face's
+ * rotate_half: channel i pairs with channel i + d/2). Linear in x, so its gradient is the same
+ * rotation transposed, which autodiff derives from split, neg and concat.
+ */
+export function rotary(x: Tensor, tables: { cos: Tensor; sin: Tensor }): Tensor {
+  const d = x.shape.at(-1) ?? 0;
+  const [x1, x2] = split(x, -1, [d / 2, d / 2]) as [Tensor, Tensor];
+  return add(mul(x, tables.cos), mul(concat([neg(x2), x1], -1), tables.sin));
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);

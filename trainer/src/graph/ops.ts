@@ -113,6 +113,7 @@ export const exp = (x: Tensor): Tensor => unary('Exp', x, (gy, _x, y) => mul(gy,
 export const log = (x: Tensor): Tensor => unary('Log', x, (gy, x0) => div(gy, x0));
 export const sqrt = (x: Tensor): Tensor => unary('Sqrt', x, (gy, _x, y) => div(mul(gy, 0.5), y));
 export const tanh = (x: Tensor): Tensor => unary('Tanh', x, (gy, _x, y) => mul(gy, sub(1, mul(y, y))));
+export const sigmoid = (x: Tensor): Tensor => unary('Sigmoid', x, (gy, _x, y) => mul(gy, mul(y, sub(1, y))));
 
 /** cond ? a : b elementwise, with broadcasting. No gradient flows to the condition. */
 export function where(cond: Tensor, a: Operand, b: Operand): Tensor {

@@ -1,10 +1,13 @@
 // The model part of a TrainingRun spec: a GPT's architecture as plain data, checked once, with
 // errors that name the field ("model.heads: 6 does not divide model.dModel (512)").
 import { ConfigError } from '../config-error.js';
+import { Fields, LIMITS, MAX_PARAMS } from './fields.js';
 
 export type NormKind = 'layernorm' | 'rmsnorm';
 
 export interface GptConfig {
+  /** The model family; absent means 'gpt' (configs written before there was a choice). */
+  family?: 'gpt';
   /** Token ids are 0 … vocabSize − 1 (the tokenizer's vocabulary, EOT included). */
   vocabSize: number;
   /** Context length: tokens per sequence, and the number of learned positions. */
@@ -39,60 +42,29 @@ export const DEFAULT_SMALL_GPT: Readonly<GptConfig> = Object.freeze({
 export { ConfigError as GptConfigError } from '../config-error.js';
 
 const NORMS: readonly NormKind[] = ['layernorm', 'rmsnorm'];
-const FIELDS: readonly (keyof GptConfig)[] = ['vocabSize', 'seqLen', 'layers', 'dModel', 'heads', 'mlpRatio', 'norm'];
-
-/** Upper bounds that catch typos (an extra zero) before they become an allocation failure.
- * Token ids travel as int32; the parameter vector is one Float32Array. */
-const LIMITS = { vocabSize: 2 ** 31 - 1, seqLen: 1 << 20, layers: 1024, dModel: 1 << 16, heads: 1 << 12 } as const;
-const MAX_PARAMS = 2 ** 32 - 1;
+const FIELDS: readonly (keyof GptConfig)[] = ['family', 'vocabSize', 'seqLen', 'layers', 'dModel', 'heads', 'mlpRatio', 'norm'];
 
 /** Validates the `model` part of a spec (a plain object, as parsed from YAML) and fills defaults. */
 export function parseGptConfig(raw: unknown, field = 'model'): GptConfig {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError(field, `must be a mapping, got ${describe(raw)}`);
-  }
-  const obj = raw as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    if (!(FIELDS as readonly string[]).includes(key)) {
-      throw new ConfigError(`${field}.${key}`, `unknown field (allowed: ${FIELDS.join(', ')})`);
-    }
-  }
-  const size = (key: keyof typeof LIMITS): number => {
-    const value = obj[key];
-    const path = `${field}.${key}`;
-    if (value === undefined || value === null) throw new ConfigError(path, 'is required');
-    if (typeof value !== 'number' || !Number.isInteger(value)) throw new ConfigError(path, `must be an integer, got ${describe(value)}`);
-    if (value < 1) throw new ConfigError(path, `must be at least 1, got ${value}`);
-    if (value > LIMITS[key]) throw new ConfigError(path, `must be at most ${LIMITS[key]}, got ${value}`);
-    return value;
-  };
+  const fields = new Fields(raw, field, FIELDS);
+  fields.oneOf('family', ['gpt'], 'gpt');
   const config: GptConfig = {
-    vocabSize: size('vocabSize'),
-    seqLen: size('seqLen'),
-    layers: size('layers'),
-    dModel: size('dModel'),
-    heads: size('heads'),
+    vocabSize: fields.integer('vocabSize', LIMITS.vocabSize),
+    seqLen: fields.integer('seqLen', LIMITS.seqLen),
+    layers: fields.integer('layers', LIMITS.layers),
+    dModel: fields.integer('dModel', LIMITS.dModel),
+    heads: fields.integer('heads', LIMITS.heads),
     mlpRatio: 4,
     norm: 'layernorm',
   };
   if (config.dModel % config.heads !== 0) {
     throw new ConfigError(`${field}.heads`, `${config.heads} does not divide ${field}.dModel (${config.dModel})`);
   }
-  if (obj.mlpRatio !== undefined) {
-    const value = obj.mlpRatio;
-    const path = `${field}.mlpRatio`;
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) throw new ConfigError(path, `must be a positive number, got ${describe(value)}`);
-    if (!Number.isInteger(value * config.dModel)) {
-      throw new ConfigError(path, `${value} · ${field}.dModel (${config.dModel}) is not an integer MLP width`);
-    }
-    config.mlpRatio = value;
+  config.mlpRatio = fields.positive('mlpRatio', 4);
+  if (!Number.isInteger(config.mlpRatio * config.dModel)) {
+    throw new ConfigError(`${field}.mlpRatio`, `${config.mlpRatio} · ${field}.dModel (${config.dModel}) is not an integer MLP width`);
   }
-  if (obj.norm !== undefined) {
-    if (typeof obj.norm !== 'string' || !(NORMS as readonly string[]).includes(obj.norm)) {
-      throw new ConfigError(`${field}.norm`, `must be one of ${NORMS.join(', ')}, got ${describe(obj.norm)}`);
-    }
-    config.norm = obj.norm as NormKind;
-  }
+  config.norm = fields.oneOf('norm', NORMS, 'layernorm');
   const count = gptParamCount(config);
   if (count > MAX_PARAMS) throw new ConfigError(field, `${count} parameters do not fit one Float32Array (at most ${MAX_PARAMS})`);
   return config;
@@ -126,12 +98,4 @@ export function gptFlopsPerToken(config: GptConfig, pass: 'forward' | 'train' = 
   const matmulWeights = L * (4 * C * C + 2 * mlpWidth(config) * C) + V * C;
   const forward = 2 * matmulWeights + 4 * L * T * C;
   return pass === 'train' ? 3 * forward : forward;
-}
-
-function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'a list';
-  if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `string ${JSON.stringify(value)}`;
-  return `${typeof value} ${String(value)}`;
 }

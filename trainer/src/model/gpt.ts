@@ -10,7 +10,8 @@
 // Weights are stored [in, out] (y = x @ w + b).
 
 import * as G from '../graph/index.js';
-import { layoutOf, viewsOf, type TensorSpec } from '../params.js';
+import { layoutOf, type TensorSpec } from '../params.js';
+import { finishGraph, graphWithParams, type ModelGraphOptions, type ModelOutputs } from './graph-io.js';
 import { mlpWidth, parseGptConfig, type GptConfig } from './config.js';
 import { fillNormal, streamOf } from './random.js';
 
@@ -95,25 +96,9 @@ export function initGptParams(config: GptConfig, seed: number | string, into?: F
 
 // ---------------------------------------------------------------- graph
 
-/** 'train': loss and the flat gradient; 'loss': loss only (evaluation); 'logits': logits only
- * (sampling, inference export; no targets input). */
-export type GptOutputs = 'train' | 'loss' | 'logits';
-
-export interface GptGraphOptions {
-  /** Sequences per run (the first dimension of tokens, targets and logits). */
-  readonly batch: number;
-  /** float32 to train; float64 for gradient checks of the same graph. Default float32. */
-  readonly dtype?: G.FloatDType;
-  readonly outputs: GptOutputs;
-  /** Bake these parameters (the flat vector) into the model as initializers named like the
-   * specs, for a self-contained inference model: its only inputs are then `tokens` (and
-   * `targets` for 'loss'). Not for 'train'. */
-  readonly weights?: Float32Array;
-  /** 'train' only: one flat `grads` output (default), or one output `grad.<name>` per parameter,
-   * which a caller can bind to views of one flat buffer so ORT writes each gradient in place
-   * instead of holding them all and a concatenated copy (half the gradient memory). */
-  readonly gradients?: 'flat' | 'per-tensor';
-}
+/** The GPT's graph kinds and options: those of every family (graph-io.ts). */
+export type GptOutputs = ModelOutputs;
+export type GptGraphOptions = ModelGraphOptions;
 
 /**
  * The model as ONNX bytes. Inputs: every parameter by its spec name ([dtype] of its spec shape),
@@ -124,27 +109,11 @@ export interface GptGraphOptions {
  *   logits: logits [batch, seqLen, vocabSize]
  */
 export function buildGptGraph(config: GptConfig, options: GptGraphOptions): Uint8Array {
-  const { batch: B, outputs } = options;
-  if (!Number.isInteger(B) || B < 1) throw new Error(`buildGptGraph: batch must be a positive integer, got ${B}`);
-  if (!['train', 'loss', 'logits'].includes(outputs)) throw new Error(`buildGptGraph: outputs must be train, loss or logits, got ${String(outputs)}`);
   const specs = gptParamSpecs(config);
+  const { g, p } = graphWithParams('buildGptGraph', specs, options);
+  const B = options.batch;
   const { seqLen: T, layers: L, dModel: C, heads: H } = config;
   const hs = C / H;
-  const g = new G.Graph({ dtype: options.dtype ?? 'float32' });
-
-  // Parameters first, in layout order: g.params, gptParamSpecs and the grads output agree.
-  const baked = options.weights === undefined ? undefined : viewsOf(layoutOf(specs), options.weights);
-  if (baked !== undefined && outputs === 'train') throw new Error('buildGptGraph: weights are baked in for inference only, not for train');
-  const param = (s: TensorSpec): G.Tensor => {
-    const value = baked?.get(s.name);
-    return value === undefined ? g.param(s.name, s.shape) : g.constant(value, g.dtype, s.shape, s.name);
-  };
-  const params = new Map(specs.map((s) => [s.name, param(s)]));
-  const p = (name: string): G.Tensor => {
-    const t = params.get(name);
-    if (t === undefined) throw new Error(`internal: no parameter ${name}`);
-    return t;
-  };
   const tokens = g.input('tokens', 'int32', [B, T]);
 
   const norm = (x: G.Tensor, prefix: string): G.Tensor =>
@@ -172,18 +141,5 @@ export function buildGptGraph(config: GptConfig, options: GptGraphOptions): Uint
   }
   x = norm(x, 'lnf');
   const logits = G.matmul(x, G.transpose(p('wte'), [1, 0])); // [B, T, V]: tied output projection
-  if (outputs === 'logits') return G.toOnnx(g, { outputs: { logits }, name: 'gpt-logits' });
-
-  const targets = g.input('targets', 'int32', [B, T]);
-  if (outputs === 'loss') {
-    const sequenceLosses = G.sequenceCrossEntropy(logits, targets);
-    return G.toOnnx(g, { outputs: { loss: G.mean(sequenceLosses), sequenceLosses }, name: 'gpt-loss' });
-  }
-  const loss = G.crossEntropy(logits, targets);
-
-  const grads = G.gradients(loss, g.params);
-  if (options.gradients === 'per-tensor') {
-    return G.toOnnx(g, { outputs: { loss, ...Object.fromEntries(g.params.map((param, i) => [`grad.${param.name}`, grads[i]!])) }, name: 'gpt-train' });
-  }
-  return G.toOnnx(g, { outputs: { loss, grads: G.concat(grads.map((t) => G.reshape(t, [t.size])), 0) }, name: 'gpt-train' });
+  return finishGraph(g, logits, options, 'gpt');
 }
