@@ -13,7 +13,7 @@ const BENCHMARKS = new Map<string, { about: string; load: () => Promise<Benchmar
   ['data', { about: 'tokens/s the prepared-dataset loader delivers vs raw reads of the same files (goal ≥ 0.5×); peak RSS reading a 4 GiB dataset (goal ≤ 256 MiB above start)', load: () => import('./data.js') }],
   ['operator', { about: 'time for 500 TrainingRuns to settle vs a client writing the same objects (goal ≤ 1.5×); operator RSS with them cached (goal < 256 MiB)', load: () => import('./operator.js') }],
   ['round', { about: 'share of each outer round spent outside inner steps with 4 clusters (goal ≤ 10 %); coordinator peak RSS vs model size (goal ≤ 4× + payloads)', load: () => import('./round.js') }],
-  ['trainer', { about: 'training-step FLOP/s vs the ORT MatMul peak (MFU-style) for a dModel=512 GPT; peak RSS vs its floor', load: () => import('./trainer.js') }],
+  ['trainer', { about: 'training-step FLOP/s vs the ORT MatMul peak (MFU-style) for a dModel=512 GPT and Llama; peak RSS vs its floor', load: () => import('./trainer.js') }],
   ['wire', { about: 'envelope seal+open per second; gRPC payload streaming vs raw TCP (64 MiB in 1–4 MiB chunks)', load: () => import('./wire.js') }],
 ]);
 

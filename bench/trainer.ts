@@ -1,14 +1,16 @@
-// `npm run bench -- trainer [--steps N] [--runs N] [--json FILE]`
+// `npm run bench -- trainer [--models gpt,llama] [--steps N] [--runs N] [--json FILE]`
 //
+// For each model, both at dModel 512 (a GPT, and a Llama-family model with grouped-query
+// attention and an untied output):
 // (a) Speed: tokens/s of whole training steps (batch gathering, forward + backward in ORT,
-//     gradient clipping, AdamW, on the trainer's worker thread) for a dModel=512 GPT, turned into
-//     achieved FLOP/s with the usual count (3 × forward matmul FLOPs per token), against the peak
-//     of a bare ORT MatMul on the same threads, measured in the same run, interleaved: an
-//     MFU-style ratio. Goal ≥ 0.5.
+//     gradient clipping, AdamW, on the trainer's worker thread), turned into achieved FLOP/s with
+//     the usual count (3 × forward matmul FLOPs per token), against the peak of a bare ORT MatMul
+//     on the same threads, measured in the same run, interleaved: an MFU-style ratio. Goals: GPT
+//     ≥ 0.5, Llama ≥ 0.7.
 // (b) Memory: the peak RSS of a process that only trains (bench/trainer-memory.ts, 10 steps)
-//     against a floor computed from the config: parameters,
-//     gradients, both AdamW moments (4 × P float32), and the activations one step must keep for
-//     the backward pass (see activationFloorBytes). Goal ≤ 2× the floor.
+//     against a floor computed from the config: parameters, gradients, both AdamW moments
+//     (4 × P float32), and the activations one step must keep for the backward pass
+//     (activationFloorBytes in trainer/src/model/family.ts). Goal ≤ 2× the floor.
 import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -16,102 +18,112 @@ import { parseArgs, promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { TrainerThread } from '../trainer/src/engine/trainer-thread.js';
 import { Graph, matmul, toOnnx } from '../trainer/src/graph/index.js';
-import { gptFlopsPerToken, gptParamCount, mlpWidth, type GptConfig } from '../trainer/src/model/config.js';
-import { parseTrainConfig } from '../trainer/src/train/config.js';
+import { describeModel, modelFlopsPerToken, trainingMemoryFloor } from '../trainer/src/model/family.js';
+import { parseTrainConfig, type TrainConfig } from '../trainer/src/train/config.js';
 import { fmt, median, progress, progressDone, table } from './report.js';
 
-const GOALS = { mfu: 0.5, memory: 2 };
 const THREADS = 2;
-const USAGE = 'usage: npm run bench -- trainer [--steps N (per run, default 20)] [--runs N (default 5)] [--json FILE]';
+const MEMORY_GOAL = 2;
+const USAGE = 'usage: npm run bench -- trainer [--models gpt,llama (default both)] [--steps N (per run, default 20)] [--runs N (default 5)] [--json FILE]';
+
+/** The benchmark's models: same width, depth, context, vocabulary and batch. */
+const MODELS = {
+  gpt: { label: 'GPT', goal: 0.5, model: { vocabSize: 4096, seqLen: 128, layers: 4, dModel: 512, heads: 8 } },
+  llama: { label: 'Llama', goal: 0.7, model: { family: 'llama', vocabSize: 4096, seqLen: 128, layers: 4, dModel: 512, heads: 8, kvHeads: 4 } },
+} as const;
+type ModelName = keyof typeof MODELS;
+
+interface Measured {
+  name: ModelName;
+  raw: unknown;
+  config: TrainConfig;
+  trainer: TrainerThread;
+  stepFlops: number[];
+  tokensPerSecond: number[];
+  maxRssBytes?: number;
+}
 
 export async function main(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parseArgs({ args, options: { steps: { type: 'string', default: '20' }, runs: { type: 'string', default: '5' }, json: { type: 'string' } } }));
+    ({ values } = parseArgs({ args, options: { models: { type: 'string', default: 'gpt,llama' }, steps: { type: 'string', default: '20' }, runs: { type: 'string', default: '5' }, json: { type: 'string' } } }));
   } catch (error) {
     console.error(`${(error as Error).message}\n${USAGE}`);
     return 2;
   }
   const steps = Number(values.steps);
   const runs = Number(values.runs);
-  if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(runs) || runs < 1) {
+  const names = values.models!.split(',');
+  if (!Number.isInteger(steps) || steps < 1 || !Number.isInteger(runs) || runs < 1 || names.some((n) => !(n in MODELS))) {
     console.error(USAGE);
     return 2;
   }
-  const raw = {
-    seed: 1,
-    model: { vocabSize: 4096, seqLen: 128, layers: 4, dModel: 512, heads: 8 },
-    inner: { batch: 8, lr: 1e-3, warmupSteps: 10 },
-    train: { steps: 1_000_000, minutes: 60, threads: THREADS, device: 'cpu' },
-  };
-  const config = parseTrainConfig(raw);
-  const model = config.model;
-  const tokensPerStep = config.inner.batch * model.seqLen;
-  const flopsPerToken = gptFlopsPerToken(model, 'train');
-
-  progress('starting the trainer (building graphs, loading the corpus)');
-  const trainer = await TrainerThread.start(config);
   const peak = await matmulPeak();
-  await trainer.train({ maxSteps: 3 }); // warm-up: first runs allocate ORT's buffers
+  const measured: Measured[] = [];
+  for (const name of names as ModelName[]) {
+    const raw = {
+      seed: 1,
+      model: MODELS[name].model,
+      inner: { batch: 8, lr: 1e-3, warmupSteps: 10 },
+      train: { steps: 1_000_000, minutes: 60, threads: THREADS, device: 'cpu' },
+    };
+    const config = parseTrainConfig(raw);
+    progress(`${name}: starting the trainer (building graphs, loading the corpus)`);
+    const trainer = await TrainerThread.start(config);
+    await trainer.train({ maxSteps: 3 }); // warm-up: first runs allocate ORT's buffers
+    measured.push({ name, raw, config, trainer, stepFlops: [], tokensPerSecond: [] });
+  }
   const peakFlops: number[] = [];
-  const stepFlops: number[] = [];
-  const tokensPerSecond: number[] = [];
   for (let run = 1; run <= runs; run++) {
     progress(`run ${run}/${runs}: MatMul peak`);
     peakFlops.push(await peak.measure());
-    progress(`run ${run}/${runs}: ${steps} training steps`);
-    const started = performance.now();
-    await trainer.train({ maxSteps: steps });
-    const seconds = (performance.now() - started) / 1000;
-    tokensPerSecond.push((steps * tokensPerStep) / seconds);
-    stepFlops.push((steps * tokensPerStep * flopsPerToken) / seconds);
+    for (const m of measured) {
+      progress(`run ${run}/${runs}: ${steps} ${m.name} training steps`);
+      const tokensPerStep = m.config.inner.batch * m.config.model.seqLen;
+      const started = performance.now();
+      await m.trainer.train({ maxSteps: steps });
+      const seconds = (performance.now() - started) / 1000;
+      m.tokensPerSecond.push((steps * tokensPerStep) / seconds);
+      m.stepFlops.push((steps * tokensPerStep * modelFlopsPerToken(m.config.model, 'train')) / seconds);
+    }
   }
-  await trainer.close();
-  progress('peak memory of a process that only trains');
-  const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./trainer-memory.js', import.meta.url)), JSON.stringify(raw), '10']);
-  const { maxRssBytes } = JSON.parse(stdout) as { maxRssBytes: number };
+  for (const m of measured) await m.trainer.close();
+  for (const m of measured) {
+    progress(`${m.name}: peak memory of a process that only trains`);
+    const { stdout } = await promisify(execFile)(process.execPath, [fileURLToPath(new URL('./trainer-memory.js', import.meta.url)), JSON.stringify(m.raw), '10']);
+    m.maxRssBytes = (JSON.parse(stdout) as { maxRssBytes: number }).maxRssBytes;
+  }
   progressDone();
 
-  const params = gptParamCount(model);
-  const floor = { state: 16 * params, activations: activationFloorBytes(model, config.inner.batch) };
-  const floorBytes = floor.state + floor.activations;
-  const mfu = median(stepFlops) / median(peakFlops);
-  const memoryRatio = maxRssBytes / floorBytes;
-  console.log(`trainer: GPT ${model.layers} layers, dModel ${model.dModel}, ${model.heads} heads, seq ${model.seqLen}, vocab ${model.vocabSize} (${fmt(params / 1e6, 2)}M parameters), batch ${config.inner.batch}, ${THREADS} threads, CPU; median of ${runs} interleaved runs of ${steps} steps\n`);
-  console.log(table(['what', 'value', 'goal'], [
-    ['ORT MatMul peak, GFLOP/s (baseline)', fmt(median(peakFlops) / 1e9, 1), ''],
-    ['training step, GFLOP/s achieved', fmt(median(stepFlops) / 1e9, 1), ''],
-    ['tokens/s', fmt(median(tokensPerSecond), 0), ''],
-    ['ratio (MFU-style)', fmt(mfu, 2), `≥ ${GOALS.mfu} ${mfu >= GOALS.mfu ? 'MET' : 'MISSED'}`],
-    ['peak RSS, MB', fmt(maxRssBytes / 1e6, 0), ''],
-    ['floor, MB (state + activations)', `${fmt(floorBytes / 1e6, 0)} (${fmt(floor.state / 1e6, 0)} + ${fmt(floor.activations / 1e6, 0)})`, ''],
-    ['peak RSS / floor', fmt(memoryRatio, 2), `≤ ${GOALS.memory} ${memoryRatio <= GOALS.memory ? 'MET' : 'MISSED'}`],
-  ]));
+  console.log(`trainer: batch 8, ${THREADS} threads, CPU; median of ${runs} interleaved runs of ${steps} steps`);
+  for (const m of measured) console.log(`  ${MODELS[m.name].label}: ${describeModel(m.config.model, m.config.inner.batch)}`);
+  console.log();
+  const rows: string[][] = [['ORT MatMul peak, GFLOP/s (baseline)', fmt(median(peakFlops) / 1e9, 1), '']];
+  const results = measured.map((m) => {
+    const floor = trainingMemoryFloor(m.config.model, m.config.inner.batch);
+    const mfu = median(m.stepFlops) / median(peakFlops);
+    const memoryRatio = m.maxRssBytes! / floor.total;
+    const { label, goal } = MODELS[m.name];
+    rows.push(
+      [`${label}: training step, GFLOP/s achieved`, fmt(median(m.stepFlops) / 1e9, 1), ''],
+      [`${label}: tokens/s`, fmt(median(m.tokensPerSecond), 0), ''],
+      [`${label}: ratio (MFU-style)`, fmt(mfu, 2), `≥ ${goal} ${mfu >= goal ? 'MET' : 'MISSED'}`],
+      [`${label}: peak RSS, MB`, fmt(m.maxRssBytes! / 1e6, 0), ''],
+      [`${label}: floor, MB (state + activations)`, `${fmt(floor.total / 1e6, 0)} (${fmt(floor.state / 1e6, 0)} + ${fmt(floor.activations / 1e6, 0)})`, ''],
+      [`${label}: peak RSS / floor`, fmt(memoryRatio, 2), `≤ ${MEMORY_GOAL} ${memoryRatio <= MEMORY_GOAL ? 'MET' : 'MISSED'}`],
+    );
+    return { model: m.config.model, stepFlops: m.stepFlops, tokensPerSecond: m.tokensPerSecond, maxRssBytes: m.maxRssBytes, floor };
+  });
+  console.log(table(['what', 'value', 'goal'], rows));
   if (values.json !== undefined) {
-    writeFileSync(values.json, `${JSON.stringify({ benchmark: 'trainer', date: new Date().toISOString(), model, batch: config.inner.batch, threads: THREADS, peakFlops, stepFlops, tokensPerSecond, maxRssBytes, floor }, null, 2)}\n`);
+    writeFileSync(values.json, `${JSON.stringify({ benchmark: 'trainer', date: new Date().toISOString(), batch: 8, threads: THREADS, peakFlops, results }, null, 2)}\n`);
   }
   return 0;
 }
 
-/**
- * Bytes of activations one training step must hold for its backward pass, at float32, for a
- * pre-norm GPT (what any implementation that does not recompute must keep): per layer the block
- * input, both norm outputs, q/k/v, the attention output, the MLP hidden before and after GELU
- * (B·T·(1 + 1 + 3 + 1 + 1 + 2·mlp) values, mlp = hidden/dModel, times dModel) plus the attention
- * probabilities (B·heads·T·T); then the final norm output (B·T·C) and the logits with their
- * softmax (2·B·T·V).
- */
-export function activationFloorBytes(model: GptConfig, batch: number): number {
-  const { seqLen: T, layers: L, dModel: C, heads: H, vocabSize: V } = model;
-  const bt = batch * T;
-  const mlp = mlpWidth(model) / C;
-  const perLayer = bt * C * (6 + 2 * mlp) + batch * H * T * T;
-  return 4 * (L * perLayer + bt * C + 2 * bt * V);
-}
-
 /** The best of a few MatMul shapes the model uses, in a bare one-node ORT graph (GFLOP/s × 1e9). */
 async function matmulPeak(): Promise<{ measure: () => Promise<number> }> {
-  const shapes: Array<[number, number, number]> = [[1024, 512, 2048], [1024, 2048, 512], [2048, 2048, 2048]];
+  const shapes: Array<[number, number, number]> = [[1024, 512, 2048], [1024, 2048, 512], [2048, 2048, 2048]]; // the GPT's MLP, its transpose, a large square
   const sessions = await Promise.all(shapes.map(async ([m, k, n]) => {
     const g = new Graph({ dtype: 'float32' });
     const a = g.input('a', 'float32', [m, k]);

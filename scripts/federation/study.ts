@@ -23,7 +23,7 @@ import { peerIdOf } from '../../operator/src/federation/identity.js';
 import { assign } from '../../trainer/src/data/assign.js';
 import { openDataset } from '../../trainer/src/data/open.js';
 import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
-import { buildGptGraph, gptParamSpecs, isDecayed } from '../../trainer/src/model/gpt.js';
+import { buildModelGraph, decayRule, modelParamSpecs } from '../../trainer/src/model/family.js';
 import { layoutOf } from '../../trainer/src/params.js';
 import { lineChart } from '../../trainer/src/report/line-chart.js';
 import { rangeChart } from '../../trainer/src/report/range-chart.js';
@@ -127,8 +127,8 @@ async function runCentralised(seed: number, options: StudyOptions, label: string
   const train: TrainConfig = parseTrainConfigYaml(await readFile(options.trainConfigFile, 'utf8'));
   const { model, inner } = train;
   const dataset = await openDataset(train);
-  const layout = layoutOf(gptParamSpecs(model));
-  const runner = new GraphRunner((await openSession(buildGptGraph(model, { batch: inner.batch, outputs: 'train' }), { device: 'cpu', threads: 1 })).session, layout);
+  const layout = layoutOf(modelParamSpecs(model));
+  const runner = new GraphRunner((await openSession(buildModelGraph(model, { batch: inner.batch, outputs: 'train' }), { device: 'cpu', threads: 1 })).session, layout);
   const initial = ModelState.initial(RUN_ID, model, train.outer, BigInt(seed)).params;
   const params = initial.slice();
   // The all-honest federation's peers, their data in each round as their trainers draw it.
@@ -138,7 +138,7 @@ async function runCentralised(seed: number, options: StudyOptions, label: string
   await trainSynchronous({
     gradient: new BatchGradient(runner, dataset.train, { batch: inner.batch, seqLen: model.seqLen }),
     params, steps,
-    optimizer: new AdamW(layout, isDecayed, { beta1: inner.beta1, beta2: inner.beta2, eps: 1e-8, weightDecay: inner.weightDecay, gradClip: inner.gradClip }),
+    optimizer: new AdamW(layout, decayRule(model), { beta1: inner.beta1, beta2: inner.beta2, eps: 1e-8, weightDecay: inner.weightDecay, gradClip: inner.gradClip }),
     schedule: { lr: inner.lr, warmupSteps: inner.warmupSteps, decaySteps: train.train.steps, minLrRatio: inner.minLrRatio },
     batchesAt: (step) => peers.map((peerId) => assign({
       runSeed: BigInt(seed), peers, peerId, round: Math.floor(step / options.steps), replica: 0, replicas: 1,

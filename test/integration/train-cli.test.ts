@@ -10,7 +10,7 @@ import { GraphRunner, openSession } from '../../trainer/src/engine/session.js';
 import { decodeSafetensors } from '../../trainer/src/export/safetensors.js';
 import { loadTrainedModel } from '../../trainer/src/export/trained-model.js';
 import { loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
-import { buildGptGraph } from '../../trainer/src/model/gpt.js';
+import { buildModelGraph } from '../../trainer/src/model/family.js';
 import { COMMAND_MS, TRAINING_PROCESS_MS, within } from '../support/deadlines.js';
 
 const run = promisify(execFile);
@@ -44,7 +44,7 @@ describe('the training CLIs', () => {
       const tokens = new ort.Tensor('int32', Int32Array.from({ length: 32 }, (_, i) => (i * 37) % 512), [1, 32]);
       const exported = await ort.InferenceSession.create(await readFile(join(dir, 'model.onnx')));
       expect(exported.inputNames).toEqual(['tokens']);
-      const fed = new GraphRunner((await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }))).session, model.layout);
+      const fed = new GraphRunner((await openSession(buildModelGraph(model.config.model, { batch: 1, outputs: 'logits' }))).session, model.layout);
       const a = (await exported.run({ tokens })).logits!.data as Float32Array;
       const b = (await fed.run(model.params, { tokens })).logits!.data as Float32Array;
       expect(a.length).toBe(32 * 512);

@@ -4,12 +4,10 @@ import { MemoryBlobStore } from '../../operator/src/federation/blob-store.js';
 import { runTrainerAgent } from '../../trainer/src/agent/trainer-agent.js';
 import { decodePayload, SparseLoCoEncoder } from '../../trainer/src/codec/index.js';
 import { modelHash } from '../../trainer/src/checkpoint.js';
-import { gptParamSpecs } from '../../trainer/src/model/gpt.js';
 import { aggregate } from '../../trainer/src/outer/aggregate.js';
 import { OuterOptimizer } from '../../trainer/src/outer/optimizer.js';
 import { layoutOf } from '../../trainer/src/params.js';
-import { gptParamCount } from '../../trainer/src/model/config.js';
-import { initGptParams } from '../../trainer/src/model/gpt.js';
+import { initModelParams, modelParamCount, modelParamSpecs } from '../../trainer/src/model/family.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { CALL_MS, TEARDOWN_MS, TRAINERS_JOIN_MS, within, WORKERS_MS } from '../support/deadlines.js';
 import { waitFor } from '../support/wait.js';
@@ -25,9 +23,9 @@ describe('the trainer agent', () => {
       seed: 7, model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
       inner: { batch: 4, lr: 0.01, warmupSteps: 2 }, train: { steps: 1000, minutes: 5, threads: 1, device: 'cpu' },
     });
-    const paramCount = gptParamCount(config.model);
+    const paramCount = modelParamCount(config.model);
     const blobs = new MemoryBlobStore();
-    const base = initGptParams(config.model, 99);
+    const base = initModelParams(config.model, 99);
     const baseHash = blobs.put(new Uint8Array(base.buffer));
     const gateway = new TrainerGateway({ paramCount, blobs });
     const port = await gateway.listen('127.0.0.1', 0);
@@ -97,7 +95,7 @@ describe('the trainer agent', () => {
       new OuterOptimizer(paramCount, config.outer).step(expected, aggregate(
         payloads.map((payload, i) => ({ peerId: ['peer-b', 'peer-a'][i]!, tokens: 1000, score: 0.8, update: decodePayload(payload, paramCount) })), paramCount,
       ).delta);
-      expect(hashes).toEqual([modelHash(layoutOf(gptParamSpecs(config.model)), expected).toString('hex'), hashes[0]]);
+      expect(hashes).toEqual([modelHash(layoutOf(modelParamSpecs(config.model)), expected).toString('hex'), hashes[0]]);
     } finally {
       leave.abort();
       await Promise.all([agent, second]);

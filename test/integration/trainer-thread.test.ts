@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { modelHash } from '../../trainer/src/checkpoint.js';
 import { TrainerThread } from '../../trainer/src/engine/trainer-thread.js';
-import { gptParamSpecs } from '../../trainer/src/model/gpt.js';
+import { modelParamSpecs } from '../../trainer/src/model/family.js';
 import { layoutOf } from '../../trainer/src/params.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { LATE_MS, TRAIN_WINDOW_MS, within, WORKERS_MS } from '../support/deadlines.js';
@@ -14,7 +14,7 @@ const config = parseTrainConfig({
   inner: { batch: 4, lr: 0.01, warmupSteps: 5 },
   train: { steps: 60, minutes: 5, evalBatches: 2, threads: 1, device: 'cpu' },
 });
-const layout = layoutOf(gptParamSpecs(config.model));
+const layout = layoutOf(modelParamSpecs(config.model));
 
 async function trainOnce(steps: number) {
   const trainer = await TrainerThread.start(config);

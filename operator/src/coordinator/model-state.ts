@@ -16,10 +16,9 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { decodeCheckpoint, encodeCheckpointHead, modelHash, saveCheckpoint, type Checkpoint } from '../../../trainer/src/checkpoint.js';
-import { gptParamSpecs, initGptParams } from '../../../trainer/src/model/gpt.js';
+import { initModelParams, modelParamSpecs, type ModelConfig } from '../../../trainer/src/model/family.js';
 import { OuterOptimizer, type OuterConfig } from '../../../trainer/src/outer/optimizer.js';
 import { layoutOf, type ParamLayout } from '../../../trainer/src/params.js';
-import type { GptConfig } from '../../../trainer/src/model/config.js';
 import type { PeerReputation } from '../rounds/reputation.js';
 
 export const LOCAL_CHECKPOINT = 'coordinator.ckpt';
@@ -68,9 +67,9 @@ export class ModelState {
   }
 
   /** Round 0: the initial parameters from the run's seed, the same at every peer. */
-  static initial(runId: string, model: GptConfig, outer: OuterConfig, runSeed: bigint): ModelState {
-    const layout = layoutOf(gptParamSpecs(model));
-    return new ModelState(runId, 0n, initGptParams(model, runSeed.toString()), undefined, outer, layout);
+  static initial(runId: string, model: ModelConfig, outer: OuterConfig, runSeed: bigint): ModelState {
+    const layout = layoutOf(modelParamSpecs(model));
+    return new ModelState(runId, 0n, initModelParams(model, runSeed.toString()), undefined, outer, layout);
   }
 
   /** Takes the outer step with the round's aggregate, in place: θ_{r+1} = step(θ_r); the round moves on. */
@@ -128,7 +127,7 @@ export class ModelState {
   }
 
   /** Resumes from the local checkpoint in `dir`, or returns undefined when there is none. */
-  static async load(dir: string, runId: string, model: GptConfig, outer: OuterConfig): Promise<{ state: ModelState; extras: LocalExtras } | undefined> {
+  static async load(dir: string, runId: string, model: ModelConfig, outer: OuterConfig): Promise<{ state: ModelState; extras: LocalExtras } | undefined> {
     let bytes: Buffer;
     try {
       bytes = await readFile(join(dir, LOCAL_CHECKPOINT));
@@ -137,7 +136,7 @@ export class ModelState {
       throw error;
     }
     const checkpoint = decodeCheckpoint(bytes);
-    const layout = layoutOf(gptParamSpecs(model));
+    const layout = layoutOf(modelParamSpecs(model));
     const params = checkpoint.sections.get('params')!;
     if (params.length !== layout.size) throw new Error(`local checkpoint has ${params.length} parameters, this run's model ${layout.size}`);
     if (checkpoint.meta.runId !== runId) throw new Error(`local checkpoint is of run ${JSON.stringify(checkpoint.meta.runId)}, this is ${runId}`);

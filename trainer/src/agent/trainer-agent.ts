@@ -1,7 +1,7 @@
 import type { ApplyTask, EvaluateTask, JoinResponse, TrainTask } from '../../../proto/gen/concord/v1/trainer_pb.js';
 import { modelHash } from '../checkpoint.js';
 import { decodePayload } from '../codec/index.js';
-import { gptParamSpecs } from '../model/gpt.js';
+import { modelParamSpecs } from '../model/family.js';
 import { aggregate, type Contribution } from '../outer/aggregate.js';
 import { OuterOptimizer } from '../outer/optimizer.js';
 import { layoutOf } from '../params.js';
@@ -35,7 +35,7 @@ export async function runTrainerAgent(options: TrainerAgentOptions): Promise<voi
   const client = new CoordinatorClient(options.coordinator);
   /** The round's base, fetched once per round and kept for the evaluate tasks that follow. */
   let cachedBase: { hash: string; params: Float32Array } | undefined;
-  const layout = layoutOf(gptParamSpecs(config.model));
+  const layout = layoutOf(modelParamSpecs(config.model));
   /** The outer optimizer's state (momentum) lives as long as the trainer takes part in the run. */
   const outer = new OuterOptimizer(layout.size, config.outer);
   try {

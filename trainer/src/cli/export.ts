@@ -9,7 +9,7 @@ import { parseArgs } from 'node:util';
 import { encodeSafetensors } from '../export/safetensors.js';
 import { tokenizerJsonOf, tokenizerConfigJson } from '../data/tokenizer-json.js';
 import { loadTrainedModelForCli } from '../export/trained-model.js';
-import { buildGptGraph } from '../model/gpt.js';
+import { buildModelGraph } from '../model/family.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { checkpoint: { type: 'string', default: 'out/train/model.ckpt' }, out: { type: 'string', default: 'out/export' } } });
@@ -18,7 +18,7 @@ async function main(): Promise<number> {
   await mkdir(values.out!, { recursive: true });
   const metadata = { format: 'concord-gpt', config: JSON.stringify(model.config.model) };
   await writeFile(join(values.out!, 'model.safetensors'), encodeSafetensors(model.layout, model.params, metadata));
-  await writeFile(join(values.out!, 'model.onnx'), buildGptGraph(model.config.model, { batch: 1, outputs: 'logits', weights: model.params }));
+  await writeFile(join(values.out!, 'model.onnx'), buildModelGraph(model.config.model, { batch: 1, outputs: 'logits', weights: model.params }));
   await writeFile(join(values.out!, 'tokenizer.json'), `${JSON.stringify(tokenizerJsonOf(model.tokenizer))}\n`);
   await writeFile(join(values.out!, 'tokenizer_config.json'), `${JSON.stringify(tokenizerConfigJson(model.tokenizer.decode([model.tokenizer.eot])), null, 2)}\n`);
   console.log(`wrote ${['model.safetensors', 'model.onnx', 'tokenizer.json', 'tokenizer_config.json'].map((f) => join(values.out!, f)).join(', ')}`);

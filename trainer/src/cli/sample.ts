@@ -6,7 +6,7 @@ import { GraphRunner, openSession } from '../engine/session.js';
 import { sampleToken } from '../export/sample.js';
 import { seededRandom } from '../random.js';
 import { loadTrainedModelForCli } from '../export/trained-model.js';
-import { buildGptGraph } from '../model/gpt.js';
+import { buildModelGraph } from '../model/family.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -25,7 +25,7 @@ async function main(): Promise<number> {
   const model = await loadTrainedModelForCli(values.checkpoint!);
   if (model === undefined) return 1;
   const { seqLen, vocabSize } = model.config.model;
-  const { session } = await openSession(buildGptGraph(model.config.model, { batch: 1, outputs: 'logits' }));
+  const { session } = await openSession(buildModelGraph(model.config.model, { batch: 1, outputs: 'logits' }));
   const runner = new GraphRunner(session, model.layout);
   const ids = Array.from(model.tokenizer.encode(values.prompt!));
   if (ids.length === 0) ids.push(model.tokenizer.eot);

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { modelHash, saveCheckpoint } from '../checkpoint.js';
 import { TrainerThread } from '../engine/trainer-thread.js';
-import { gptParamSpecs } from '../model/gpt.js';
+import { modelParamSpecs } from '../model/family.js';
 import { layoutOf } from '../params.js';
 import { lineChart } from '../report/line-chart.js';
 import { formatDuration, ProgressLine } from '../report/progress.js';
@@ -61,7 +61,7 @@ async function main(): Promise<number> {
   line.done();
   const seconds = (Date.now() - started) / 1000;
   const finalLoss = validation.at(-1)![1];
-  const layout = layoutOf(gptParamSpecs(model));
+  const layout = layoutOf(modelParamSpecs(model));
   const params = await trainer.readParams();
   const hash = modelHash(layout, params);
   await saveCheckpoint(join(out, 'model.ckpt'), {

@@ -7,7 +7,7 @@ import { parentPort } from 'node:worker_threads';
 import { assign, randomBatches, trainedSample, windowCount } from '../data/assign.js';
 import type { Dataset, TokenSource } from '../data/dataset.js';
 import { openDataset } from '../data/open.js';
-import { buildGptGraph, gptParamSpecs, isDecayed } from '../model/gpt.js';
+import { buildModelGraph, decayRule, modelParamSpecs } from '../model/family.js';
 import { layoutOf } from '../params.js';
 import { AdamW } from '../train/adamw.js';
 import type { TrainConfig } from '../train/config.js';
@@ -32,17 +32,17 @@ let state: State | undefined;
 
 async function init(message: Extract<ToWorker, { type: 'init' }>): Promise<void> {
   const { config } = message;
-  const layout = layoutOf(gptParamSpecs(config.model));
+  const layout = layoutOf(modelParamSpecs(config.model));
   const params = message.params;
   const dataset = await openDataset(config);
   const options = { device: config.train.device, ...(config.train.threads !== undefined ? { threads: config.train.threads } : {}) };
   const { batch } = config.inner;
-  const trainSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'train', gradients: 'per-tensor' }), options);
-  const lossSession = await openSession(buildGptGraph(config.model, { batch, dtype: 'float32', outputs: 'loss' }), options);
+  const trainSession = await openSession(buildModelGraph(config.model, { batch, dtype: 'float32', outputs: 'train', gradients: 'per-tensor' }), options);
+  const lossSession = await openSession(buildModelGraph(config.model, { batch, dtype: 'float32', outputs: 'loss' }), options);
   const { beta1, beta2, weightDecay, gradClip } = config.inner;
   state = {
     config, dataset, params,
-    optimizer: new AdamW(layout, isDecayed, { beta1, beta2, eps: 1e-8, weightDecay, gradClip }, {
+    optimizer: new AdamW(layout, decayRule(config.model), { beta1, beta2, eps: 1e-8, weightDecay, gradClip }, {
       m: new Float32Array(message.m), v: new Float32Array(message.v), step: message.optimizerStep,
     }),
     train: new GraphRunner(trainSession.session, layout),

@@ -1,6 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { gptParamCount, type GptConfig } from '../model/config.js';
-import { initGptParams } from '../model/gpt.js';
+import { initModelParams, modelParamCount } from '../model/family.js';
 import type { TrainConfig } from '../train/config.js';
 import type { InnerLoopResult, Progress } from '../train/inner-loop.js';
 import { compiledPath } from '../compiled.js';
@@ -28,11 +27,11 @@ export class TrainerThread {
 
   /** Starts the worker with freshly initialised parameters (from config.seed). */
   static async start(config: TrainConfig): Promise<TrainerThread> {
-    const size = gptParamCount(config.model);
+    const size = modelParamCount(config.model);
     const shared = () => new Float32Array(new SharedArrayBuffer(size * 4));
     const buffers = { m: shared(), v: shared() };
     // Made here and handed over (transferred, not copied) to the worker, which owns them.
-    const params = initGptParams(config.model as GptConfig, config.seed);
+    const params = initModelParams(config.model, config.seed);
     const worker = new Worker(compiledPath('./train-worker.js', import.meta.url));
     const thread = await new Promise<TrainerThread>((resolve, reject) => {
       const fail = (error: Error) => reject(error);

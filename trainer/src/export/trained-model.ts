@@ -1,7 +1,7 @@
 import { loadCheckpoint } from '../checkpoint.js';
 import { openDataset } from '../data/open.js';
 import type { TextTokenizer } from '../data/tokenizer-json.js';
-import { gptParamSpecs } from '../model/gpt.js';
+import { modelParamSpecs } from '../model/family.js';
 import { layoutOf, type ParamLayout } from '../params.js';
 import { parseTrainConfig, type TrainConfig } from '../train/config.js';
 
@@ -21,7 +21,7 @@ export async function loadTrainedModel(path: string): Promise<TrainedModel> {
   const checkpoint = await loadCheckpoint(path);
   if (checkpoint.meta.config === undefined) throw new Error(`${path}: the checkpoint has no training config in its metadata`);
   const config = parseTrainConfig(checkpoint.meta.config);
-  const layout = layoutOf(gptParamSpecs(config.model));
+  const layout = layoutOf(modelParamSpecs(config.model));
   if (JSON.stringify(layout) !== JSON.stringify(checkpoint.layout)) throw new Error(`${path}: the parameter layout does not match its model config`);
   const { tokenizer } = await openDataset(config);
   return { config, layout, params: checkpoint.sections.get('params')!, tokenizer, meta: checkpoint.meta };

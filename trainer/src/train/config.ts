@@ -1,6 +1,6 @@
 import { parse } from 'yaml';
 import { ConfigError, configFields } from '../config-error.js';
-import { parseGptConfig, type GptConfig } from '../model/config.js';
+import { parseModelConfig, type ModelConfig } from '../model/family.js';
 import { TEMPLAR_OUTER, type OuterConfig } from '../outer/optimizer.js';
 import type { Device } from '../engine/session.js';
 
@@ -8,7 +8,7 @@ import type { Device } from '../engine/session.js';
 export interface TrainConfig {
   /** Seeds the initialisation and the data order. */
   seed: number;
-  model: GptConfig;
+  model: ModelConfig;
   /** The Brown corpus (genres, the split rule), or a prepared dataset's directory (`dir`, trainer/src/data/open.ts) and the hash its manifest must have (`hash`). */
   data: { genres: string; validationEvery: number; dir?: string; hash?: string };
   inner: InnerConfig;
@@ -68,7 +68,7 @@ export function parseTrainConfig(raw: unknown): TrainConfig {
   }
   const config: TrainConfig = {
     seed: integer(root.seed ?? 1, 'seed', 0),
-    model: parseGptConfig(root.model, 'model'),
+    model: parseModelConfig(root.model, 'model'),
     data: { genres, validationEvery: integer(data.validationEvery ?? 20, 'data.validationEvery', 2), ...(data.dir !== undefined ? { dir: data.dir as string } : {}), ...(data.hash !== undefined ? { hash: data.hash as string } : {}) },
     inner: {
       batch: integer(inner.batch ?? DEFAULT_INNER.batch, 'inner.batch', 1),
