@@ -12,7 +12,7 @@ const condition: Full<Condition> = { type: 'Ready', status: 'True', reason: 'All
 
 const runSpec: Full<TrainingRunSpec> = {
   runId: 'r', seed: 1, suspend: false,
-  model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+  model: { family: 'llama', vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2, kvHeads: 1, ffnWidth: 64, ropeTheta: 10000, normEps: 1e-5, tiedEmbeddings: false },
   data: { corpus: 'brown', genres: 'all', validationEvery: 20, dataset: { claimName: 'data', path: 'corpus', hash: 'a'.repeat(64) } },
   workers: [{
     name: 'g', replicas: 1, batch: 8, gpu: { resource: 'nvidia.com/gpu', count: 1 }, threads: 1,

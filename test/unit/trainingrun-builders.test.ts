@@ -149,12 +149,16 @@ describe('validateRun: what the schema cannot say, named by TrainingRun field', 
     }
   };
 
-  it('accepts the defaulted example', () => {
+  it('accepts the defaulted example, and a Llama-family model', () => {
     expect(problem({})).toBeUndefined();
+    expect(problem({ model: { family: 'llama', vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 4, kvHeads: 2, tiedEmbeddings: true } })).toBeUndefined();
   });
 
   it.each([
     [{ model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 30, heads: 4 } }, 'spec.model.heads'],
+    [{ model: { family: 'llama', vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 4, kvHeads: 3 } }, 'spec.model.kvHeads'],
+    [{ model: { family: 'llama', vocabSize: 512, seqLen: 32, layers: 1, dModel: 36, heads: 4 } }, 'spec.model.heads'],
+    [{ model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 4, kvHeads: 2 } }, 'spec.model.kvHeads'],
     [{ compression: { chunk: 16, topk: 32 } }, 'spec.compression.topk'],
     [{ workers: [{ name: 'a', replicas: 1 }, { name: 'a', replicas: 2 }] }, 'spec.workers[1].name'],
     [{ workers: [{ name: 'a', replicas: 1, batch: 0 }] }, 'spec.workers[0].batch'],

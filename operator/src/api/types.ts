@@ -32,7 +32,10 @@ export interface TrainingRunSpec {
   runId: string;
   seed: number;
   suspend: boolean;
-  model: { vocabSize: number; seqLen: number; layers: number; dModel: number; heads: number };
+  model: {
+    family?: 'gpt' | 'llama'; vocabSize: number; seqLen: number; layers: number; dModel: number; heads: number;
+    kvHeads?: number; ffnWidth?: number; ropeTheta?: number; normEps?: number; tiedEmbeddings?: boolean;
+  };
   data: { corpus: 'brown'; genres: string; validationEvery: number; dataset?: { claimName: string; path?: string; hash: string } };
   workers: WorkerGroup[];
   inner: { batch: number; lr: number; warmupSteps: number; minLrRatio: number; weightDecay: number; gradClip: number; beta1: number; beta2: number };
