@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
+import { modelParamCount } from '../../trainer/src/model/family.js';
 import { parseTrainConfigYaml } from '../../trainer/src/train/config.js';
 
 const shipped = readFileSync('trainer/configs/small.yaml', 'utf8');
@@ -13,6 +14,15 @@ describe('training config', () => {
     expect(config.train.device).toBe('auto');
     expect(config.data.genres).toBe('all');
     expect(config.outer).toEqual({ kind: 'nesterov', lr: 0.7, momentum: 0.9 });
+  });
+
+  it('parses every shipped config; the Llama ones span a CPU size to one of ~1B parameters', () => {
+    const configs = Object.fromEntries(readdirSync('trainer/configs').map((file) => [file, parseTrainConfigYaml(readFileSync(`trainer/configs/${file}`, 'utf8'))]));
+    expect(Object.keys(configs)).toEqual(expect.arrayContaining(['small.yaml', 'llama-small.yaml', 'llama-1b.yaml']));
+    expect(configs['llama-small.yaml']!.model).toMatchObject({ family: 'llama', kvHeads: 2, ffnWidth: 704, tiedEmbeddings: false });
+    expect(modelParamCount(configs['llama-small.yaml']!.model)).toBeLessThan(10e6);
+    expect(modelParamCount(configs['llama-1b.yaml']!.model)).toBe(1_235_814_400);
+    expect(configs['llama-1b.yaml']!.train.device).toBe('cuda');
   });
 
   it.each([

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { modelHash, saveCheckpoint } from '../checkpoint.js';
 import { TrainerThread } from '../engine/trainer-thread.js';
-import { modelParamSpecs } from '../model/family.js';
+import { describeModel, familyOf, modelParamSpecs } from '../model/family.js';
 import { layoutOf } from '../params.js';
 import { lineChart } from '../report/line-chart.js';
 import { formatDuration, ProgressLine } from '../report/progress.js';
@@ -29,7 +29,9 @@ async function main(): Promise<number> {
   const out = resolve(values.out!);
   await mkdir(out, { recursive: true });
   const { model, inner, train } = config;
-  console.log(`config ${values.config}: ${model.layers} layers, dModel ${model.dModel}, ${model.heads} heads, seq ${model.seqLen}, vocab ${model.vocabSize}; batch ${inner.batch}, lr ${inner.lr}; ${train.steps} steps or ${train.minutes} min`);
+  // What the run will cost, before it starts: a model too large for the device shows here.
+  console.log(`config ${values.config}: ${describeModel(model, inner.batch)}`);
+  console.log(`batch ${inner.batch}, lr ${inner.lr}; ${train.steps} steps or ${train.minutes} min`);
   const trainer = await TrainerThread.start(config);
   const { ready } = trainer;
   console.log(`${(ready.paramCount / 1e6).toFixed(2)}M parameters on ${ready.provider}; ${ready.trainTokens.toLocaleString('en-US')} train and ${ready.validationTokens.toLocaleString('en-US')} validation tokens`);
@@ -69,7 +71,7 @@ async function main(): Promise<number> {
     meta: { config, step: trainer.optimizerStep, tokens, validationLoss: finalLoss },
   });
   await writeFile(join(out, 'loss.svg'), lineChart({
-    title: `GPT ${(ready.paramCount / 1e6).toFixed(1)}M on the Brown corpus`, xLabel: 'step', yLabel: 'loss (nats per token)',
+    title: `${familyOf(model) === 'llama' ? 'Llama' : 'GPT'} ${(ready.paramCount / 1e6).toFixed(1)}M on ${config.data.dir === undefined ? 'the Brown corpus' : config.data.dir}`, xLabel: 'step', yLabel: 'loss (nats per token)',
     series: [
       { name: 'train (mean of 20 steps)', points: smooth(trainLoss, 20) },
       { name: 'validation', points: validation },
