@@ -5,18 +5,29 @@ import { parseCoordinatorConfig } from '../../operator/src/coordinator/config.js
 import { ModelState } from '../../operator/src/coordinator/model-state.js';
 import { API_SERVER_START_MS, COMMAND_MS, CRDS_MS, E2E_ROUND_MS, GARBAGE_COLLECTION_MS, OPERATOR_POD_MS, POD_READY_MS, RECONCILE_MS, TEARDOWN_MS, within } from '../support/deadlines.js';
 import { waitFor } from '../support/wait.js';
-import { applyRun, e2eRunSpec, getPeer, getRun, introduce, startOwner, type Owner } from './owner.js';
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { loadBrown } from '../../trainer/src/data/corpus.js';
+import { verifyDataset, type DatasetManifest } from '../../trainer/src/data/shards.js';
+import { applyRun, e2eRunSpec, fillVolume, getPeer, getRun, introduce, startOwner, type Owner, type VolumeDataset } from './owner.js';
 
 // Three owners, three real API servers, each with the chart installed by helm and a test kubelet
-// as its node (test/e2e/kubelet.ts, docs/e2e.md). Each owner applies the same TrainingRun and a
-// Peer per partner with the key and address the partner's Kubernetes objects show, as people
-// would; mallory's coordinator image attacks (it signs two different contributions a round).
+// as its node (test/e2e/kubelet.ts, docs/e2e.md). Each owner prepares the same dataset from its
+// own text (`npm run dataset`), puts it on a volume, and applies the same TrainingRun — a
+// Llama-family model on that dataset, pinned by its hash — and a Peer per partner with the key and
+// address the partner's Kubernetes objects show, as people would; mallory's coordinator image
+// attacks (it signs two different contributions a round).
 // Coordinators wait for their Peers before the first round (a run trains with its partners).
 // The test then reads only Kubernetes state.
 
 let owners: Owner[];
+let dataset: VolumeDataset;
+const RUN = 'llama';
 const byName = (name: string) => owners.find((o) => o.name === name)!;
-const run = (o: Owner) => getRun(o, 'gpt');
+const run = (o: Owner) => getRun(o, RUN);
 const condition = (object: TrainingRun | Peer, type: string) => object.status?.conditions?.find((c) => c.type === type);
 
 const ROUNDS = (e2eRunSpec().outer as { rounds: number }).rounds;
@@ -28,18 +39,46 @@ const FINISH_MS = ROUNDS * E2E_ROUND_MS;
 const POD_GONE_MS = POD_READY_MS;
 
 beforeAll(async () => {
-  owners = await Promise.all([startOwner('alpha', 31), startOwner('beta', 32), startOwner('mallory', 33, { attack: 'equivocate' })]);
-}, within(API_SERVER_START_MS, COMMAND_MS, CRDS_MS));
+  // Both at once, and both settled before anything fails: afterAll must not remove the dataset's
+  // directory while the dataset command still writes into it.
+  const [prepared, started] = await Promise.allSettled([
+    prepareSharedDataset(),
+    Promise.all([startOwner('alpha', 31), startOwner('beta', 32), startOwner('mallory', 33, { attack: 'equivocate' })]),
+  ]);
+  if (started.status === 'rejected') throw started.reason;
+  owners = started.value;
+  if (prepared.status === 'rejected') throw prepared.reason;
+  const { dir, manifest } = prepared.value;
+  for (const o of owners) await fillVolume(o, 'training-data', dir);
+  dataset = { claimName: 'training-data', hash: manifest.hash, vocabSize: manifest.tokenizer.vocabSize };
+}, within(API_SERVER_START_MS, COMMAND_MS, CRDS_MS, COMMAND_MS));
+
+/** The dataset every owner holds: Brown documents as text files, prepared by the dataset command
+ * (its own BPE, 512 ids). Each owner could prepare it from the same files; the bytes, and so the
+ * hash, would be the same (preparing is deterministic: test/unit/dataset-prepare.test.ts). */
+async function prepareSharedDataset(): Promise<{ dir: string; manifest: DatasetManifest }> {
+  const root = await mkdtemp(join(tmpdir(), 'concord-e2e-data-'));
+  datasetRoot = root;
+  await mkdir(join(root, 'text'));
+  const documents = loadBrown({ genres: 'ab' });
+  for (const [i, d] of documents.entries()) await writeFile(join(root, 'text', `${String(i).padStart(4, '0')}.txt`), d.text);
+  await promisify(execFile)(process.execPath, ['dist/trainer/src/cli/prepare.js', '--input', join(root, 'text'), '--vocab', '512', '--out', join(root, 'dataset')], {
+    timeout: COMMAND_MS, env: { ...process.env, CONCORD_CACHE_DIR: join(root, 'cache') },
+  });
+  return { dir: join(root, 'dataset'), manifest: await verifyDataset(join(root, 'dataset')) };
+}
+let datasetRoot: string | undefined;
 
 afterAll(async () => {
   if (process.env.CONCORD_TEST_LOGS) for (const o of owners ?? []) console.log(await o.describe());
   await Promise.all((owners ?? []).map((o) => o.stop()));
+  if (datasetRoot !== undefined) await rm(datasetRoot, { recursive: true, force: true });
 }, within(2 * TEARDOWN_MS));
 
 describe('three owners federate through the operator', () => {
   it('trains to the same model on the honest clusters, with the attacker banned and the evidence in its Peer', async () => {
-    for (const o of owners) await applyRun(o, 'gpt', e2eRunSpec());
-    await introduce(owners, 'gpt', OPERATOR_POD_MS);
+    for (const o of owners) await applyRun(o, RUN, e2eRunSpec({ dataset }));
+    await introduce(owners, RUN, OPERATOR_POD_MS);
 
     const alpha = byName('alpha');
     const beta = byName('beta');
@@ -63,13 +102,13 @@ describe('three owners federate through the operator', () => {
 
     // A trainer pod deleted mid-run comes back (its StatefulSet) and the run goes on.
     const apps = alpha.cluster.config.makeApiClient(AppsV1Api);
-    const before = await alpha.cluster.core.readNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' });
-    await alpha.cluster.core.deleteNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' });
+    const before = await alpha.cluster.core.readNamespacedPod({ name: `${RUN}-trainer-cpu-0`, namespace: 'default' });
+    await alpha.cluster.core.deleteNamespacedPod({ name: `${RUN}-trainer-cpu-0`, namespace: 'default' });
     await waitFor(async () => {
-      const pod = await alpha.cluster.core.readNamespacedPod({ name: 'gpt-trainer-cpu-0', namespace: 'default' }).catch(() => undefined);
+      const pod = await alpha.cluster.core.readNamespacedPod({ name: `${RUN}-trainer-cpu-0`, namespace: 'default' }).catch(() => undefined);
       return pod !== undefined && pod.metadata!.uid !== before.metadata!.uid && pod.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true;
     }, POD_READY_MS, 'the trainer pod to be recreated and ready', 200);
-    expect((await apps.readNamespacedStatefulSet({ name: 'gpt-trainer-cpu', namespace: 'default' })).spec!.replicas).toBe(1);
+    expect((await apps.readNamespacedStatefulSet({ name: `${RUN}-trainer-cpu`, namespace: 'default' })).spec!.replicas).toBe(1);
     const roundWhenBack = (await run(alpha)).status!.round!;
     expect(roundWhenBack).toBeLessThan(rounds);
 
@@ -81,7 +120,10 @@ describe('three owners federate through the operator', () => {
     expect(a.status!.modelHash).toBe(b.status!.modelHash);
     // And the model moved: contributions were applied (the hash is not the round-0 model's, which
     // follows from the run's config as the operator wrote it).
-    const config = parseCoordinatorConfig((await alpha.cluster.core.readNamespacedConfigMap({ name: 'gpt-config', namespace: 'default' })).data!['coordinator.yaml']!);
+    const config = parseCoordinatorConfig((await alpha.cluster.core.readNamespacedConfigMap({ name: `${RUN}-config`, namespace: 'default' })).data!['coordinator.yaml']!);
+    // The run the operator wrote is the Llama-family model on the dataset of the owners' volumes.
+    expect(config.train.model).toMatchObject({ family: 'llama', kvHeads: 2, vocabSize: dataset.vocabSize });
+    expect(config.train.data).toMatchObject({ dir: '/var/lib/concord-data', hash: dataset.hash });
     const initial = ModelState.initial(config.runId, config.train.model, config.train.outer, config.rounds.runSeed).hash.toString('hex');
     expect(a.status!.modelHash).not.toBe(initial);
     for (const run of [a, b]) {
@@ -111,17 +153,17 @@ describe('three owners federate through the operator', () => {
   it('deleting a TrainingRun removes everything the operator made for it', async () => {
     const alpha = byName('alpha');
     const apps = alpha.cluster.config.makeApiClient(AppsV1Api);
-    await alpha.cluster.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: 'gpt' });
+    await alpha.cluster.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: 'trainingruns', namespace: 'default', name: RUN });
     const gone = (read: () => Promise<unknown>) => async () => read().then(() => false, () => true);
     const ns = 'default';
-    await waitFor(gone(() => apps.readNamespacedDeployment({ name: 'gpt-coordinator', namespace: ns })), GARBAGE_COLLECTION_MS, 'the coordinator Deployment to go', 500);
-    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: 'gpt-trainer-cpu', namespace: ns })), GARBAGE_COLLECTION_MS, 'the trainers to go', 500);
+    await waitFor(gone(() => apps.readNamespacedDeployment({ name: `${RUN}-coordinator`, namespace: ns })), GARBAGE_COLLECTION_MS, 'the coordinator Deployment to go', 500);
+    await waitFor(gone(() => apps.readNamespacedStatefulSet({ name: `${RUN}-trainer-cpu`, namespace: ns })), GARBAGE_COLLECTION_MS, 'the trainers to go', 500);
     for (const [what, read] of [
-      ['ConfigMap', () => alpha.cluster.core.readNamespacedConfigMap({ name: 'gpt-config', namespace: ns })],
-      ['identity Secret', () => alpha.cluster.core.readNamespacedSecret({ name: 'gpt-identity', namespace: ns })],
-      ['checkpoint claim', () => alpha.cluster.core.readNamespacedPersistentVolumeClaim({ name: 'gpt-checkpoints', namespace: ns })],
-      ['federation Service', () => alpha.cluster.core.readNamespacedService({ name: 'gpt-federation', namespace: ns })],
-      ['coordinator Service', () => alpha.cluster.core.readNamespacedService({ name: 'gpt-coordinator', namespace: ns })],
+      ['ConfigMap', () => alpha.cluster.core.readNamespacedConfigMap({ name: `${RUN}-config`, namespace: ns })],
+      ['identity Secret', () => alpha.cluster.core.readNamespacedSecret({ name: `${RUN}-identity`, namespace: ns })],
+      ['checkpoint claim', () => alpha.cluster.core.readNamespacedPersistentVolumeClaim({ name: `${RUN}-checkpoints`, namespace: ns })],
+      ['federation Service', () => alpha.cluster.core.readNamespacedService({ name: `${RUN}-federation`, namespace: ns })],
+      ['coordinator Service', () => alpha.cluster.core.readNamespacedService({ name: `${RUN}-coordinator`, namespace: ns })],
     ] as const) await waitFor(gone(read), GARBAGE_COLLECTION_MS, `the ${what} to go`, 500);
     await waitFor(async () => (await alpha.cluster.core.listNamespacedPod({ namespace: ns })).items.length === 0, POD_GONE_MS, 'every pod of the run to go', 500);
   }, within(7 * GARBAGE_COLLECTION_MS, POD_GONE_MS));

@@ -115,6 +115,11 @@ export class TestKubelet {
     return join(this.options.dir, `${namespace}_${name}`, 'container.log');
   }
 
+  /** Where a PersistentVolumeClaim's volume lives on this node: a directory that outlives pods. */
+  claimDir(namespace: string, claimName: string): string {
+    return join(this.options.dir, 'claims', namespace, claimName);
+  }
+
   private note(message: string): void {
     this.errors.push(`${new Date().toISOString()} ${message}`);
     if (this.errors.length > 50) this.errors.shift();
@@ -250,7 +255,7 @@ export class TestKubelet {
         }
       } else if (volume.persistentVolumeClaim) {
         // A claim outlives its pods: its directory belongs to the claim, not the pod.
-        path = join(this.options.dir, 'claims', namespace, volume.persistentVolumeClaim.claimName);
+        path = this.claimDir(namespace, volume.persistentVolumeClaim.claimName);
         await mkdir(path, { recursive: true });
       } else if (volume.emptyDir === undefined) {
         throw new Error(`volume ${volume.name}: only configMap, secret, persistentVolumeClaim and emptyDir are supported`);

@@ -4,7 +4,7 @@
 // nothing else. Images map to this checkout's build (dist/); an attacking owner's operator image
 // maps to a build whose coordinator attacks (test/e2e/images/).
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -84,11 +84,38 @@ export async function startOwner(name: string, subnet: number, options: { attack
   };
 }
 
-/** The run every owner of the end-to-end test and the demo applies (tiny model, short rounds). */
-export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number; maxInnerSteps?: number } = {}): Record<string, unknown> {
+/** A prepared dataset an owner holds on a volume: its claim, and what the run pins. */
+export interface VolumeDataset {
+  claimName: string;
+  hash: string;
+  vocabSize: number;
+}
+
+/**
+ * Fills a volume with a prepared dataset as an owner would: a PersistentVolumeClaim, and the
+ * dataset's files copied onto the volume behind it (the test kubelet keeps a claim's volume in a
+ * directory of its own, test/e2e/kubelet.ts).
+ */
+export async function fillVolume(o: Owner, claimName: string, datasetDir: string): Promise<void> {
+  await o.cluster.core.createNamespacedPersistentVolumeClaim({
+    namespace: 'default',
+    body: { metadata: { name: claimName }, spec: { accessModes: ['ReadOnlyMany'], resources: { requests: { storage: '1Gi' } } } },
+  });
+  await cp(datasetDir, o.kubelet.claimDir('default', claimName), { recursive: true });
+}
+
+/**
+ * The run every owner of the end-to-end test and the demo applies (tiny model, short rounds): a
+ * GPT on the bundled corpus, or with `dataset` a Llama-family model (grouped-query attention,
+ * untied output) on a prepared dataset every owner holds on a volume.
+ */
+export function e2eRunSpec(options: { rounds?: number; windowSeconds?: number; maxInnerSteps?: number; dataset?: VolumeDataset } = {}): Record<string, unknown> {
+  const { dataset } = options;
   return {
-    runId: 'e2e-gpt', seed: 7,
-    model: { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 },
+    runId: dataset === undefined ? 'e2e-gpt' : 'e2e-llama', seed: 7,
+    model: dataset === undefined ? { vocabSize: 512, seqLen: 32, layers: 1, dModel: 32, heads: 2 }
+      : { family: 'llama', vocabSize: dataset.vocabSize, seqLen: 32, layers: 1, dModel: 32, heads: 4, kvHeads: 2 },
+    ...(dataset === undefined ? {} : { data: { dataset: { claimName: dataset.claimName, hash: dataset.hash } } }),
     workers: [{ name: 'cpu', replicas: 1, gpu: { count: 0 }, threads: 1 }],
     inner: { batch: 4 },
     // A few hundred inner steps a round (DiLoCo's H): the tiny model would otherwise take
