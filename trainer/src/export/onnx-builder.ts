@@ -1,0 +1,124 @@
+// A small writer of ONNX inference graphs whose inputs have named (dynamic) dimensions, for the
+// exported decoder: batch, sequence and cache lengths vary per call there, while the training
+// graphs (trainer/src/graph) are built for fixed shapes and differentiated. No autodiff, no shape
+// inference: each method appends one node and returns the name of its output.
+import { create, toBinary } from '@bufbuild/protobuf';
+import {
+  AttributeProto_AttributeType,
+  AttributeProtoSchema,
+  GraphProtoSchema,
+  ModelProtoSchema,
+  NodeProtoSchema,
+  OperatorSetIdProtoSchema,
+  TensorProtoSchema,
+  TensorShapeProto_DimensionSchema,
+  TensorShapeProtoSchema,
+  TypeProto_TensorSchema,
+  TypeProtoSchema,
+  ValueInfoProtoSchema,
+  type AttributeProto,
+  type NodeProto,
+  type TensorProto,
+  type ValueInfoProto,
+} from 'onnx-buf';
+
+/** A dimension: a fixed size, or a name shared by every dimension of that size (`batch_size`). */
+export type Dim = number | string;
+export type ElemType = 'float32' | 'int64' | 'bool';
+const ELEM_CODE: Readonly<Record<ElemType, number>> = { float32: 1, int64: 7, bool: 9 };
+
+/** An attribute value; ints and floats are told apart by the wrapper, not by the number. */
+export type AttrValue = { int: number } | { ints: readonly number[] } | { float: number };
+
+/** Opset 18: ReduceMean axes and Split sizes are inputs; every op used here exists there. */
+const OPSET = 18n;
+/** IR version 10 (ONNX 1.16), read by onnxruntime 1.17 and later. */
+const IR_VERSION = 10n;
+
+export class OnnxGraphBuilder {
+  private readonly nodes: NodeProto[] = [];
+  private readonly initializers: TensorProto[] = [];
+  private readonly inputs: ValueInfoProto[] = [];
+  private readonly outputs: ValueInfoProto[] = [];
+  private readonly names = new Set<string>();
+  private counter = 0;
+
+  /** A graph input. */
+  input(name: string, type: ElemType, dims: readonly Dim[]): string {
+    this.inputs.push(valueInfo(this.claim(name), type, dims));
+    return name;
+  }
+
+  /** Declares `value` (a computed tensor) a graph output named `name`. */
+  output(name: string, value: string, type: ElemType, dims: readonly Dim[]): void {
+    this.op('Identity', [value], {}, name);
+    this.outputs.push(valueInfo(name, type, dims));
+  }
+
+  /** A float32 initializer (weights are stored in the file, little-endian). */
+  floats(name: string, data: Float32Array, dims: readonly number[]): string {
+    if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`onnx: initializer ${name} has ${data.length} values for shape [${dims.join(', ')}]`);
+    const rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
+    this.initializers.push(create(TensorProtoSchema, { name: this.claim(name), dataType: ELEM_CODE.float32, dims: dims.map(BigInt), rawData }));
+    return name;
+  }
+
+  /** A small int64 constant: a scalar for a number, a vector for an array. */
+  ints(values: number | readonly number[]): string {
+    const list = typeof values === 'number' ? [values] : values;
+    const name = this.claim(`const_i64_${this.counter++}`);
+    this.initializers.push(create(TensorProtoSchema, { name, dataType: ELEM_CODE.int64, dims: typeof values === 'number' ? [] : [BigInt(list.length)], int64Data: list.map(BigInt) }));
+    return name;
+  }
+
+  /** A float32 scalar constant. */
+  scalar(value: number): string {
+    const name = this.claim(`const_f32_${this.counter++}`);
+    this.initializers.push(create(TensorProtoSchema, { name, dataType: ELEM_CODE.float32, dims: [], floatData: [value] }));
+    return name;
+  }
+
+  /** One node; returns its (first) output's name, `output` when given. */
+  op(opType: string, inputs: readonly string[], attrs: Readonly<Record<string, AttrValue>> = {}, output?: string): string {
+    return this.opMulti(opType, inputs, 1, attrs, output === undefined ? undefined : [output])[0]!;
+  }
+
+  /** A node with `count` outputs (Split). */
+  opMulti(opType: string, inputs: readonly string[], count: number, attrs: Readonly<Record<string, AttrValue>> = {}, outputs?: readonly string[]): string[] {
+    const names = (outputs ?? Array.from({ length: count }, (_, i) => `${opType.toLowerCase()}_${this.counter}${count > 1 ? `_${i}` : ''}`)).map((n) => this.claim(n));
+    this.counter++;
+    this.nodes.push(create(NodeProtoSchema, { opType, name: names[0], input: [...inputs], output: names, attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) }));
+    return names;
+  }
+
+  toBytes(graphName: string): Uint8Array {
+    const model = create(ModelProtoSchema, {
+      irVersion: IR_VERSION,
+      producerName: 'concord',
+      opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: OPSET })],
+      graph: create(GraphProtoSchema, { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs }),
+    });
+    return toBinary(ModelProtoSchema, model);
+  }
+
+  private claim(name: string): string {
+    if (this.names.has(name)) throw new Error(`onnx: the name ${name} is used twice`);
+    this.names.add(name);
+    return name;
+  }
+}
+
+function valueInfo(name: string, type: ElemType, dims: readonly Dim[]): ValueInfoProto {
+  const dim = dims.map((d) =>
+    create(TensorShapeProto_DimensionSchema, { value: typeof d === 'number' ? { case: 'dimValue', value: BigInt(d) } : { case: 'dimParam', value: d } }));
+  return create(ValueInfoProtoSchema, {
+    name,
+    type: create(TypeProtoSchema, { value: { case: 'tensorType', value: create(TypeProto_TensorSchema, { elemType: ELEM_CODE[type], shape: create(TensorShapeProtoSchema, { dim }) }) } }),
+  });
+}
+
+function attribute(name: string, a: AttrValue): AttributeProto {
+  if ('int' in a) return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INT, i: BigInt(a.int) });
+  if ('ints' in a) return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.INTS, ints: a.ints.map(BigInt) });
+  return create(AttributeProtoSchema, { name, type: AttributeProto_AttributeType.FLOAT, f: a.float });
+}
