@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { decodeSafetensors, encodeSafetensors } from '../../trainer/src/export/safetensors.js';
+import { decodeSafetensors, encodeSafetensors, layoutTensors } from '../../trainer/src/export/safetensors.js';
 import { sampleToken } from '../../trainer/src/export/sample.js';
 import { seededRandom } from '../../trainer/src/random.js';
 import { layoutOf } from '../../trainer/src/params.js';
@@ -9,7 +9,7 @@ describe('safetensors export', () => {
   const params = Float32Array.from({ length: layout.size }, (_, i) => i / 7 - 1);
 
   it('writes the documented layout: u64 header length, JSON header, aligned F32 data', () => {
-    const bytes = Buffer.concat(encodeSafetensors(layout, params, { format: 'concord-gpt' }));
+    const bytes = Buffer.concat(encodeSafetensors(layoutTensors(layout, params), { format: 'concord-gpt' }));
     const headerLength = Number(bytes.readBigUInt64LE(0));
     expect((8 + headerLength) % 8).toBe(0);
     const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
@@ -20,7 +20,7 @@ describe('safetensors export', () => {
   });
 
   it('reads back every tensor exactly and refuses bad offsets', () => {
-    const bytes = Buffer.concat(encodeSafetensors(layout, params));
+    const bytes = Buffer.concat(encodeSafetensors(layoutTensors(layout, params)));
     const file = decodeSafetensors(bytes);
     expect([...file.tensors.get('wte')!.data]).toEqual([...params.subarray(0, 15)]);
     expect(file.tensors.get('h0.attn.b')!.shape).toEqual([7]);

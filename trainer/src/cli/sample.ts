@@ -1,12 +1,9 @@
 // `npm run sample -- --checkpoint FILE --prompt "..." [--tokens N] [--temperature T] [--top-k K] [--seed S]`:
 // generates text from a trained checkpoint, one token at a time.
 import { parseArgs } from 'node:util';
-import * as ort from 'onnxruntime-node';
-import { GraphRunner, openSession } from '../engine/session.js';
-import { sampleToken } from '../export/sample.js';
-import { seededRandom } from '../random.js';
+import { openGenerator } from '../export/generate.js';
 import { loadTrainedModelForCli } from '../export/trained-model.js';
-import { buildModelGraph } from '../model/family.js';
+import { seededRandom } from '../random.js';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -24,28 +21,14 @@ async function main(): Promise<number> {
   }
   const model = await loadTrainedModelForCli(values.checkpoint!);
   if (model === undefined) return 1;
-  const { seqLen, vocabSize } = model.config.model;
-  const { session } = await openSession(buildModelGraph(model.config.model, { batch: 1, outputs: 'logits' }));
-  const runner = new GraphRunner(session, model.layout);
-  const ids = Array.from(model.tokenizer.encode(values.prompt!));
-  if (ids.length === 0) ids.push(model.tokenizer.eot);
-  const window = new Int32Array(seqLen);
-  const tokens = new ort.Tensor('int32', window, [1, seqLen]);
-  const random = seededRandom(Number(values.seed));
+  const generator = await openGenerator(model.config.model, model.params, model.tokenizer);
   process.stdout.write(values.prompt!);
-  for (let n = 0; n < count; n++) {
-    // The last seqLen tokens, padded on the right: causal attention ignores the padding.
-    const context = ids.slice(-seqLen);
-    window.fill(0);
-    window.set(context);
-    const out = await runner.run(model.params, { tokens });
-    const logits = (out.logits!.data as Float32Array).subarray((context.length - 1) * vocabSize, context.length * vocabSize);
-    const next = sampleToken(logits, { temperature, topK }, random);
-    if (next === model.tokenizer.eot) break;
-    ids.push(next);
-    process.stdout.write(model.tokenizer.decode([next]));
+  const prompt = Array.from(model.tokenizer.encode(values.prompt!));
+  for await (const next of generator.generate(prompt, { count, temperature, topK, random: seededRandom(Number(values.seed)) })) {
+    if (next !== model.tokenizer.eot) process.stdout.write(model.tokenizer.decode([next]));
   }
   process.stdout.write('\n');
+  await generator.release();
   return 0;
 }
 

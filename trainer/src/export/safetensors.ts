@@ -1,21 +1,39 @@
 import type { ParamLayout } from '../params.js';
 
+/** A float32 tensor under a name, as a safetensors file holds it (row-major). */
+export interface NamedTensor {
+  name: string;
+  shape: number[];
+  data: Float32Array;
+}
+
 /**
  * The safetensors format (Hugging Face): 8-byte little-endian header length N, N bytes of JSON
  * header {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {string: string}},
  * then the tensors' bytes back to back (offsets relative to the end of the header). Written by
  * hand: it is a few lines, and every ML stack reads it.
  */
-export function encodeSafetensors(layout: ParamLayout, params: Float32Array, metadata: Record<string, string> = {}): Buffer[] {
-  if (params.length !== layout.size) throw new Error(`params have ${params.length} values, the layout needs ${layout.size}`);
+export function encodeSafetensors(tensors: readonly NamedTensor[], metadata: Record<string, string> = {}): Buffer[] {
   const header: Record<string, unknown> = { __metadata__: metadata };
-  for (const t of layout.tensors) header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [t.offset * 4, (t.offset + t.size) * 4] };
+  let offset = 0;
+  for (const t of tensors) {
+    if (Object.hasOwn(header, t.name)) throw new Error(`safetensors: the name ${t.name} is used twice`);
+    if (t.data.length !== t.shape.reduce((a, b) => a * b, 1)) throw new Error(`safetensors: ${t.name} has ${t.data.length} values for shape [${t.shape.join(', ')}]`);
+    header[t.name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + t.data.byteLength] };
+    offset += t.data.byteLength;
+  }
   let json = JSON.stringify(header);
   // Pad the header with spaces so the data starts 8-byte aligned (allowed by the format).
   json += ' '.repeat((8 - ((8 + Buffer.byteLength(json)) % 8)) % 8);
   const length = Buffer.alloc(8);
   length.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  return [length, Buffer.from(json), Buffer.from(params.buffer, params.byteOffset, params.byteLength)];
+  return [length, Buffer.from(json), ...tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength))];
+}
+
+/** A flat parameter vector's tensors under their layout names (Concord's own naming). */
+export function layoutTensors(layout: ParamLayout, params: Float32Array): NamedTensor[] {
+  if (params.length !== layout.size) throw new Error(`params have ${params.length} values, the layout needs ${layout.size}`);
+  return layout.tensors.map((t) => ({ name: t.name, shape: [...t.shape], data: params.subarray(t.offset, t.offset + t.size) }));
 }
 
 export interface SafetensorsFile {
