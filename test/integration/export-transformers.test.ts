@@ -1,9 +1,10 @@
 /** @jest-environment ./test/support/ort-environment.cjs */
 // A model exported by Concord opens in transformers.js (@huggingface/transformers) from local
 // files only, tokenizes as Concord does, and generates greedily the same tokens as Concord's own
-// sampler: a Llama-family model (grouped-query attention, untied output) and a GPT.
+// sampler: a Llama-family model (grouped-query attention, untied output), the same with its ONNX
+// weights in external data files (as a model past 1.5 GiB has them), and a GPT.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, env } from '@huggingface/transformers';
@@ -32,16 +33,27 @@ function parameters(config: ModelConfig): Float32Array {
   return init.map((v, i) => v + 0.3 * spread[i]!);
 }
 
-describe.each<[string, ModelConfig]>([
-  ['a Llama-family model', { family: 'llama', vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, kvHeads: 2, ffnWidth: 96, ropeTheta: 10_000, normEps: 1e-5, tiedEmbeddings: false }],
-  ['a GPT', { vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, mlpRatio: 4, norm: 'layernorm' }],
-])('the Hugging Face export of %s', (_name, config) => {
+const llama: ModelConfig = { family: 'llama', vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, kvHeads: 2, ffnWidth: 96, ropeTheta: 10_000, normEps: 1e-5, tiedEmbeddings: false };
+const SPLIT_WEIGHTS = { inlineLimitBytes: 0, chunkBytes: 40_000 };
+
+describe.each<[string, ModelConfig, typeof SPLIT_WEIGHTS | undefined]>([
+  ['a Llama-family model', llama, undefined],
+  ['a Llama-family model, ONNX weights in external data files', llama, SPLIT_WEIGHTS],
+  ['a GPT', { vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, mlpRatio: 4, norm: 'layernorm' }, undefined],
+])('the Hugging Face export of %s', (_name, config, placement) => {
   let dir: string;
   const params = parameters(config);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concord-hf-'));
-    await writeHuggingFaceExport(dir, config, params, tokenizer);
+    const written = await writeHuggingFaceExport(dir, config, params, tokenizer, placement);
+    // Split weights: several data files (each tensor in one), counted in config.json.
+    const dataFiles = written.filter((path) => /model\.onnx_data(_\d+)?$/.test(path));
+    if (placement === undefined) expect(dataFiles).toEqual([]);
+    else {
+      expect(dataFiles.length).toBeGreaterThan(2);
+      expect(JSON.parse(await readFile(join(dir, 'config.json'), 'utf8'))['transformers.js_config']).toEqual({ use_external_data_format: dataFiles.length });
+    }
   });
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true });

@@ -4,7 +4,12 @@
 // with left padding, for the Llama family (grouped-query and multi-head, untied and tied) and the
 // GPT, with parameters spread far from the init so attention and positions decide the outputs.
 import { describe, expect, it } from '@jest/globals';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fromBinary } from '@bufbuild/protobuf';
 import * as ort from 'onnxruntime-node';
+import { ModelProtoSchema } from 'onnx-buf';
 import { buildDecoderOnnx } from '../../trainer/src/export/decoder-onnx.js';
 import { modelParamSpecs, type ModelConfig } from '../../trainer/src/model/index.js';
 import { layoutOf } from '../../trainer/src/params.js';
@@ -12,6 +17,8 @@ import { modelSession, randomBatch, sessionOptions, spreadParams } from '../supp
 
 const llama: ModelConfig = { family: 'llama', vocabSize: 37, seqLen: 9, layers: 2, dModel: 16, heads: 4, kvHeads: 2, ffnWidth: 24, ropeTheta: 10_000, normEps: 1e-5, tiedEmbeddings: false };
 const gpt: ModelConfig = { vocabSize: 37, seqLen: 9, layers: 2, dModel: 16, heads: 4, mlpRatio: 4, norm: 'layernorm' };
+
+const llamaTensorBytes = (params: Float32Array) => layoutOf(modelParamSpecs(llama)).tensors.map((t) => t.size * params.BYTES_PER_ELEMENT);
 
 /** Feeds for one call of the decoder: ids [B, S], mask [B, total], positions [B, S], cache. */
 function decoderFeeds(config: ModelConfig, ids: number[][], mask: number[][], positions: number[][], cache: Record<string, ort.Tensor>): Record<string, ort.Tensor> {
@@ -52,7 +59,7 @@ describe.each<[string, ModelConfig]>([
     const tokens = randomBatch(config, 1, 8).tokens;
     const expected = (await reference.run(params, { tokens, targets: tokens })).logits!.data as Float32Array; // [1, T, V]
     await reference.session.release();
-    const decoder = await ort.InferenceSession.create(buildDecoderOnnx(config, params), sessionOptions);
+    const decoder = await ort.InferenceSession.create(buildDecoderOnnx(config, params).model, sessionOptions);
     return { tokens: Array.from(tokens), expected, decoder };
   }
 
@@ -92,10 +99,40 @@ describe.each<[string, ModelConfig]>([
 describe('the exported decoder\'s interface', () => {
   it('names the inputs and outputs transformers.js feeds and reads', async () => {
     const params = new Float32Array(layoutOf(modelParamSpecs(llama)).size);
-    const session = await ort.InferenceSession.create(buildDecoderOnnx(llama, params), sessionOptions);
+    const session = await ort.InferenceSession.create(buildDecoderOnnx(llama, params).model, sessionOptions);
     expect([...session.inputNames]).toEqual(['input_ids', 'attention_mask', 'position_ids', 'past_key_values.0.key', 'past_key_values.0.value', 'past_key_values.1.key', 'past_key_values.1.value']);
     expect([...session.outputNames].sort()).toEqual(['logits', 'present.0.key', 'present.0.value', 'present.1.key', 'present.1.value']);
     await session.release();
+  });
+
+  it('puts the weights in aligned external data files of bounded size when asked, with the same outputs', async () => {
+    const params = Float32Array.from(spreadParams(llama, layoutOf(modelParamSpecs(llama)), 4));
+    const files = buildDecoderOnnx(llama, params, { fileName: 'decoder.onnx', inlineLimitBytes: 0, chunkBytes: 10_000 });
+    expect(files.data.map((f) => f.name).slice(0, 3)).toEqual(['decoder.onnx_data', 'decoder.onnx_data_1', 'decoder.onnx_data_2']);
+    const external = fromBinary(ModelProtoSchema, files.model).graph!.initializer.filter((t) => t.externalData.length > 0);
+    expect(external.map((t) => t.name)).toEqual(expect.arrayContaining(['wte', 'h1.qkv.w', 'lm_head.w']));
+    for (const t of external) expect(Number(t.externalData.find((e) => e.key === 'offset')!.value) % 4096).toBe(0);
+    const largest = Math.max(...llamaTensorBytes(params));
+    for (const file of files.data) expect(file.chunks.reduce((n, c) => n + c.length, 0)).toBeLessThanOrEqual(Math.max(10_000, largest));
+    const dir = await mkdtemp(join(tmpdir(), 'concord-onnx-'));
+    try {
+      await writeFile(join(dir, 'decoder.onnx'), files.model);
+      for (const file of files.data) await writeFile(join(dir, file.name), file.chunks);
+      const inlineModel = buildDecoderOnnx(llama, params).model;
+      const externalBytes = files.data.reduce((n, f) => n + f.chunks.reduce((m, c) => m + c.length, 0), 0);
+      expect(externalBytes).toBeGreaterThanOrEqual(params.byteLength);
+      expect(files.model.length).toBeLessThan(inlineModel.length - 0.9 * params.byteLength); // the weights are not also inside
+      const split = await ort.InferenceSession.create(join(dir, 'decoder.onnx'), sessionOptions);
+      const inline = await ort.InferenceSession.create(inlineModel, sessionOptions);
+      const feeds = decoderFeeds(llama, [[3, 1, 4, 1, 5]], [[1, 1, 1, 1, 1]], [[0, 1, 2, 3, 4]], emptyCache(llama, 1));
+      const a = (await split.run(feeds)).logits!.data as Float32Array;
+      const b = (await inline.run(feeds)).logits!.data as Float32Array;
+      expect(maxDifference(a, b)).toBe(0);
+      await split.release();
+      await inline.release();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a parameter vector of the wrong size', () => {

@@ -17,7 +17,7 @@ import { headSize, type LlamaConfig } from '../model/llama-config.js';
 import type { GptConfig } from '../model/config.js';
 import { familyOf, modelParamSpecs, type ModelConfig } from '../model/family.js';
 import { layoutOf, viewsOf } from '../params.js';
-import { OnnxGraphBuilder, type Dim } from './onnx-builder.js';
+import { OnnxGraphBuilder, type Dim, type OnnxFiles, type WeightPlacement } from './onnx-builder.js';
 
 const BATCH = 'batch_size';
 const SEQUENCE = 'sequence_length';
@@ -26,8 +26,9 @@ const TOTAL = 'total_sequence_length';
 /** Added to the scores of keys a query may not see: exp underflows to exactly 0 after softmax. */
 const MASKED = -1e9;
 
-/** The decoder with a cache, weights inside; `params` is the flat vector of `config`'s layout. */
-export function buildDecoderOnnx(config: ModelConfig, params: Float32Array): Uint8Array {
+/** The decoder with a cache; `params` is the flat vector of `config`'s layout. The weights are
+ * inside the model file unless they are too large for it (then in data files beside it). */
+export function buildDecoderOnnx(config: ModelConfig, params: Float32Array, placement: WeightPlacement = { fileName: 'model.onnx' }): OnnxFiles {
   const layout = layoutOf(modelParamSpecs(config));
   if (params.length !== layout.size) throw new Error(`buildDecoderOnnx: params have ${params.length} values, the model has ${layout.size}`);
   const views = viewsOf(layout, params);
@@ -68,7 +69,7 @@ export function buildDecoderOnnx(config: ModelConfig, params: Float32Array): Uin
   }
   x = blocks.norm(x, '', 'final');
   b.output('logits', b.op('MatMul', [x, blocks.head()]), 'float32', [BATCH, SEQUENCE, config.vocabSize]);
-  return b.toBytes(`${family}-decoder-with-past`);
+  return b.toFiles(`${family}-decoder-with-past`, placement);
 }
 
 interface DecoderContext {

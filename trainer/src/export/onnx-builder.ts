@@ -10,6 +10,8 @@ import {
   ModelProtoSchema,
   NodeProtoSchema,
   OperatorSetIdProtoSchema,
+  StringStringEntryProtoSchema,
+  TensorProto_DataLocation,
   TensorProtoSchema,
   TensorShapeProto_DimensionSchema,
   TensorShapeProtoSchema,
@@ -35,9 +37,34 @@ const OPSET = 18n;
 /** IR version 10 (ONNX 1.16), read by onnxruntime 1.17 and later. */
 const IR_VERSION = 10n;
 
+/** Where the weights go: inside the .onnx file while they fit protobuf's 2 GiB limit with room to
+ * spare, else beside it in files of at most `chunkBytes` each (ONNX external data), named
+ * `<file>_data`, `<file>_data_1`, … as transformers.js looks for them. */
+export interface WeightPlacement {
+  /** The .onnx file's name, which names the data files. */
+  fileName: string;
+  /** Weights above this many bytes in all go to external files. Default 1.5 GiB. */
+  inlineLimitBytes?: number;
+  /** Size limit of one data file (a tensor larger than this gets a file to itself). Default 1.5 GiB. */
+  chunkBytes?: number;
+}
+
+export interface OnnxFiles {
+  /** The model file. */
+  model: Uint8Array;
+  /** External data files in order (empty when the weights are inside), each as byte chunks. */
+  data: { name: string; chunks: Uint8Array[] }[];
+}
+
+const DEFAULT_LIMIT = 1.5 * 2 ** 30;
+/** External tensors start at multiples of this (the page size, so a reader may map them). */
+const EXTERNAL_ALIGNMENT = 4096;
+
 export class OnnxGraphBuilder {
   private readonly nodes: NodeProto[] = [];
   private readonly initializers: TensorProto[] = [];
+  /** Weights, kept as views until toFiles decides where they go. */
+  private readonly weights: { name: string; dims: readonly number[]; data: Float32Array }[] = [];
   private readonly inputs: ValueInfoProto[] = [];
   private readonly outputs: ValueInfoProto[] = [];
   private readonly names = new Set<string>();
@@ -58,8 +85,7 @@ export class OnnxGraphBuilder {
   /** A float32 initializer (weights are stored in the file, little-endian). */
   floats(name: string, data: Float32Array, dims: readonly number[]): string {
     if (data.length !== dims.reduce((a, b) => a * b, 1)) throw new Error(`onnx: initializer ${name} has ${data.length} values for shape [${dims.join(', ')}]`);
-    const rawData = new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-    this.initializers.push(create(TensorProtoSchema, { name: this.claim(name), dataType: ELEM_CODE.float32, dims: dims.map(BigInt), rawData }));
+    this.weights.push({ name: this.claim(name), dims, data });
     return name;
   }
 
@@ -91,14 +117,43 @@ export class OnnxGraphBuilder {
     return names;
   }
 
-  toBytes(graphName: string): Uint8Array {
+  /** The model, and its weights inside it or in external data files (see WeightPlacement). */
+  toFiles(graphName: string, placement: WeightPlacement): OnnxFiles {
+    const total = this.weights.reduce((sum, w) => sum + w.data.byteLength, 0);
+    const external = total > (placement.inlineLimitBytes ?? DEFAULT_LIMIT);
+    const chunkBytes = placement.chunkBytes ?? DEFAULT_LIMIT;
+    const data: OnnxFiles['data'] = [];
+    let file: { name: string; chunks: Uint8Array[]; size: number } | undefined;
+    const weights = this.weights.map(({ name, dims, data: values }) => {
+      const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+      const common = { name, dataType: ELEM_CODE.float32, dims: dims.map(BigInt) };
+      // raw_data is little-endian, as typed arrays are on every platform Node runs on.
+      if (!external) return create(TensorProtoSchema, { ...common, rawData: bytes.slice() });
+      let padding = file === undefined ? 0 : (EXTERNAL_ALIGNMENT - (file.size % EXTERNAL_ALIGNMENT)) % EXTERNAL_ALIGNMENT;
+      if (file === undefined || (file.size > 0 && file.size + padding + bytes.length > chunkBytes)) {
+        const name = `${placement.fileName}_data${data.length === 0 ? '' : `_${data.length}`}`;
+        file = { name, chunks: [], size: 0 };
+        data.push(file);
+        padding = 0;
+      }
+      if (padding > 0) file.chunks.push(new Uint8Array(padding));
+      const offset = file.size + padding;
+      file.chunks.push(bytes);
+      file.size = offset + bytes.length;
+      const entry = (key: string, value: string | number) => create(StringStringEntryProtoSchema, { key, value: String(value) });
+      return create(TensorProtoSchema, {
+        ...common,
+        dataLocation: TensorProto_DataLocation.EXTERNAL,
+        externalData: [entry('location', file.name), entry('offset', offset), entry('length', bytes.length)],
+      });
+    });
     const model = create(ModelProtoSchema, {
       irVersion: IR_VERSION,
       producerName: 'concord',
       opsetImport: [create(OperatorSetIdProtoSchema, { domain: '', version: OPSET })],
-      graph: create(GraphProtoSchema, { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs }),
+      graph: create(GraphProtoSchema, { name: graphName, node: this.nodes, initializer: [...weights, ...this.initializers], input: this.inputs, output: this.outputs }),
     });
-    return toBinary(ModelProtoSchema, model);
+    return { model: toBinary(ModelProtoSchema, model), data: data.map(({ name, chunks }) => ({ name, chunks })) };
   }
 
   private claim(name: string): string {
