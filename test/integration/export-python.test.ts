@@ -10,15 +10,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
-import { loadBrown } from '../../trainer/src/data/corpus.js';
-import { openGenerator } from '../../trainer/src/export/generate.js';
 import { writeHuggingFaceExport } from '../../trainer/src/export/hf-export.js';
-import { initModelParams, modelParamSpecs, type ModelConfig } from '../../trainer/src/model/index.js';
-import { layoutOf } from '../../trainer/src/params.js';
-import { modelSession, spreadParams } from '../support/model-graphs.js';
+import type { ModelConfig } from '../../trainer/src/model/index.js';
+import { concordGreedy, decisiveParams, smallTokenizer } from '../support/export-fixtures.js';
+import { modelSession } from '../support/model-graphs.js';
 
-const tokenizer = BpeTokenizer.train(loadBrown({ genres: 'a' }).slice(0, 12).map((d) => d.text), { vocabSize: 400 });
+const tokenizer = smallTokenizer();
 const TEXT = 'The jury said, "Ça va?" in 1961.';
 const NEW_TOKENS = 16;
 
@@ -61,10 +58,7 @@ describe.each<[string, ModelConfig, string]>([
   ['GPT', { vocabSize: tokenizer.vocabSize, seqLen: 48, layers: 2, dModel: 32, heads: 4, mlpRatio: 4, norm: 'layernorm' }, 'GPT2LMHeadModel'],
 ])('transformers (Python) opens the export of a %s', (_name, config, className) => {
   let dir: string;
-  const layout = layoutOf(modelParamSpecs(config));
-  const init = initModelParams(config, 3);
-  const spread = spreadParams(config, layout, 4);
-  const params = init.map((v, i) => v + 0.3 * spread[i]!);
+  const params = decisiveParams(config, 3);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concord-hf-py-'));
@@ -98,10 +92,6 @@ describe.each<[string, ModelConfig, string]>([
     expect(scale).toBeGreaterThan(1);
     expect(worst).toBeLessThan(1e-4 * scale);
 
-    const generator = await openGenerator(config, params, tokenizer);
-    const greedy: number[] = [];
-    for await (const id of generator.generate(ids, { count: NEW_TOKENS, temperature: 0, topK: 0, random: Math.random })) greedy.push(id);
-    await generator.release();
-    expect(result.generated).toEqual(greedy);
+    expect(result.generated).toEqual(await concordGreedy(config, params, tokenizer, ids, NEW_TOKENS));
   });
 });

@@ -8,30 +8,17 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AutoModelForCausalLM, AutoTokenizer, env } from '@huggingface/transformers';
-import { BpeTokenizer } from '../../trainer/src/data/bpe.js';
-import { loadBrown } from '../../trainer/src/data/corpus.js';
-import { openGenerator } from '../../trainer/src/export/generate.js';
 import { writeHuggingFaceExport } from '../../trainer/src/export/hf-export.js';
-import { initModelParams, modelParamSpecs, type ModelConfig } from '../../trainer/src/model/index.js';
-import { layoutOf } from '../../trainer/src/params.js';
-import { spreadParams } from '../support/model-graphs.js';
+import type { ModelConfig } from '../../trainer/src/model/index.js';
+import { concordGreedy, decisiveParams, smallTokenizer } from '../support/export-fixtures.js';
 
 // Offline: nothing is fetched from the Hub, nothing cached outside the test's folder.
 env.allowRemoteModels = false;
 env.useFSCache = false;
 
-const tokenizer = BpeTokenizer.train(loadBrown({ genres: 'a' }).slice(0, 12).map((d) => d.text), { vocabSize: 400 });
+const tokenizer = smallTokenizer();
 const PROMPT = 'The jury said that the election';
 const NEW_TOKENS = 24;
-
-/** Trained-looking parameters: the init plus a spread, so that attention and positions decide
- * each next token (a near-uniform init would let a broken cache or rotation pass unnoticed). */
-function parameters(config: ModelConfig): Float32Array {
-  const layout = layoutOf(modelParamSpecs(config));
-  const init = initModelParams(config, 7);
-  const spread = spreadParams(config, layout, 9);
-  return init.map((v, i) => v + 0.3 * spread[i]!);
-}
 
 const llama: ModelConfig = { family: 'llama', vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, kvHeads: 2, ffnWidth: 96, ropeTheta: 10_000, normEps: 1e-5, tiedEmbeddings: false };
 const SPLIT_WEIGHTS = { inlineLimitBytes: 0, chunkBytes: 40_000 };
@@ -42,7 +29,7 @@ describe.each<[string, ModelConfig, typeof SPLIT_WEIGHTS | undefined]>([
   ['a GPT', { vocabSize: tokenizer.vocabSize, seqLen: 64, layers: 2, dModel: 32, heads: 4, mlpRatio: 4, norm: 'layernorm' }, undefined],
 ])('the Hugging Face export of %s', (_name, config, placement) => {
   let dir: string;
-  const params = parameters(config);
+  const params = decisiveParams(config, 7);
 
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'concord-hf-'));
@@ -68,10 +55,7 @@ describe.each<[string, ModelConfig, typeof SPLIT_WEIGHTS | undefined]>([
 
   it('generates greedily with transformers.js the same tokens as Concord\'s sampler', async () => {
     const prompt = Array.from(tokenizer.encode(PROMPT));
-    const generator = await openGenerator(config, params, tokenizer);
-    const ours: number[] = [];
-    for await (const id of generator.generate(prompt, { count: NEW_TOKENS, temperature: 0, topK: 0, random: Math.random })) ours.push(id);
-    await generator.release();
+    const ours = await concordGreedy(config, params, tokenizer, prompt, NEW_TOKENS);
     expect(new Set(ours).size).toBeGreaterThan(3); // not one token repeated: the test can tell orders apart
 
     const hfTokenizer = await AutoTokenizer.from_pretrained(dir, { local_files_only: true });

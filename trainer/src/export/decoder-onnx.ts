@@ -43,8 +43,7 @@ export function buildDecoderOnnx(config: ModelConfig, params: Float32Array, plac
     written.add(name);
     return b.floats(name, view, spec.shape);
   };
-  const family = familyOf(config);
-  const kvHeads = family === 'llama' ? (config as LlamaConfig).kvHeads : config.heads;
+  const kvHeads = config.family === 'llama' ? config.kvHeads : config.heads;
   const hs = config.dModel / config.heads;
 
   const ids = b.input('input_ids', 'int64', [BATCH, SEQUENCE]);
@@ -57,7 +56,7 @@ export function buildDecoderOnnx(config: ModelConfig, params: Float32Array, plac
   }));
 
   const ctx: DecoderContext = { b, weight, hs, kvHeads, heads: config.heads, scoreBias: scoreBias(b, ids, mask) };
-  const blocks = family === 'llama' ? llamaBlocks(ctx, config as LlamaConfig, positions) : gptBlocks(ctx, config as GptConfig, positions);
+  const blocks = config.family === 'llama' ? llamaBlocks(ctx, config, positions) : gptBlocks(ctx, config, positions);
 
   let x = blocks.embed(ids); // [B, S, C]
   for (let i = 0; i < config.layers; i++) {
@@ -69,7 +68,7 @@ export function buildDecoderOnnx(config: ModelConfig, params: Float32Array, plac
   }
   x = blocks.norm(x, '', 'final');
   b.output('logits', b.op('MatMul', [x, blocks.head()]), 'float32', [BATCH, SEQUENCE, config.vocabSize]);
-  return b.toFiles(`${family}-decoder-with-past`, placement);
+  return b.toFiles(`${familyOf(config)}-decoder-with-past`, placement);
 }
 
 interface DecoderContext {

@@ -1,4 +1,5 @@
 import type { ParamLayout } from '../params.js';
+import { AdamWKernel } from './adamw-kernel.js';
 
 export interface AdamWConfig {
   beta1: number;
@@ -14,15 +15,18 @@ export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, 
 
 /**
  * AdamW over the flat parameter vector (the inner optimizer of a trainer). Moments are float32
- * like the parameters; each element is computed in float64 and stored once, in index order, so
- * a step is deterministic. Decay is decoupled (Loshchilov & Hutter) and applies per tensor.
+ * like the parameters, and so is the update, four elements at a time (adamw-kernel.ts: the same
+ * bits on every machine). The gradient norm for clipping is summed in float64, in index order.
+ * Decay is decoupled (Loshchilov & Hutter) and applies per tensor.
  */
 export class AdamW {
   readonly m: Float32Array;
   readonly v: Float32Array;
   /** Steps taken so far (the bias corrections use it). */
   step = 0;
-  private readonly decayRanges: Array<[number, number]>;
+  /** [start, end, decayed] runs covering the vector: tensors side by side with the same decay merged. */
+  private readonly runs: Array<[number, number, boolean]> = [];
+  private readonly kernel = new AdamWKernel();
 
   /** `state` lets the moments live in memory the caller owns (e.g. shared with a worker). */
   constructor(
@@ -33,7 +37,12 @@ export class AdamW {
     this.v = state?.v ?? new Float32Array(layout.size);
     this.step = state?.step ?? 0;
     if (this.m.length !== layout.size || this.v.length !== layout.size) throw new Error(`AdamW state must hold ${layout.size} values`);
-    this.decayRanges = layout.tensors.filter((t) => decays(t.name)).map((t) => [t.offset, t.offset + t.size]);
+    for (const t of layout.tensors) {
+      const last = this.runs.at(-1);
+      const decayed = decays(t.name);
+      if (last !== undefined && last[1] === t.offset && last[2] === decayed) last[1] = t.offset + t.size;
+      else this.runs.push([t.offset, t.offset + t.size, decayed]);
+    }
   }
 
   /** The global L2 norm of `grads`, summed in index order in float64. */
@@ -52,24 +61,11 @@ export class AdamW {
     if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm}: the step diverged`);
     const scale = gradClip > 0 && norm > gradClip ? gradClip / norm : 1;
     this.step++;
-    const correction1 = 1 - beta1 ** this.step;
-    const correction2 = 1 - beta2 ** this.step;
-    const stepSize = lr / correction1;
-    const m = this.m;
-    const v = this.v;
-    // Decay first, over the selected tensors: θ ← θ − lr·wd·θ.
-    if (weightDecay > 0) {
-      const keep = 1 - lr * weightDecay;
-      for (const [start, end] of this.decayRanges) for (let i = start; i < end; i++) params[i] = params[i]! * keep;
-    }
-    for (let i = 0; i < size; i++) {
-      const g = grads[i]! * scale;
-      const mi = beta1 * m[i]! + (1 - beta1) * g;
-      const vi = beta2 * v[i]! + (1 - beta2) * g * g;
-      m[i] = mi;
-      v[i] = vi;
-      params[i] = params[i]! - (stepSize * mi) / (Math.sqrt(vi / correction2) + eps);
-    }
+    const step = { scale, beta1, beta2, eps, stepSize: lr / (1 - beta1 ** this.step), invSqrtC2: 1 / Math.sqrt(1 - beta2 ** this.step) };
+    // Decay scales θ before the step: θ ← θ·(1 − lr·wd) − lr·m̂ / (√v̂ + ε).
+    const keep = 1 - lr * weightDecay;
+    const arrays = { params, grads, m: this.m, v: this.v };
+    for (const [start, end, decayed] of this.runs) this.kernel.update(arrays, start, end, decayed ? keep : 1, step);
     return norm;
   }
 }
