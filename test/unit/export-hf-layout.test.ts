@@ -21,7 +21,7 @@ describe('the Llama family in transformers\' layout', () => {
     });
   });
 
-  it('transposes [in, out] weights to [out, in] and splits qkv and gate_up', () => {
+  it('transposes [in, out] weights to [out, in] and splits qkv', () => {
     const params = indexed(llama);
     const layout = layoutOf(modelParamSpecs(llama));
     const tensors = new Map(hfTensors(llama, params).map((t) => [t.name, t]));

@@ -154,7 +154,8 @@ function llamaBlocks(ctx: DecoderContext, config: LlamaConfig, positions: string
     },
     out: (y, h) => b.op('MatMul', [y, weight(`${h}.o.w`)]),
     mlp: (x, h) => {
-      const [gate, up] = b.opMulti('Split', [b.op('MatMul', [x, weight(`${h}.gate_up.w`)]), b.ints([F, F])], 2, { axis: { int: -1 } }) as [string, string];
+      const gate = b.op('MatMul', [x, weight(`${h}.gate.w`)]);
+      const up = b.op('MatMul', [x, weight(`${h}.up.w`)]);
       const silu = b.op('Mul', [gate, b.op('Sigmoid', [gate])]);
       return b.op('MatMul', [b.op('Mul', [silu, up]), weight(`${h}.down.w`)]);
     },

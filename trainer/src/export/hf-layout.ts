@@ -3,8 +3,7 @@
 // those classes load from `model.safetensors`.
 //
 //   Llama: weights are [out, in] (torch.nn.Linear), so each of Concord's [in, out] matrices is
-//          transposed, and the fused qkv and gate_up matrices are split into q/k/v_proj and
-//          gate/up_proj. Rotary embeddings need no permutation: Concord rotates channel i with
+//          transposed, and the fused qkv matrix is split into q/k/v_proj. Rotary embeddings need no permutation: Concord rotates channel i with
 //          channel i + headSize/2, as transformers' rotate_half does.
 //   GPT:   GPT-2's Conv1D layers store [in, out] like Concord, with q, k and v fused in c_attn, so
 //          the tensors are renamed only. GPT-2 has LayerNorm with biases; an RMSNorm GPT has no
@@ -110,8 +109,8 @@ function llamaTensors(config: LlamaConfig, tensor: TensorLookup): NamedTensor[] 
       named(`${hf}.self_attn.v_proj.weight`, linear(`${h}.qkv.w`, (H + K) * hs, K * hs)),
       named(`${hf}.self_attn.o_proj.weight`, linear(`${h}.o.w`)),
       named(`${hf}.post_attention_layernorm.weight`, tensor(`${h}.mlp_norm.w`)),
-      named(`${hf}.mlp.gate_proj.weight`, linear(`${h}.gate_up.w`, 0, F)),
-      named(`${hf}.mlp.up_proj.weight`, linear(`${h}.gate_up.w`, F, F)),
+      named(`${hf}.mlp.gate_proj.weight`, linear(`${h}.gate.w`)),
+      named(`${hf}.mlp.up_proj.weight`, linear(`${h}.up.w`)),
       named(`${hf}.mlp.down_proj.weight`, linear(`${h}.down.w`)),
     );
   }

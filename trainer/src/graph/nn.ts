@@ -60,12 +60,21 @@ export function silu(x: Tensor): Tensor {
   return x.dtype === 'float64' ? div(x, add(exp(neg(x)), 1)) : mul(x, sigmoid(x));
 }
 
+/** The tables of rotary position embeddings; see rotaryTables. */
+export interface RotaryTables {
+  cos: Tensor;
+  sin: Tensor;
+  /** [d, d]: x @ rotate = concat(−x₂, x₁), a signed permutation. */
+  rotate: Tensor;
+}
+
 /**
- * The cos and sin tables of rotary position embeddings (RoFormer; Llama's layout): [T, d] each,
+ * The tables of rotary position embeddings (RoFormer; Llama's layout): cos and sin [T, d],
  * position t and channel i holding cos/sin(t · θ^(−2j/d)) with j = i mod d/2, so the two halves of
- * a head's channels share frequencies. Computed in float64 and rounded once into the graph's dtype.
+ * a head's channels share frequencies, computed in float64 and rounded once into the graph's
+ * dtype; and the [d, d] matrix of rotate_half.
  */
-export function rotaryTables(graph: Graph, seqLen: number, headSize: number, theta: number, dtype: FloatDType = graph.dtype): { cos: Tensor; sin: Tensor } {
+export function rotaryTables(graph: Graph, seqLen: number, headSize: number, theta: number, dtype: FloatDType = graph.dtype): RotaryTables {
   if (headSize % 2 !== 0) throw new Error(`rotaryTables: the head size must be even, got ${headSize}`);
   const half = headSize / 2;
   const cos = new Float64Array(seqLen * headSize);
@@ -77,19 +86,23 @@ export function rotaryTables(graph: Graph, seqLen: number, headSize: number, the
       sin[t * headSize + i] = Math.sin(angle);
     }
   }
-  return { cos: graph.constant(cos, dtype, [seqLen, headSize]), sin: graph.constant(sin, dtype, [seqLen, headSize]) };
+  const rotate = new Float64Array(headSize * headSize);
+  for (let j = 0; j < half; j++) {
+    rotate[(j + half) * headSize + j] = -1; // output j < d/2 is −x[j + d/2]
+    rotate[j * headSize + j + half] = 1; // output j + d/2 is x[j]
+  }
+  return { cos: graph.constant(cos, dtype, [seqLen, headSize]), sin: graph.constant(sin, dtype, [seqLen, headSize]), rotate: graph.constant(rotate, dtype, [headSize, headSize]) };
 }
 
 /**
  * Rotary position embedding of x [..., T, d] with tables from rotaryTables: x·cos + rotate(x)·sin,
  * where rotate(x) = concat(−x₂, x₁) for the halves x₁, x₂ of the last axis (Hugging Face's
- * rotate_half: channel i pairs with channel i + d/2). Linear in x, so its gradient is the same
- * rotation transposed, which autodiff derives from split, neg and concat.
+ * rotate_half: channel i pairs with channel i + d/2). rotate is a product with a [d, d] signed
+ * permutation: one small MatMul forward and one backward, where split, neg and concat cost three
+ * copies each way (~5% of a Llama training step at dModel 512, docs/benchmarks.md).
  */
-export function rotary(x: Tensor, tables: { cos: Tensor; sin: Tensor }): Tensor {
-  const d = x.shape.at(-1) ?? 0;
-  const [x1, x2] = split(x, -1, [d / 2, d / 2]) as [Tensor, Tensor];
-  return add(mul(x, tables.cos), mul(concat([neg(x2), x1], -1), tables.sin));
+export function rotary(x: Tensor, tables: RotaryTables): Tensor {
+  return add(mul(x, tables.cos), mul(matmul(x, tables.rotate), tables.sin));
 }
 
 const GELU_C = Math.sqrt(2 / Math.PI);

@@ -5,9 +5,10 @@
 //
 // Parameters are fed as views of one flat Float32Array in the order of llamaParamSpecs(), like
 // the GPT's. Shapes: B batch, T seqLen, C dModel, H heads, K kvHeads, hs = C/H, F ffnWidth,
-// V vocabSize. Weights are stored [in, out] (y = x @ w); q, k and v share one matrix, as do the
-// gate and up projections, so each is one wide matrix product. The export splits and transposes
-// them into Hugging Face's names and [out, in] layout.
+// V vocabSize. Weights are stored [in, out] (y = x @ w); q, k and v share one matrix, so they are
+// one wide matrix product. The gate and up projections are two matrices: fused, the split of their
+// [B, T, 2F] output cost more than the one product saved (docs/training.md). The export splits
+// qkv and transposes every matrix into Hugging Face's names and [out, in] layout.
 
 import * as G from '../graph/index.js';
 import { layoutOf, type TensorSpec } from '../params.js';
@@ -29,7 +30,8 @@ export function llamaParamSpecs(config: LlamaConfig): TensorSpec[] {
       { name: `${h}.qkv.w`, shape: [C, qkvWidth(config)] },
       { name: `${h}.o.w`, shape: [C, C] },
       { name: `${h}.mlp_norm.w`, shape: [C] },
-      { name: `${h}.gate_up.w`, shape: [C, 2 * F] },
+      { name: `${h}.gate.w`, shape: [C, F] },
+      { name: `${h}.up.w`, shape: [C, F] },
       { name: `${h}.down.w`, shape: [F, C] },
     );
   }
@@ -43,7 +45,7 @@ export function llamaParamRole(name: string): ParamRole {
   if (name === 'wte') return 'embedding';
   if (name === 'norm.w' || /^h\d+\.(attn_norm|mlp_norm)\.w$/.test(name)) return 'gain';
   if (name === 'lm_head.w') return 'weight';
-  const m = /^h\d+\.(qkv|o|gate_up|down)\.w$/.exec(name);
+  const m = /^h\d+\.(qkv|o|gate|up|down)\.w$/.exec(name);
   if (m === null) throw new Error(`not a Llama parameter name: "${name}"`);
   return m[1] === 'o' || m[1] === 'down' ? 'residual' : 'weight'; // o and down write into the residual stream
 }
@@ -98,7 +100,8 @@ export function buildLlamaGraph(config: LlamaConfig, options: ModelGraphOptions)
     return G.matmul(y, p(`${h}.o.w`));
   };
   const mlp = (x: G.Tensor, h: string): G.Tensor => {
-    const [gate, up] = G.split(G.matmul(x, p(`${h}.gate_up.w`)), -1, [F, F]) as [G.Tensor, G.Tensor];
+    const gate = G.matmul(x, p(`${h}.gate.w`));
+    const up = G.matmul(x, p(`${h}.up.w`));
     return G.matmul(G.mul(G.silu(gate), up), p(`${h}.down.w`));
   };
 

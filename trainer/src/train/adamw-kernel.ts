@@ -5,9 +5,10 @@
 // docs/benchmarks.md). WebAssembly's float add, mul, div and sqrt are IEEE-exact, so the result
 // is the same bits on every machine.
 //
-// The arrays stay where they are (ORT reads the parameters from ordinary memory and refuses
-// shared memory); the kernel works through them in chunks copied into and out of its own small
-// memory, which stays in cache. The module is written out below as bytes: it is one function,
+// The arrays stay where they are: WebAssembly reads only its own memory, and keeping the vectors
+// there would cap a model at 4 GiB of state (and every other user of them would have to know).
+// The kernel works through them in chunks copied into and out of its own small memory, which
+// stays in cache; the copies cost less than the arithmetic they replace. The module is written out below as bytes: it is one function,
 // equivalent to
 //
 //   (func (export "adamw") (param $bytes i32) (param $scale $beta1 $a1 $beta2 $a2 $stepSize $invSqrtC2 $eps $keep f32)
