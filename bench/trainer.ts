@@ -5,8 +5,9 @@
 // (a) Speed: tokens/s of whole training steps (batch gathering, forward + backward in ORT,
 //     gradient clipping, AdamW, on the trainer's worker thread), turned into achieved FLOP/s with
 //     the usual count (3 × forward matmul FLOPs per token), against the peak of a bare ORT MatMul
-//     on the same threads, measured in the same run, interleaved: an MFU-style ratio. Goals: GPT
-//     ≥ 0.5, Llama ≥ 0.7.
+//     on the same threads measured right before and right after each model's steps (the host is
+//     shared, and its speed drifts within a minute): an MFU-style ratio per run, reported as the
+//     median and range over runs. Goals: GPT ≥ 0.5, Llama ≥ 0.7.
 // (b) Memory: the peak RSS of a process that only trains (bench/trainer-memory.ts, 10 steps)
 //     against a floor computed from the config: parameters, gradients, both AdamW moments
 //     (4 × P float32), and the activations one step must keep for the backward pass
@@ -40,6 +41,8 @@ interface Measured {
   trainer: TrainerThread;
   stepFlops: number[];
   tokensPerSecond: number[];
+  /** Per run: stepFlops over the mean of the MatMul peak just before and just after. */
+  ratios: number[];
   maxRssBytes?: number;
 }
 
@@ -71,20 +74,23 @@ export async function main(args: string[]): Promise<number> {
     progress(`${name}: starting the trainer (building graphs, loading the corpus)`);
     const trainer = await TrainerThread.start(config);
     await trainer.train({ maxSteps: 3 }); // warm-up: first runs allocate ORT's buffers
-    measured.push({ name, raw, config, trainer, stepFlops: [], tokensPerSecond: [] });
+    measured.push({ name, raw, config, trainer, stepFlops: [], tokensPerSecond: [], ratios: [] });
   }
   const peakFlops: number[] = [];
   for (let run = 1; run <= runs; run++) {
-    progress(`run ${run}/${runs}: MatMul peak`);
-    peakFlops.push(await peak.measure());
     for (const m of measured) {
-      progress(`run ${run}/${runs}: ${steps} ${m.name} training steps`);
+      progress(`run ${run}/${runs}: MatMul peak, then ${steps} ${m.name} training steps, then the peak again`);
+      const before = await peak.measure();
       const tokensPerStep = m.config.inner.batch * m.config.model.seqLen;
       const started = performance.now();
       await m.trainer.train({ maxSteps: steps });
       const seconds = (performance.now() - started) / 1000;
+      const after = await peak.measure();
+      const flops = (steps * tokensPerStep * modelFlopsPerToken(m.config.model, 'train')) / seconds;
+      peakFlops.push(before, after);
       m.tokensPerSecond.push((steps * tokensPerStep) / seconds);
-      m.stepFlops.push((steps * tokensPerStep * modelFlopsPerToken(m.config.model, 'train')) / seconds);
+      m.stepFlops.push(flops);
+      m.ratios.push(flops / ((before + after) / 2));
     }
   }
   for (const m of measured) await m.trainer.close();
@@ -95,24 +101,25 @@ export async function main(args: string[]): Promise<number> {
   }
   progressDone();
 
-  console.log(`trainer: batch 8, ${THREADS} threads, CPU; median of ${runs} interleaved runs of ${steps} steps`);
+  console.log(`trainer: batch 8, ${THREADS} threads, CPU; ${runs} runs of ${steps} steps per model, each between two measurements of the MatMul peak`);
   for (const m of measured) console.log(`  ${MODELS[m.name].label}: ${describeModel(m.config.model, m.config.inner.batch)}`);
   console.log();
-  const rows: string[][] = [['ORT MatMul peak, GFLOP/s (baseline)', fmt(median(peakFlops) / 1e9, 1), '']];
+  const range = (values: number[], scale: number, digits: number) => `${fmt(Math.min(...values) / scale, digits)}–${fmt(Math.max(...values) / scale, digits)}`;
+  const rows: string[][] = [['ORT MatMul peak, GFLOP/s (baseline; median, range)', `${fmt(median(peakFlops) / 1e9, 1)} (${range(peakFlops, 1e9, 0)})`, '']];
   const results = measured.map((m) => {
     const floor = trainingMemoryFloor(m.config.model, m.config.inner.batch);
-    const mfu = median(m.stepFlops) / median(peakFlops);
+    const mfu = median(m.ratios);
     const memoryRatio = m.maxRssBytes! / floor.total;
     const { label, goal } = MODELS[m.name];
     rows.push(
       [`${label}: training step, GFLOP/s achieved`, fmt(median(m.stepFlops) / 1e9, 1), ''],
       [`${label}: tokens/s`, fmt(median(m.tokensPerSecond), 0), ''],
-      [`${label}: ratio (MFU-style)`, fmt(mfu, 2), `≥ ${goal} ${mfu >= goal ? 'MET' : 'MISSED'}`],
+      [`${label}: ratio (MFU-style; median, range)`, `${fmt(mfu, 2)} (${range(m.ratios, 1, 2)})`, `≥ ${goal} ${mfu >= goal ? 'MET' : 'MISSED'}`],
       [`${label}: peak RSS, MB`, fmt(m.maxRssBytes! / 1e6, 0), ''],
       [`${label}: floor, MB (state + activations)`, `${fmt(floor.total / 1e6, 0)} (${fmt(floor.state / 1e6, 0)} + ${fmt(floor.activations / 1e6, 0)})`, ''],
       [`${label}: peak RSS / floor`, fmt(memoryRatio, 2), `≤ ${MEMORY_GOAL} ${memoryRatio <= MEMORY_GOAL ? 'MET' : 'MISSED'}`],
     );
-    return { model: m.config.model, stepFlops: m.stepFlops, tokensPerSecond: m.tokensPerSecond, maxRssBytes: m.maxRssBytes, floor };
+    return { model: m.config.model, stepFlops: m.stepFlops, tokensPerSecond: m.tokensPerSecond, ratios: m.ratios, maxRssBytes: m.maxRssBytes, floor };
   });
   console.log(table(['what', 'value', 'goal'], rows));
   if (values.json !== undefined) {
@@ -142,8 +149,9 @@ async function matmulPeak(): Promise<{ measure: () => Promise<number> }> {
     measure: async () => {
       let best = 0;
       for (const s of sessions) {
+        // At least 5 runs and a quarter of a second per shape, so one slow run does not decide.
         const times: number[] = [];
-        for (let i = 0; i < 5; i++) {
+        for (let spent = 0; times.length < 5 || spent < 0.25; spent += times.at(-1)!) {
           const started = performance.now();
           await s.run();
           times.push((performance.now() - started) / 1000);

@@ -159,9 +159,10 @@ export function sequenceCrossEntropy(logits: Tensor, targets: Tensor): Tensor {
 
 /** Additive causal mask [T, T]: 0 where a position may attend (key ≤ query), −1e9 above the
  * diagonal. Finite rather than −∞, so no inf·0 can turn into NaN in a backward product. Add it to
- * attention scores [..., T, T] before the softmax. */
-export function causalMask(graph: Graph, t: number, dtype: FloatDType = graph.dtype): Tensor {
-  const data = new Float64Array(t * t);
-  for (let q = 0; q < t; q++) for (let k = q + 1; k < t; k++) data[q * t + k] = -1e9;
-  return graph.constant(data, dtype, [t, t]);
+ * attention scores [..., T, T] before the softmax. With `repeats` n, the mask n times over,
+ * [n·T, T], for n heads' queries stacked on one key/value head (grouped-query attention). */
+export function causalMask(graph: Graph, t: number, dtype: FloatDType = graph.dtype, repeats = 1): Tensor {
+  const data = new Float64Array(repeats * t * t);
+  for (let r = 0; r < repeats; r++) for (let q = 0; q < t; q++) for (let k = q + 1; k < t; k++) data[(r * t + q) * t + k] = -1e9;
+  return graph.constant(data, dtype, [repeats * t, t]);
 }

@@ -80,23 +80,25 @@ export function buildLlamaGraph(config: LlamaConfig, options: ModelGraphOptions)
   const { seqLen: T, layers: L, dModel: C, heads: H, kvHeads: K, ffnWidth: F, normEps } = config;
   const hs = headSize(config);
   const tokens = g.input('tokens', 'int32', [B, T]);
-  const mask = G.causalMask(g, T); // [T, T]
+  const group = H / K; // query heads per key/value head
+  const mask = G.causalMask(g, T, g.dtype, group); // [group·T, T]: the causal mask once per query head of a group
   const rope = G.rotaryTables(g, T, hs, config.ropeTheta); // [T, hs] each
 
   /** [B, T, n·hs] → [B, n, T, hs] */
   const heads = (t: G.Tensor, n: number) => G.transpose(G.reshape(t, [B, T, n, hs]), [0, 2, 1, 3]);
-  /** [B, K, T, hs] → [B, H, T, hs]: each key/value head serves H/K query heads side by side. */
-  const repeatKv = (t: G.Tensor) =>
-    K === H ? t : G.reshape(G.expand(G.reshape(t, [B, K, 1, T, hs]), [B, K, H / K, T, hs]), [B, H, T, hs]);
 
   const attention = (x: G.Tensor, h: string): G.Tensor => {
     const qkv = G.matmul(x, p(`${h}.qkv.w`)); // [B, T, (H + 2K)·hs]
     const [q, k, v] = G.split(qkv, -1, [H * hs, K * hs, K * hs]) as [G.Tensor, G.Tensor, G.Tensor];
     const qh = G.rotary(heads(G.mul(q, 1 / Math.sqrt(hs)), H), rope); // scaling commutes with the rotation
-    const kh = repeatKv(G.rotary(heads(k, K), rope)); // rotate the K heads before repeating them
-    const vh = repeatKv(heads(v, K));
-    const att = G.softmax(G.add(G.matmul(qh, G.transpose(kh, [0, 1, 3, 2])), mask)); // [B, H, T, T]
-    const y = G.reshape(G.transpose(G.matmul(att, vh), [0, 2, 1, 3]), [B, T, C]);
+    const kh = G.rotary(heads(k, K), rope); // [B, K, T, hs]
+    const vh = heads(v, K);
+    // Grouped-query attention without copying keys and values: query head j reads key/value head
+    // ⌊j / group⌋, and heads k·group … k·group + group − 1 are adjacent, so the queries of one
+    // key/value head stack into one [group·T, hs] matrix that attends to its [T, hs] keys.
+    const grouped = G.reshape(qh, [B, K, group * T, hs]);
+    const att = G.softmax(G.add(G.matmul(grouped, G.transpose(kh, [0, 1, 3, 2])), mask)); // [B, K, group·T, T]
+    const y = G.reshape(G.transpose(G.reshape(G.matmul(att, vh), [B, H, T, hs]), [0, 2, 1, 3]), [B, T, C]);
     return G.matmul(y, p(`${h}.o.w`));
   };
   const mlp = (x: G.Tensor, h: string): G.Tensor => {
