@@ -20,9 +20,7 @@ export interface ModelGraphOptions {
   readonly weights?: Float32Array;
   /** 'train' only: one flat `grads` output (default), or one output `grad.<name>` per parameter,
    * which a caller can bind to views of one flat buffer so ORT writes each gradient in place
-   * instead of holding them all and a concatenated copy (half the gradient memory), plus
-   * `gradSquaredNorm` [], the sum of every gradient's squares (clipping's norm, computed while
-   * each gradient is still in cache rather than in a pass of its own). */
+   * instead of holding them all and a concatenated copy (half the gradient memory). */
   readonly gradients?: 'flat' | 'per-tensor';
 }
 
@@ -65,8 +63,7 @@ export function finishGraph(g: G.Graph, logits: G.Tensor, options: ModelGraphOpt
   const loss = G.crossEntropy(logits, targets);
   const grads = G.gradients(loss, g.params);
   if (options.gradients === 'per-tensor') {
-    const gradSquaredNorm = grads.map((t) => G.sum(G.mul(t, t))).reduce((a, b) => G.add(a, b));
-    return G.toOnnx(g, { outputs: { loss, gradSquaredNorm, ...Object.fromEntries(g.params.map((param, i) => [`grad.${param.name}`, grads[i]!])) }, name: `${family}-train` });
+    return G.toOnnx(g, { outputs: { loss, ...Object.fromEntries(g.params.map((param, i) => [`grad.${param.name}`, grads[i]!])) }, name: `${family}-train` });
   }
   return G.toOnnx(g, { outputs: { loss, grads: G.concat(grads.map((t) => G.reshape(t, [t.size])), 0) }, name: `${family}-train` });
 }

@@ -16,7 +16,7 @@ export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, 
 /**
  * AdamW over the flat parameter vector (the inner optimizer of a trainer). Moments are float32
  * like the parameters, and so is the update, four elements at a time (adamw-kernel.ts: the same
- * bits on every machine). The gradient norm for clipping comes from the training graph (or is summed here, in float64).
+ * bits on every machine). The gradient norm for clipping is summed in float64, in index order.
  * Decay is decoupled (Loshchilov & Hutter) and applies per tensor.
  */
 export class AdamW {
@@ -52,13 +52,12 @@ export class AdamW {
     return Math.sqrt(sum);
   }
 
-  /** One update of `params` in place; returns the gradient norm before clipping. `squaredNorm`,
-   * when the caller has it (the training graph computes it), saves a pass over the gradients. */
-  update(params: Float32Array, grads: Float32Array, lr: number, squaredNorm?: number): number {
+  /** One update of `params` in place; returns the gradient norm before clipping. */
+  update(params: Float32Array, grads: Float32Array, lr: number): number {
     const size = this.layout.size;
     if (params.length !== size || grads.length !== size) throw new Error(`AdamW needs ${size} values, got params ${params.length} and grads ${grads.length}`);
     const { beta1, beta2, eps, weightDecay, gradClip } = this.config;
-    const norm = squaredNorm === undefined ? AdamW.norm(grads) : Math.sqrt(squaredNorm);
+    const norm = AdamW.norm(grads);
     if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm}: the step diverged`);
     const scale = gradClip > 0 && norm > gradClip ? gradClip / norm : 1;
     this.step++;

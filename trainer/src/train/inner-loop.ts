@@ -67,9 +67,8 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
   const targetTensor = new ort.Tensor('int32', buffers.target, [batch, seqLen]);
   // Outputs land in these buffers every step: no fresh P-sized array per step for the GC.
   const lossBuffer = new Float32Array(1);
-  const squaredNormBuffer = new Float32Array(1);
   const grads = new Float32Array(params.length);
-  const fetches: Record<string, ort.Tensor> = { loss: new ort.Tensor('float32', lossBuffer, []), gradSquaredNorm: new ort.Tensor('float32', squaredNormBuffer, []) };
+  const fetches: Record<string, ort.Tensor> = { loss: new ort.Tensor('float32', lossBuffer, []) };
   for (const t of runner.layout.tensors) fetches[`grad.${t.name}`] = new ort.Tensor('float32', grads.subarray(t.offset, t.offset + t.size), t.shape);
   const started = now();
   const losses: number[] = [];
@@ -89,7 +88,7 @@ export async function runInnerLoop(options: InnerLoopOptions): Promise<InnerLoop
     const loss = lossBuffer[0]!;
     if (!Number.isFinite(loss)) throw new Error(`loss is ${loss} at step ${firstStep + i}: the run diverged`);
     const lr = learningRate(firstStep + i, schedule);
-    const gradNorm = optimizer.update(params, grads, lr, squaredNormBuffer[0]!);
+    const gradNorm = optimizer.update(params, grads, lr);
     losses.push(loss);
     trained += batch * seqLen;
     const end = now();
