@@ -53,11 +53,24 @@ export function rmsNorm(x: Tensor, weight: Tensor, eps = 1e-6): Tensor {
   return mul(div(x, rms), weight);
 }
 
-/** SiLU (swish), x·σ(x): the gate of a SwiGLU MLP. float32: x·Sigmoid(x), which ORT fuses into
- * one kernel (com.microsoft QuickGelu). That kernel has no float64 version and ORT fuses anyway,
- * so float64 graphs (gradient checks) write the same function as x / (1 + e^−x). */
+/** SiLU (swish), y = x·σ(x): the gate of a SwiGLU MLP, with its gradient written as
+ *   dy/dx = σ(x)·(1 + x − y)
+ * (4 elementwise passes over the [B, T, F] gate in the backward, where autodiff through x·σ(x)
+ * takes 6). float32: σ is one Sigmoid node; float64 (gradient checks) writes it as 1/(1 + e^−x),
+ * as ORT's fused float32 kernels have no float64 version. */
 export function silu(x: Tensor): Tensor {
-  return x.dtype === 'float64' ? div(x, add(exp(neg(x)), 1)) : mul(x, sigmoid(x));
+  let s: Tensor | undefined;
+  let y: Tensor | undefined;
+  const forward = () => {
+    s = x.dtype === 'float64' ? div(1, add(exp(neg(x)), 1)) : sigmoid(x);
+    y = mul(x, s);
+    return [y];
+  };
+  const grad = ([gy]: readonly Tensor[]) => {
+    if (gy === undefined || s === undefined || y === undefined) throw new Error('internal: SiLU gradient without its forward');
+    return [mul(gy, mul(s, sub(add(x, 1), y)))];
+  };
+  return x.graph.composite('Silu', [x], forward, grad)[0] as Tensor;
 }
 
 /** The tables of rotary position embeddings; see rotaryTables. */

@@ -8,8 +8,11 @@
 // The arrays stay where they are: WebAssembly reads only its own memory, and keeping the vectors
 // there would cap a model at 4 GiB of state (and every other user of them would have to know).
 // The kernel works through them in chunks copied into and out of its own small memory, which
-// stays in cache; the copies cost less than the arithmetic they replace. The module is written out below as bytes: it is one function,
-// equivalent to
+// stays in cache; the copies cost less than the arithmetic they replace. The module is written
+// out below as bytes: two functions, equivalent to
+//
+//   (func (export "sumOfSquares") (param $bytes i32) (result f64)
+//     ;; Σ x[i]² over the first $bytes of memory, in four f32 lanes, the lanes added in f64)
 //
 //   (func (export "adamw") (param $bytes i32) (param $scale $beta1 $a1 $beta2 $a2 $stepSize $invSqrtC2 $eps $keep f32)
 //     ;; memory: g at 0, m at $bytes, v at 2·$bytes, p at 3·$bytes (float32, $bytes a multiple of 16)
@@ -26,7 +29,9 @@ declare const WebAssembly: {
   Instance: new (module: object) => { exports: Record<string, unknown> };
 };
 
-/** Elements per array per chunk: 4 arrays × 64 KiB stay in a core's L2 cache. */
+/** Elements per array per chunk: 4 arrays × 64 KiB stay in a core's L2 cache. Also what one f32
+ * lane of the squared norm sums at most (4096 values: a relative error near 1e-6, where the
+ * chunks' sums are added in float64). */
 const CHUNK = 16_384;
 
 export interface AdamWStep {
@@ -43,13 +48,31 @@ export interface AdamWStep {
 
 export class AdamWKernel {
   private readonly run: (bytes: number, ...values: number[]) => void;
+  private readonly sumOfSquares: (bytes: number) => number;
   private readonly heap: Float32Array;
 
   constructor() {
     const instance = new WebAssembly.Instance(new WebAssembly.Module(kernelModule()));
-    const { adamw, memory } = instance.exports as { adamw: (bytes: number, ...values: number[]) => void; memory: { buffer: ArrayBuffer } };
+    const { adamw, sumOfSquares, memory } = instance.exports as {
+      adamw: (bytes: number, ...values: number[]) => void; sumOfSquares: (bytes: number) => number; memory: { buffer: ArrayBuffer };
+    };
     this.run = adamw;
+    this.sumOfSquares = sumOfSquares;
     this.heap = new Float32Array(memory.buffer, 0, 4 * CHUNK);
+  }
+
+  /** Σ grads[i]², chunk by chunk, the chunks' sums added in float64 in index order. */
+  squaredNorm(grads: Float32Array): number {
+    const heap = this.heap;
+    let total = 0;
+    for (let s = 0; s < grads.length; s += CHUNK) {
+      const n = Math.min(CHUNK, grads.length - s);
+      const lanes = (n + 3) & ~3;
+      heap.set(grads.subarray(s, s + n), 0);
+      heap.fill(0, n, lanes);
+      total += this.sumOfSquares(lanes * 4);
+    }
+    return total;
   }
 
   /** Updates m, v and params over [start, end) from grads, in place; decay multiplies θ by `keep`. */
@@ -76,9 +99,10 @@ export class AdamWKernel {
 
 const I32 = 0x7f;
 const F32 = 0x7d;
+const F64 = 0x7c;
 const V128 = 0x7b;
 /** SIMD opcodes (prefix 0xfd) of the WebAssembly 2.0 specification. */
-const SIMD = { load: 0, store: 11, splat: 19, sqrt: 227, add: 228, sub: 229, mul: 230, div: 231 } as const;
+const SIMD = { load: 0, store: 11, splat: 19, extractLane: 31, sqrt: 227, add: 228, sub: 229, mul: 230, div: 231 } as const;
 
 function uleb(n: number): number[] {
   const out: number[] = [];
@@ -98,7 +122,21 @@ const get = (local: number): number[] => [0x20, ...uleb(local)];
 const set = (local: number): number[] => [0x21, ...uleb(local)];
 const tee = (local: number): number[] => [0x22, ...uleb(local)];
 
-function kernelModule(): Uint8Array {
+/** Σ x² over the first `bytes` of memory; locals 0 bytes, 1 i, 2 the four lanes' sums, 3 x. */
+function sumOfSquaresCode(): number[] {
+  const [BYTES, I, SUM, X] = [0, 1, 2, 3];
+  const body = [0x02, 0x40, 0x03, 0x40]; // block, loop
+  body.push(...get(I), ...get(BYTES), 0x4f, 0x0d, 1); // i >= bytes: br_if to the block's end
+  body.push(...get(SUM), ...get(I), ...simd(SIMD.load), 4, 0, ...tee(X), ...get(X), ...simd(SIMD.mul), ...simd(SIMD.add), ...set(SUM));
+  body.push(...get(I), 0x41, 16, 0x6a, ...set(I), 0x0c, 0, 0x0b, 0x0b); // i += 16; br to the loop; end, end
+  for (let lane = 0; lane < 4; lane++) {
+    body.push(...get(SUM), ...simd(SIMD.extractLane), lane, 0xbb); // f32x4.extract_lane, f64.promote_f32
+    if (lane > 0) body.push(0xa0); // f64.add
+  }
+  return [...vec([[...uleb(1), I32], [...uleb(2), V128]]), ...body, 0x0b];
+}
+
+function adamwCode(): number[] {
   // Locals: 0 bytes, 1…9 the f32 parameters, 10 i, 11…19 the parameters splatted, 20 g, 21 m, 22 v.
   const [BYTES, I, G, M, V] = [0, 10, 20, 21, 22];
   const splat = (param: number) => param + 10;
@@ -121,15 +159,21 @@ function kernelModule(): Uint8Array {
     ...get(STEP), ...get(M), ...op('mul'), ...get(V), ...op('sqrt'), ...get(INV), ...op('mul'), ...get(EPS), ...op('add', 'div', 'sub'),
   ]));
   body.push(...get(I), 0x41, 16, 0x6a, ...set(I), 0x0c, 0, 0x0b, 0x0b); // i += 16; br to the loop; end, end
-  const code = [...vec([[...uleb(1), I32], [...uleb(12), V128]]), ...body, 0x0b];
+  return [...vec([[...uleb(1), I32], [...uleb(12), V128]]), ...body, 0x0b];
+}
 
+function kernelModule(): Uint8Array {
+  const functions = [adamwCode(), sumOfSquaresCode()];
   const pages = Math.ceil((4 * CHUNK * 4) / 65_536);
   return new Uint8Array([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
-    ...section(1, vec([[0x60, ...vec([[I32], ...Array.from({ length: 9 }, () => [F32])]), 0x00]])), // type: (i32, f32 × 9) → ()
-    ...section(3, vec([[0]])), // function 0 has type 0
+    ...section(1, vec([
+      [0x60, ...vec([[I32], ...Array.from({ length: 9 }, () => [F32])]), 0x00], // type 0: (i32, f32 × 9) → ()
+      [0x60, ...vec([[I32]]), ...vec([[F64]])], // type 1: (i32) → f64
+    ])),
+    ...section(3, vec([[0], [1]])), // function 0 has type 0, function 1 type 1
     ...section(5, vec([[0x00, ...uleb(pages)]])), // memory: `pages` pages, no maximum
-    ...section(7, vec([[...name('adamw'), 0x00, 0], [...name('memory'), 0x02, 0]])), // exports
-    ...section(10, vec([[...uleb(code.length), ...code]])), // code
+    ...section(7, vec([[...name('adamw'), 0x00, 0], [...name('sumOfSquares'), 0x00, 1], [...name('memory'), 0x02, 0]])), // exports
+    ...section(10, vec(functions.map((code) => [...uleb(code.length), ...code]))), // code
   ]);
 }

@@ -16,8 +16,9 @@ export const DEFAULT_ADAMW: AdamWConfig = { beta1: 0.9, beta2: 0.95, eps: 1e-8, 
 /**
  * AdamW over the flat parameter vector (the inner optimizer of a trainer). Moments are float32
  * like the parameters, and so is the update, four elements at a time (adamw-kernel.ts: the same
- * bits on every machine). The gradient norm for clipping is summed in float64, in index order.
- * Decay is decoupled (Loshchilov & Hutter) and applies per tensor.
+ * bits on every machine), and the gradient norm for clipping (four float32 lanes per chunk of 16K
+ * values, the chunks' sums added in float64 in index order). Decay is decoupled (Loshchilov &
+ * Hutter) and applies per tensor.
  */
 export class AdamW {
   readonly m: Float32Array;
@@ -45,19 +46,12 @@ export class AdamW {
     }
   }
 
-  /** The global L2 norm of `grads`, summed in index order in float64. */
-  static norm(grads: Float32Array): number {
-    let sum = 0;
-    for (let i = 0; i < grads.length; i++) sum += grads[i]! * grads[i]!;
-    return Math.sqrt(sum);
-  }
-
   /** One update of `params` in place; returns the gradient norm before clipping. */
   update(params: Float32Array, grads: Float32Array, lr: number): number {
     const size = this.layout.size;
     if (params.length !== size || grads.length !== size) throw new Error(`AdamW needs ${size} values, got params ${params.length} and grads ${grads.length}`);
     const { beta1, beta2, eps, weightDecay, gradClip } = this.config;
-    const norm = AdamW.norm(grads);
+    const norm = Math.sqrt(this.kernel.squaredNorm(grads));
     if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm}: the step diverged`);
     const scale = gradClip > 0 && norm > gradClip ? gradClip / norm : 1;
     this.step++;
