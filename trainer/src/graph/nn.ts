@@ -3,7 +3,7 @@
 // cross-entropy are plain compositions and autodiff derives their gradients.
 
 import { attr, formatShape, isFloat, shapeError, type FloatDType, type Graph, type Tensor } from './graph.js';
-import { add, concat, div, exp, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sigmoid, split, sqrt, sub, sumTo, tanh } from './ops.js';
+import { add, concat, div, exp, expand, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sigmoid, split, sqrt, sub, sumTo, tanh } from './ops.js';
 
 function requireVector(op: string, v: Tensor | undefined, size: number, x: Tensor): void {
   if (v !== undefined && (v.rank !== 1 || v.shape[0] !== size || v.dtype !== x.dtype)) {
@@ -159,7 +159,28 @@ export function pick(x: Tensor, targets: Tensor): Tensor {
 /** Mean cross-entropy of logits [..., V] against int targets [...]: −mean(log_softmax(logits)[target]).
  * Its gradient, softmax − onehot (÷ tokens), comes out of the LogSoftmax and GatherElements rules. */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
-  return neg(mean(pick(logSoftmax(logits, -1), targets)));
+  let logProbs: Tensor | undefined;
+  const forward = () => {
+    logProbs = logSoftmax(logits, -1);
+    return [neg(mean(pick(logProbs, targets)))];
+  };
+  // d loss / d logits = (softmax(logits) − onehot(targets)) · gy / N: three passes over the
+  // [..., V] logits (exp, scale, scatter-add of −gy/N at the targets), where autodiff through
+  // pick and logSoftmax takes seven (zeros, scatter, exp, sum, mul, sub, and the mean's expand).
+  const grad = ([gy]: readonly Tensor[]) => {
+    if (gy === undefined || logProbs === undefined) throw new Error('internal: CrossEntropy gradient without its forward');
+    const scale = div(gy, targets.size);
+    const index = reshape(targets, [...targets.shape, 1]);
+    const minusScale = expand(reshape(neg(scale), index.shape.map(() => 1)), [...index.shape]);
+    const scatterAdd = logits.graph.op({
+      op: 'ScatterElements',
+      inputs: [mul(exp(logProbs), scale), index, minusScale],
+      outputs: [logits],
+      attrs: { axis: attr.int(logits.rank - 1), reduction: attr.string('add') },
+    });
+    return [scatterAdd, undefined];
+  };
+  return logits.graph.composite('CrossEntropy', [logits, targets], forward, grad)[0] as Tensor;
 }
 
 /** Cross-entropy per sequence: logits [B, T, V] and int targets [B, T] → [B], each the mean over
