@@ -11,13 +11,12 @@
 //                            which config.json's transformers.js_config counts for transformers.js
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { tokenizerConfigJson, tokenizerJsonOf } from '../data/tokenizer-json.js';
+import { tokenizerConfigJson, tokenizerJsonOf, type TextTokenizer } from '../data/tokenizer-json.js';
+import type { ModelConfig } from '../model/family.js';
 import { buildDecoderOnnx } from './decoder-onnx.js';
 import type { WeightPlacement } from './onnx-builder.js';
 import { hfConfigJson, hfGenerationConfigJson, hfTensors } from './hf-layout.js';
 import { encodeSafetensors } from './safetensors.js';
-import type { TextTokenizer } from '../data/tokenizer-json.js';
-import type { ModelConfig } from '../model/family.js';
 
 /** Writes the model folder into `dir` (created if need be) for the model `config` with
  * parameters `params` and its run's tokenizer; returns the paths written. `placement` moves the
@@ -26,7 +25,7 @@ export async function writeHuggingFaceExport(
   dir: string, config: ModelConfig, params: Float32Array, tokenizer: TextTokenizer, placement?: Omit<WeightPlacement, 'fileName'>,
 ): Promise<string[]> {
   const tokens = { eot: tokenizer.eot };
-  if (tokenizer.vocabSize > config.vocabSize) throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens, model.vocabSize only ${config.vocabSize}`);
+  if (tokenizer.vocabSize > config.vocabSize) throw new Error(`model.vocabSize: ${config.vocabSize} is smaller than the tokenizer's ${tokenizer.vocabSize} tokens`);
   // Computed before anything is written, so a model the format cannot hold leaves no half folder.
   const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
   const onnx = buildDecoderOnnx(config, params, { ...placement, fileName: 'model.onnx' });

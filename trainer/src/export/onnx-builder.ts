@@ -23,6 +23,7 @@ import {
   type TensorProto,
   type ValueInfoProto,
 } from 'onnx-buf';
+import { IR_VERSION, MIN_OPSET } from '../graph/onnx.js';
 
 /** A dimension: a fixed size, or a name shared by every dimension of that size (`batch_size`). */
 export type Dim = number | string;
@@ -32,10 +33,9 @@ const ELEM_CODE: Readonly<Record<ElemType, number>> = { float32: 1, int64: 7, bo
 /** An attribute value; ints and floats are told apart by the wrapper, not by the number. */
 export type AttrValue = { int: number } | { ints: readonly number[] } | { float: number };
 
-/** Opset 18: ReduceMean axes and Split sizes are inputs; every op used here exists there. */
-const OPSET = 18n;
-/** IR version 10 (ONNX 1.16), read by onnxruntime 1.17 and later. */
-const IR_VERSION = 10n;
+/** The training graphs' opset and IR version (opset 18: ReduceMean axes and Split sizes are
+ * inputs); every op the decoder uses exists there. */
+const OPSET = BigInt(MIN_OPSET);
 
 /** Where the weights go: inside the .onnx file while they fit protobuf's 2 GiB limit with room to
  * spare, else beside it in files of at most `chunkBytes` each (ONNX external data), named

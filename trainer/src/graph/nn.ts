@@ -1,9 +1,10 @@
-// Neural-network ops for a GPT, built on ops.ts. LayerNorm and GELU bring their own gradient
-// rules (fewer, cheaper backward nodes than differentiating their primitives); RMSNorm and
-// cross-entropy are plain compositions and autodiff derives their gradients.
+// Neural-network ops for the model families, built on ops.ts. LayerNorm, GELU, SiLU and
+// cross-entropy bring their own gradient rules (fewer, cheaper backward nodes than
+// differentiating their primitives); RMSNorm and rotary embeddings are plain compositions and
+// autodiff derives their gradients.
 
 import { attr, formatShape, isFloat, shapeError, type FloatDType, type Graph, type Tensor } from './graph.js';
-import { add, concat, div, exp, expand, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sigmoid, split, sqrt, sub, sumTo, tanh } from './ops.js';
+import { add, div, exp, expand, gatherElements, logSoftmax, matmul, mean, mul, neg, reduceMean, reshape, sigmoid, sqrt, sub, sumTo, tanh } from './ops.js';
 
 function requireVector(op: string, v: Tensor | undefined, size: number, x: Tensor): void {
   if (v !== undefined && (v.rank !== 1 || v.shape[0] !== size || v.dtype !== x.dtype)) {
@@ -157,7 +158,7 @@ export function pick(x: Tensor, targets: Tensor): Tensor {
 }
 
 /** Mean cross-entropy of logits [..., V] against int targets [...]: −mean(log_softmax(logits)[target]).
- * Its gradient, softmax − onehot (÷ tokens), comes out of the LogSoftmax and GatherElements rules. */
+ * Its gradient, softmax − onehot (÷ tokens), is written directly (below). */
 export function crossEntropy(logits: Tensor, targets: Tensor): Tensor {
   let logProbs: Tensor | undefined;
   const forward = () => {

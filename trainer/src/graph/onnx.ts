@@ -28,7 +28,7 @@ import { DTYPE_CODE, type Attr, type Graph, type Node, type OnnxNode, type Tenso
  * needs a newer opset says so (OnnxNode.sinceOpset, e.g. Gelu: 20) and raises the model's. */
 export const MIN_OPSET = 18;
 /** IR version 10 (ONNX 1.16) is read by onnxruntime 1.17 and later. */
-const IR_VERSION = 10n;
+export const IR_VERSION = 10n;
 
 export interface ExportOptions {
   /** Graph outputs by name, e.g. { loss, 'grad.wte': g }. */

@@ -1,7 +1,7 @@
 // AdamW's per-element update as a WebAssembly SIMD kernel: four float32 lanes per instruction,
 // where a JavaScript loop computes one float64 element at a time (its sqrt and division bound
 // it at ~6 ns per element; the kernel takes about a quarter of that with its copies, so a step of
-// the 16M-parameter benchmark model spends ~25 ms instead of ~100 ms in the optimizer:
+// the 16M-parameter benchmark model spends ~30 ms instead of ~124 ms in the optimizer:
 // docs/benchmarks.md). WebAssembly's float add, mul, div and sqrt are IEEE-exact, so the result
 // is the same bits on every machine.
 //
@@ -122,13 +122,20 @@ const get = (local: number): number[] => [0x20, ...uleb(local)];
 const set = (local: number): number[] => [0x21, ...uleb(local)];
 const tee = (local: number): number[] => [0x22, ...uleb(local)];
 
+/** `step` for i = 0, 16, 32, … while i < bytes (locals `bytes` and `i`, one f32x4 a step). */
+function vectorLoop(bytes: number, i: number, step: number[]): number[] {
+  return [
+    0x02, 0x40, 0x03, 0x40, // block, loop
+    ...get(i), ...get(bytes), 0x4f, 0x0d, 1, // i >= bytes (i32.ge_u): br_if to the block's end
+    ...step,
+    ...get(i), 0x41, 16, 0x6a, ...set(i), 0x0c, 0, 0x0b, 0x0b, // i += 16; br to the loop; end, end
+  ];
+}
+
 /** Σ x² over the first `bytes` of memory; locals 0 bytes, 1 i, 2 the four lanes' sums, 3 x. */
 function sumOfSquaresCode(): number[] {
   const [BYTES, I, SUM, X] = [0, 1, 2, 3];
-  const body = [0x02, 0x40, 0x03, 0x40]; // block, loop
-  body.push(...get(I), ...get(BYTES), 0x4f, 0x0d, 1); // i >= bytes: br_if to the block's end
-  body.push(...get(SUM), ...get(I), ...simd(SIMD.load), 4, 0, ...tee(X), ...get(X), ...simd(SIMD.mul), ...simd(SIMD.add), ...set(SUM));
-  body.push(...get(I), 0x41, 16, 0x6a, ...set(I), 0x0c, 0, 0x0b, 0x0b); // i += 16; br to the loop; end, end
+  const body = vectorLoop(BYTES, I, [...get(SUM), ...get(I), ...simd(SIMD.load), 4, 0, ...tee(X), ...get(X), ...simd(SIMD.mul), ...simd(SIMD.add), ...set(SUM)]);
   for (let lane = 0; lane < 4; lane++) {
     body.push(...get(SUM), ...simd(SIMD.extractLane), lane, 0xbb); // f32x4.extract_lane, f64.promote_f32
     if (lane > 0) body.push(0xa0); // f64.add
@@ -149,16 +156,15 @@ function adamwCode(): number[] {
 
   const body: number[] = [];
   for (let param = 1; param <= 9; param++) body.push(...get(param), ...simd(SIMD.splat), ...set(splat(param)));
-  body.push(0x02, 0x40, 0x03, 0x40); // block, loop
-  body.push(...get(I), ...get(BYTES), 0x4f, 0x0d, 1); // i >= bytes (i32.ge_u): br_if to the block's end
-  body.push(...load(0), ...get(SCALE), ...op('mul'), ...set(G));
-  body.push(...store(1, [...load(1), ...get(BETA1), ...op('mul'), ...get(G), ...get(A1), ...op('mul', 'add'), ...tee(M)]));
-  body.push(...store(2, [...load(2), ...get(BETA2), ...op('mul'), ...get(G), ...get(G), ...op('mul'), ...get(A2), ...op('mul', 'add'), ...tee(V)]));
-  body.push(...store(3, [
-    ...load(3), ...get(KEEP), ...op('mul'),
-    ...get(STEP), ...get(M), ...op('mul'), ...get(V), ...op('sqrt'), ...get(INV), ...op('mul'), ...get(EPS), ...op('add', 'div', 'sub'),
+  body.push(...vectorLoop(BYTES, I, [
+    ...load(0), ...get(SCALE), ...op('mul'), ...set(G),
+    ...store(1, [...load(1), ...get(BETA1), ...op('mul'), ...get(G), ...get(A1), ...op('mul', 'add'), ...tee(M)]),
+    ...store(2, [...load(2), ...get(BETA2), ...op('mul'), ...get(G), ...get(G), ...op('mul'), ...get(A2), ...op('mul', 'add'), ...tee(V)]),
+    ...store(3, [
+      ...load(3), ...get(KEEP), ...op('mul'),
+      ...get(STEP), ...get(M), ...op('mul'), ...get(V), ...op('sqrt'), ...get(INV), ...op('mul'), ...get(EPS), ...op('add', 'div', 'sub'),
+    ]),
   ]));
-  body.push(...get(I), 0x41, 16, 0x6a, ...set(I), 0x0c, 0, 0x0b, 0x0b); // i += 16; br to the loop; end, end
   return [...vec([[...uleb(1), I32], [...uleb(12), V128]]), ...body, 0x0b];
 }
 
